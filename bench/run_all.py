@@ -1,0 +1,14 @@
+"""Runs every benchmark in turn (what `make bench` does); each prints its own figures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ["model_costs.py", "pipeline_latency.py", "nlu_eval.py"]
+
+for script in BENCHMARKS:
+    print(f"\n== bench/{script}", flush=True)
+    subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -1,0 +1,39 @@
+"""Assembles a `Bot` from the config: the one place where the parts meet."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from bot.config import Config
+from bot.conversation import ConversationMemory
+from bot.core import Bot
+from bot.engine import DialogueEngine
+from bot.privacy.pseudonym import Pseudonymizer
+from bot.privacy.secrets import Secrets, secrets_with_dev_fallback
+
+logger = logging.getLogger(__name__)
+
+
+def local_secrets(config: Config) -> Secrets:
+    """Secrets from the environment, or generated dev keys for local console use."""
+    secrets, created = secrets_with_dev_fallback(os.environ, config.secrets.dev_keys_file)
+    if created:
+        print(
+            f"bot: generated local development keys in {config.secrets.dev_keys_file} (mode 0600); "
+            "set BOT_PSEUDONYM_KEY in the environment for real deployments",
+            file=sys.stderr,
+        )
+    return secrets
+
+
+def load_engine(config: Config) -> DialogueEngine:
+    from bot.engine.rasa_engine import RasaEngine
+
+    return RasaEngine.load(config.rasa.model_path, config.assistant.conversation_idle_minutes * 60)
+
+
+def build_bot(config: Config, secrets: Secrets, engine: DialogueEngine) -> Bot:
+    memory = ConversationMemory(idle_seconds=config.assistant.conversation_idle_minutes * 60)
+    return Bot(engine, Pseudonymizer(secrets.pseudonym_key), config.assistant, memory)

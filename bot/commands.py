@@ -1,0 +1,177 @@
+"""The fan's commands: parsed the same way on every connector, answered here.
+
+Anything that starts with "/" is a command; it never reaches the model (Rasa would read
+"/name" as an intent payload).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from bot.config import AssistantSettings
+from bot.conversation import ConversationMemory, ConversationState, Explanation
+from bot.engine import DialogueEngine
+from bot.messages import Kind, Outgoing
+
+#: Command -> the arguments it accepts ("" is the bare command).
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "/human": ("", "cancel"),
+    "/forget-me": ("", "confirm", "cancel"),
+    "/my-data": ("",),
+    "/privacy": ("", "on", "off"),
+    "/why": ("",),
+}
+_ALIASES = {"/forget_me": "/forget-me", "/forgetme": "/forget-me", "/my_data": "/my-data", "/mydata": "/my-data"}
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    argument: str = ""
+
+
+class CommandError(ValueError):
+    """An unknown command or argument; the message is the fan-facing one-line error."""
+
+
+def is_command(text: str) -> bool:
+    return text.lstrip().startswith("/")
+
+
+def parse_command(text: str) -> Command:
+    words = text.split()
+    name = _ALIASES.get(words[0].lower(), words[0].lower()) if words else "/"
+    if name not in COMMANDS:
+        raise CommandError(f"Unknown command {words[0] if words else '/'}. Commands: {', '.join(COMMANDS)}.")
+    argument = " ".join(words[1:]).lower()
+    allowed = COMMANDS[name]
+    if argument not in allowed:
+        options = " or ".join(f"{name} {a}".strip() for a in allowed)
+        raise CommandError(f"{name} does not take {argument!r}. Use {options}.")
+    return Command(name, argument)
+
+
+class CommandHandlers:
+    """Answers commands. Erasure, export and handoff grow here with the store and desk."""
+
+    def __init__(self, settings: AssistantSettings, engine: DialogueEngine, memory: ConversationMemory) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._memory = memory
+
+    async def run(self, command: Command, fan: str, state: ConversationState) -> list[Outgoing]:
+        if command.name == "/human":
+            return self.human(command.argument)
+        if command.name == "/forget-me":
+            return await self.forget_me(command.argument, fan, state)
+        if command.name == "/my-data":
+            return self.my_data(fan)
+        if command.name == "/privacy":
+            return self.privacy(command.argument)
+        return self.why(state)
+
+    def human(self, argument: str = "") -> list[Outgoing]:
+        if argument == "cancel":
+            return [Outgoing(Kind.REFUSED, "There is no open request for a person to cancel.")]
+        return [
+            Outgoing(
+                Kind.REFUSED,
+                "I can't hand you to a person from here yet: this installation has no moderator desk "
+                "connected. Please message the server's moderators directly; I'm still here for anything else.",
+            )
+        ]
+
+    def ask_erasure(self, state: ConversationState, explicit_only: bool = False) -> list[Outgoing]:
+        """Erasure is never done on a bare "yes": only on the explicit confirmation."""
+        state.pending_erasure = True
+        opening = (
+            "To be sure it's what you want, I only erase on the explicit command."
+            if explicit_only
+            else "Do you want me to erase everything I hold about you? This cannot be undone."
+        )
+        return [
+            Outgoing(
+                Kind.ERASURE_CONFIRM_REQUEST,
+                f"{opening} Type /forget-me confirm to erase, or /forget-me cancel to keep it.",
+            )
+        ]
+
+    async def forget_me(self, argument: str, fan: str, state: ConversationState) -> list[Outgoing]:
+        if argument == "":
+            return self.ask_erasure(state)
+        if argument == "cancel":
+            state.pending_erasure = False
+            return [Outgoing(Kind.PRIVACY_NOTICE, "OK, nothing was erased.")]
+        dialogues = await self._engine.forget(fan)
+        conversations = self._memory.forget(fan)
+        return [
+            Outgoing(
+                Kind.ERASURE_DONE,
+                "Done: I erased everything I held about you: the state of "
+                f"{conversations} conversation(s) and {dialogues} dialogue history kept in memory by the AI model. "
+                "This version writes no transcripts to disk, so nothing else existed. "
+                "Your next message starts afresh.",
+            )
+        ]
+
+    def my_data(self, fan: str) -> list[Outgoing]:
+        conversations = self._memory.conversations_of(fan)
+        export = {
+            "pseudonym": fan,
+            "stored_on_disk": [],
+            "held_in_memory": {
+                "conversations": len(conversations),
+                "last_understood_intents": sorted(
+                    {c.last_answer.intent for c in conversations if c.last_answer and c.last_answer.intent}
+                ),
+                "dialogue_history": "your recent messages, kept by the AI model in memory only, "
+                f"dropped after {self._idle_minutes()} idle minutes or on /forget-me",
+            },
+        }
+        return [Outgoing(Kind.DATA_EXPORT, json.dumps(export, indent=2, sort_keys=True))]
+
+    def privacy(self, argument: str = "") -> list[Outgoing]:
+        if argument in ("on", "off"):
+            return [
+                Outgoing(
+                    Kind.PRIVACY_NOTICE,
+                    f"/privacy {argument} changes nothing yet: this version keeps no transcripts to switch off.",
+                )
+            ]
+        return [
+            Outgoing(
+                Kind.PRIVACY_NOTICE,
+                "What I keep: your platform id is replaced by a pseudonym (a keyed hash) before anything "
+                "else sees it. The AI model keeps your recent messages in memory only, for "
+                f"{self._idle_minutes()} idle minutes at most; this version writes no transcripts to disk "
+                "and logs no message text. Nobody reads your messages unless you ask for a person. "
+                "/my-data shows what I hold; /forget-me erases it.",
+            )
+        ]
+
+    def why(self, state: ConversationState) -> list[Outgoing]:
+        last = state.last_answer
+        if last is None:
+            return [Outgoing(Kind.EXPLANATION, "There is no answer of mine to explain yet in this conversation.")]
+        return [Outgoing(Kind.EXPLANATION, explain(last), intent=last.intent, confidence=last.confidence)]
+
+    def _idle_minutes(self) -> str:
+        minutes = self._memory.idle_seconds / 60
+        return f"{minutes:g}"
+
+
+def explain(last: Explanation) -> str:
+    """Plain words for `/why`: what was understood, how sure, and that it was automated."""
+    automated = "The answer was chosen automatically by the AI assistant; no person was involved."
+    if last.source == "guard":
+        return f"You asked whether I'm a bot or a person, so a fixed rule answered truthfully that I'm an AI. {automated}"
+    score = f" with confidence {last.confidence:.2f}" if last.confidence is not None else ""
+    if last.source == "fallback":
+        if last.guess:
+            detail = f" My best guess was '{last.guess}'{score}, too low to rely on."
+        elif last.intent and last.intent != "nlu_fallback":
+            detail = f" I understood it as '{last.intent}'{score}, which I have no answer for."
+        else:
+            detail = ""
+        return f"I wasn't confident enough to answer.{detail} {automated}"
+    return f"I understood your message as '{last.intent}'{score} and answered with the reply for that. {automated}"

@@ -1,0 +1,187 @@
+"""Settings: defaults, then the TOML file, then `BOT_*` variables, then command-line flags.
+
+Every key lives in a frozen dataclass below, so a typo or a bad value is caught at start-up
+with one line naming the key. Secrets are never read from the file: only from the
+environment (see `bot.privacy.secrets`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+try:  # Python 3.11+ has tomllib; 3.10 (Rasa's ceiling) needs tomli.
+    import tomllib  # type: ignore[import-not-found]
+except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
+    import tomli as tomllib
+
+ENV_PREFIX = "BOT_"
+DEFAULT_CONFIG_FILE = Path("config.toml")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message is one line naming the key."""
+
+
+def _positive(value: Any) -> Optional[str]:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _non_empty(value: Any) -> Optional[str]:
+    return None if str(value).strip() else "must not be empty"
+
+
+def _log_level(value: Any) -> Optional[str]:
+    return None if value in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"
+
+
+def _check(validator: Callable[[Any], Optional[str]], **kwargs: Any) -> Any:
+    """A dataclass field carrying its validator, so the schema is one place."""
+    return field(metadata={"check": validator}, **kwargs)
+
+
+@dataclass(frozen=True)
+class AssistantSettings:
+    name: str = _check(_non_empty, default="StreamVerse fan assistant")
+    community: str = _check(_non_empty, default="StreamVerse")
+    max_message_chars: int = _check(_positive, default=4000)
+    fallbacks_before_offer: int = _check(_positive, default=2)
+    conversation_idle_minutes: float = _check(_positive, default=30.0)
+
+
+@dataclass(frozen=True)
+class RasaSettings:
+    project_dir: Path = _check(_non_empty, default=Path("rasa_project"))
+    model_path: Path = _check(_non_empty, default=Path("rasa_project/models/fan.tar.gz"))
+
+
+@dataclass(frozen=True)
+class SecretsSettings:
+    dev_keys_file: Path = _check(_non_empty, default=Path(".data/dev-keys.env"))
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = _check(_log_level, default="WARNING")
+
+
+@dataclass(frozen=True)
+class Config:
+    assistant: AssistantSettings = field(default_factory=AssistantSettings)
+    rasa: RasaSettings = field(default_factory=RasaSettings)
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+
+def _sections() -> dict[str, type]:
+    """Section name -> its dataclass (annotations are strings under `from __future__`)."""
+    return {f.name: globals()[str(f.type)] for f in dataclasses.fields(Config)}
+
+
+def _coerce(key: str, raw: Any, annotation: Any) -> Any:
+    """Turns a TOML or string value into the field's type, or says why it cannot."""
+    kind = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}.get(
+        annotation if isinstance(annotation, str) else annotation.__name__
+    )
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return raw.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{key}: expected true or false, got {raw!r}")
+    if kind in (int, float):
+        if isinstance(raw, bool):
+            raise ConfigError(f"{key}: expected a number, got {raw!r}")
+        try:
+            number = kind(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected {'an integer' if kind is int else 'a number'}, got {raw!r}") from None
+        if kind is int and isinstance(raw, float) and raw != number:
+            raise ConfigError(f"{key}: expected an integer, got {raw!r}")
+        return number
+    if not isinstance(raw, str):
+        raise ConfigError(f"{key}: expected a string, got {raw!r}")
+    return Path(raw) if kind is Path else raw
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path}: invalid TOML: {error}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """`BOT_SECTION_KEY=value`, for every known key (unknown BOT_* names are secrets etc.)."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for section, section_type in _sections().items():
+        for item in dataclasses.fields(section_type):
+            name = f"{ENV_PREFIX}{section}_{item.name}".upper()
+            if name in environ:
+                overrides.setdefault(section, {})[item.name] = environ[name]
+    return overrides
+
+
+def _flag_overrides(assignments: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`section.key=value` pairs from `--set`."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for assignment in assignments:
+        dotted, sep, value = assignment.partition("=")
+        section, dot, key = dotted.strip().partition(".")
+        if not sep or not dot or not key:
+            raise ConfigError(f"--set {assignment!r}: expected SECTION.KEY=VALUE")
+        overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def _merge(layers: Sequence[Mapping[str, Any]], origin: Sequence[str]) -> Config:
+    sections = _sections()
+    built: dict[str, Any] = {}
+    for section, section_type in sections.items():
+        known = {f.name: f for f in dataclasses.fields(section_type)}
+        values: dict[str, Any] = {}
+        for layer, where in zip(layers, origin):
+            table = layer.get(section, {})
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"[{section}] in {where}: expected a table of keys")
+            for key, raw in table.items():
+                dotted = f"{section}.{key}"
+                if key not in known:
+                    raise ConfigError(f"{dotted} ({where}): unknown key; known keys: {', '.join(known)}")
+                values[key] = _coerce(dotted, raw, known[key].type)
+        instance = section_type(**values)
+        for key, item in known.items():
+            problem = item.metadata.get("check", lambda _: None)(getattr(instance, key))
+            if problem:
+                raise ConfigError(f"{section}.{key}: {problem} (got {getattr(instance, key)!r})")
+        built[section] = instance
+    for layer, where in zip(layers, origin):
+        unknown = sorted(set(layer) - set(sections))
+        if unknown:
+            raise ConfigError(f"[{unknown[0]}] ({where}): unknown section; known sections: {', '.join(sections)}")
+    return Config(**built)
+
+
+def load_config(
+    path: Optional[Path] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    assignments: Sequence[str] = (),
+) -> Config:
+    """Builds the effective config; raises `ConfigError` with one line on any bad value."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get(f"{ENV_PREFIX}CONFIG"):
+        path = Path(environ[f"{ENV_PREFIX}CONFIG"])
+    if path is None and DEFAULT_CONFIG_FILE.is_file():
+        path = DEFAULT_CONFIG_FILE
+    from_file = _read_file(path) if path is not None else {}
+    return _merge(
+        [from_file, _env_overrides(environ), _flag_overrides(assignments)],
+        [str(path) if path else "defaults", "environment", "command line"],
+    )

@@ -1,0 +1,70 @@
+"""Per-conversation memory the policy needs: disclosure shown, fallback streak, last answer.
+
+Held in memory for as long as the conversation is active (the same idle limit as the
+model's tracker), so an idle conversation that comes back is a first contact again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why the last answer was what it was, for `/why`."""
+
+    source: str  # "model", "guard" or "fallback"
+    intent: Optional[str]
+    confidence: Optional[float]
+    guess: Optional[str] = None
+
+
+@dataclass
+class ConversationState:
+    disclosed: bool = False
+    consecutive_fallbacks: int = 0
+    handoff_offered: bool = False
+    pending_erasure: bool = False
+    last_answer: Optional[Explanation] = None
+    last_seen: float = field(default=0.0)
+
+
+class ConversationMemory:
+    def __init__(self, idle_seconds: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._idle_seconds = idle_seconds
+        self._monotonic = monotonic
+        self._by_fan: dict[str, dict[str, ConversationState]] = {}
+
+    @property
+    def idle_seconds(self) -> float:
+        return self._idle_seconds
+
+    def state(self, fan: str, conversation: str) -> ConversationState:
+        now = self._monotonic()
+        conversations = self._by_fan.setdefault(fan, {})
+        current = conversations.get(conversation)
+        if current is None or now - current.last_seen > self._idle_seconds:
+            current = conversations[conversation] = ConversationState()
+        current.last_seen = now
+        return current
+
+    def conversations_of(self, fan: str) -> list[ConversationState]:
+        return list(self._by_fan.get(fan, {}).values())
+
+    def forget(self, fan: str) -> int:
+        """Drops every conversation of the fan; returns how many there were."""
+        return len(self._by_fan.pop(fan, {}))
+
+    def expire_idle(self) -> int:
+        cutoff = self._monotonic() - self._idle_seconds
+        dropped = 0
+        for fan in list(self._by_fan):
+            conversations = self._by_fan[fan]
+            for key in [k for k, state in conversations.items() if state.last_seen < cutoff]:
+                del conversations[key]
+                dropped += 1
+            if not conversations:
+                del self._by_fan[fan]
+        return dropped

@@ -1,0 +1,134 @@
+"""The policy: one readable pipeline from a fan's message to the assistant's replies.
+
+Order matters and is the product's promise: pseudonymize first, commands before the
+model, disclosure before any answer, guards that do not trust the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from bot.commands import CommandError, CommandHandlers, is_command, parse_command
+from bot.config import AssistantSettings
+from bot.conversation import ConversationMemory, ConversationState, Explanation
+from bot.disclosure import bot_challenge_text, disclosure_text
+from bot.engine import FALLBACK_INTENT, DialogueEngine, EngineResult
+from bot.guards import asks_if_human
+from bot.locks import KeyedLocks
+from bot.messages import Incoming, Kind, Outgoing
+from bot.privacy.pseudonym import Pseudonymizer
+
+logger = logging.getLogger(__name__)
+
+#: Intents the model may recognise but the core answers itself, the same way as the command.
+FALLBACK_INTENTS = frozenset({FALLBACK_INTENT, "out_of_scope"})
+HANDOFF_OFFER_TEXT = (
+    "Would you like me to hand this conversation to a human moderator? "
+    "Say yes, or type /human at any time."
+)
+FALLBACK_TEXT = (
+    "Sorry, I'm not sure I understood that, and I'd rather not guess: I'm an automated assistant. "
+    "Try rephrasing, or type /human to reach a person."
+)
+ENGINE_FAILURE_TEXT = "Sorry, something went wrong on my side and I can't answer right now. Type /human to reach a person."
+
+
+class Bot:
+    def __init__(
+        self,
+        engine: DialogueEngine,
+        pseudonyms: Pseudonymizer,
+        settings: AssistantSettings,
+        memory: ConversationMemory,
+    ) -> None:
+        self._engine = engine
+        self._pseudonyms = pseudonyms
+        self._settings = settings
+        self._memory = memory
+        self._commands = CommandHandlers(settings, engine, memory)
+        self._locks = KeyedLocks()
+
+    async def handle(self, incoming: Incoming, max_chars: Optional[int] = None) -> list[Outgoing]:
+        """Everything the assistant sends in answer to one fan message, in order.
+
+        `max_chars` is the connector's platform limit, when tighter than the configured one.
+        """
+        fan = self._pseudonyms.fan(incoming.platform, incoming.user_id)
+        conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
+        async with self._locks.hold(fan):
+            state = self._memory.state(fan, conversation)
+            first_contact = not state.disclosed
+            state.disclosed = True
+            replies = await self._reply(fan, state, incoming, max_chars)
+            if first_contact:
+                replies.insert(0, Outgoing(Kind.DISCLOSURE, disclosure_text(self._settings)))
+            return replies
+
+    async def _reply(
+        self, fan: str, state: ConversationState, incoming: Incoming, max_chars: Optional[int]
+    ) -> list[Outgoing]:
+        text = incoming.text.strip()
+        limit = min(self._settings.max_message_chars, max_chars or self._settings.max_message_chars)
+        if not text:
+            what = "Attachments aren't something I can read" if incoming.attachments else "Your message was empty"
+            return [Outgoing(Kind.ERROR, f"{what}: please send your question as text.")]
+        if len(text) > limit:
+            return [Outgoing(Kind.ERROR, f"Your message is {len(text)} characters long; I can read at most {limit}. Please shorten it.")]
+        if is_command(text):
+            try:
+                command = parse_command(text)
+            except CommandError as error:
+                return [Outgoing(Kind.ERROR, str(error))]
+            return await self._commands.run(command, fan, state)
+        return await self._converse(fan, state, text)
+
+    async def _converse(self, fan: str, state: ConversationState, text: str) -> list[Outgoing]:
+        offered, state.handoff_offered = state.handoff_offered, False
+        erasure_asked, state.pending_erasure = state.pending_erasure, False
+        if asks_if_human(text):
+            state.consecutive_fallbacks = 0
+            state.last_answer = Explanation("guard", "bot_challenge", None)
+            return [Outgoing(Kind.ANSWER, bot_challenge_text(self._settings), intent="bot_challenge")]
+        try:
+            result = await self._engine.respond(fan, text)
+        except Exception:  # the model must never take the conversation down
+            logger.exception("dialogue engine failed")
+            return [Outgoing(Kind.ERROR, ENGINE_FAILURE_TEXT)]
+
+        intent = result.intent
+        if offered and intent == "affirm":
+            return self._commands.human()
+        if erasure_asked and intent == "affirm":
+            return self._commands.ask_erasure(state, explicit_only=True)
+        if intent == "human_handoff":
+            return self._commands.human()
+        if intent == "forget_me":
+            return self._commands.ask_erasure(state)
+        if intent == "my_data":
+            return self._commands.my_data(fan)
+        if intent == "privacy_info":
+            return self._commands.privacy()
+        if intent in FALLBACK_INTENTS or intent is None or not result.texts:
+            return self._fallback(state, result)
+
+        state.consecutive_fallbacks = 0
+        state.last_answer = Explanation("model", intent, result.confidence)
+        texts = (bot_challenge_text(self._settings),) if intent == "bot_challenge" else result.texts
+        replies = [Outgoing(Kind.ANSWER, t, intent=intent, confidence=result.confidence) for t in texts]
+        if intent == "complaint":
+            replies.append(self._offer_handoff(state))
+        return replies
+
+    def _fallback(self, state: ConversationState, result: EngineResult) -> list[Outgoing]:
+        state.consecutive_fallbacks += 1
+        state.last_answer = Explanation("fallback", result.intent, result.confidence, result.guess)
+        replies = [Outgoing(Kind.FALLBACK, FALLBACK_TEXT, intent=result.intent, confidence=result.confidence)]
+        if state.consecutive_fallbacks >= self._settings.fallbacks_before_offer:
+            state.consecutive_fallbacks = 0
+            replies.append(self._offer_handoff(state))
+        return replies
+
+    def _offer_handoff(self, state: ConversationState) -> Outgoing:
+        state.handoff_offered = True
+        return Outgoing(Kind.HANDOFF_OFFER, HANDOFF_OFFER_TEXT)

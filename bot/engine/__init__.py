@@ -1,0 +1,34 @@
+"""The dialogue engine contract: what the core needs from a model, nothing more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Protocol
+
+FALLBACK_INTENT = "nlu_fallback"
+
+
+class ModelMissingError(FileNotFoundError):
+    """No trained model where the config points; the operator must train first."""
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """What the model said and why.
+
+    For a low-confidence message `intent` is `FALLBACK_INTENT`, `guess` is the best real
+    intent and `confidence` that intent's score, so `/why` can be honest about it.
+    """
+
+    texts: tuple[str, ...]
+    intent: Optional[str]
+    confidence: Optional[float]
+    guess: Optional[str] = None
+
+
+class DialogueEngine(Protocol):
+    async def respond(self, pseudonym: str, text: str) -> EngineResult:
+        """Answers one fan message; `pseudonym` is the only identity the engine sees."""
+
+    async def forget(self, pseudonym: str) -> int:
+        """Drops everything held about the fan; returns how many conversations were dropped."""

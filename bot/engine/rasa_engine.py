@@ -1,0 +1,64 @@
+"""The default engine: a trained Rasa model loaded in-process."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from bot.engine import FALLBACK_INTENT, EngineResult, ModelMissingError
+from bot.engine.tracker_store import ExpiringInMemoryTrackerStore
+from bot.quiet import quiet_rasa
+
+logger = logging.getLogger(__name__)
+
+
+class RasaEngine:
+    def __init__(self, agent: Any, trackers: ExpiringInMemoryTrackerStore) -> None:
+        self._agent = agent
+        self._trackers = trackers
+
+    @classmethod
+    def load(cls, model_path: Path, tracker_idle_seconds: float) -> "RasaEngine":
+        """Loads the model (seconds of CPU); call once per process, before serving."""
+        if not model_path.is_file():
+            raise ModelMissingError(f"no trained model at {model_path}: run `bot train` (or `make run`)")
+        quiet_rasa()
+        from rasa.core.agent import Agent  # heavy import: only when an engine is wanted
+
+        trackers = ExpiringInMemoryTrackerStore(idle_seconds=tracker_idle_seconds)
+        agent = Agent.load(str(model_path), tracker_store=trackers)
+        logger.info("dialogue model loaded")
+        return cls(agent, trackers)
+
+    @property
+    def agent(self) -> Any:
+        """The loaded `rasa.core.agent.Agent`, for benchmarks against bare Rasa."""
+        return self._agent
+
+    async def respond(self, pseudonym: str, text: str) -> EngineResult:
+        replies = await self._agent.handle_text(text, sender_id=pseudonym) or []
+        parse = self._trackers.latest_parse.get(pseudonym, {})
+        intent = parse.get("intent") or {}
+        name: Optional[str] = intent.get("name")
+        confidence: Optional[float] = intent.get("confidence")
+        guess: Optional[str] = None
+        if name == FALLBACK_INTENT:
+            real = [r for r in parse.get("intent_ranking", []) if r.get("name") != FALLBACK_INTENT]
+            if real:
+                guess, confidence = real[0].get("name"), real[0].get("confidence")
+        return EngineResult(
+            texts=tuple(reply["text"] for reply in replies if reply.get("text")),
+            intent=name,
+            confidence=None if confidence is None else round(float(confidence), 4),
+            guess=guess,
+        )
+
+    async def forget(self, pseudonym: str) -> int:
+        async with self._agent.lock_store.lock(pseudonym):
+            return int(self._trackers.drop(pseudonym))
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        """NLU only, no dialogue state: for benchmarks and diagnostics."""
+        return await self._agent.parse_message(text)
+

@@ -1,0 +1,64 @@
+"""Trains the Rasa model when it is missing or its inputs changed since it was built.
+
+The fingerprint is a hash of the files Rasa trains from, written beside the model; Rasa's
+own cache (`rasa_project/.rasa/cache`) then skips unchanged components inside a training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.quiet import quiet_environment
+
+TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
+
+
+class TrainingError(RuntimeError):
+    """`rasa train` failed; the message says where to look."""
+
+
+def input_fingerprint(project_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for entry in TRAINING_INPUTS:
+        root = project_dir / entry
+        files = sorted(root.rglob("*.yml")) if root.is_dir() else [root]
+        for path in files:
+            digest.update(str(path.relative_to(project_dir)).encode())
+            digest.update(b"\0")
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def fingerprint_file(model_path: Path) -> Path:
+    return model_path.with_name(model_path.name + ".fingerprint")
+
+
+def is_stale(project_dir: Path, model_path: Path) -> bool:
+    marker = fingerprint_file(model_path)
+    if not model_path.is_file() or not marker.is_file():
+        return True
+    return marker.read_text().strip() != input_fingerprint(project_dir)
+
+
+def train(project_dir: Path, model_path: Path, force: bool = False) -> bool:
+    """Trains into `model_path` unless it is fresh; returns whether it trained."""
+    missing = [entry for entry in TRAINING_INPUTS if not (project_dir / entry).exists()]
+    if missing:
+        raise TrainingError(f"{project_dir} is not a Rasa project: missing {', '.join(missing)}")
+    if not force and not is_stale(project_dir, model_path):
+        return False
+    fingerprint = input_fingerprint(project_dir)
+    model_dir = model_path.parent.resolve()
+    model_dir.mkdir(parents=True, exist_ok=True)
+    name = model_path.name.removesuffix(".tar.gz")
+    command = [sys.executable, "-m", "rasa", "train", "--out", str(model_dir), "--fixed-model-name", name]
+    completed = subprocess.run(command, cwd=project_dir, env=quiet_environment(), capture_output=True, text=True)
+    if completed.returncode != 0 or not model_path.is_file():
+        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
+        raise TrainingError(f"rasa train failed (exit {completed.returncode}):\n{tail}")
+    fingerprint_file(model_path).write_text(fingerprint + "\n")
+    return True

@@ -1,0 +1,80 @@
+"""The one message shape that crosses the connector boundary, in each direction.
+
+Connectors turn platform payloads into `Incoming` and render `Outgoing`; the core sees no
+platform types. Raw platform ids live only in `Incoming` and never leave the connector's
+side of `Bot.handle` (the core derives pseudonyms from them at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal, Optional
+
+
+class Kind(str, Enum):
+    """What a reply is; tests and `bot replay` assert on kinds, never on wording."""
+
+    DISCLOSURE = "disclosure"
+    ANSWER = "answer"
+    FALLBACK = "fallback"
+    HANDOFF_OFFER = "handoff_offer"
+    HANDOFF_STARTED = "handoff_started"
+    HANDOFF_TICKET = "handoff_ticket"
+    HANDOFF_RELAY = "handoff_relay"
+    MODERATOR_JOINED = "moderator_joined"
+    MODERATOR_REPLY = "moderator_reply"
+    HANDOFF_RESOLVED = "handoff_resolved"
+    HANDOFF_TIMEOUT = "handoff_timeout"
+    PRIVACY_NOTICE = "privacy_notice"
+    ERASURE_CONFIRM_REQUEST = "erasure_confirm_request"
+    ERASURE_DONE = "erasure_done"
+    DATA_EXPORT = "data_export"
+    EXPLANATION = "explanation"
+    REFUSED = "refused"
+    ERROR = "error"
+
+
+#: Kinds whose content concerns only the fan: connectors deliver them privately
+#: (ephemeral message or DM), never into a shared channel.
+PRIVATE_KINDS = frozenset(
+    {
+        Kind.PRIVACY_NOTICE,
+        Kind.ERASURE_CONFIRM_REQUEST,
+        Kind.ERASURE_DONE,
+        Kind.DATA_EXPORT,
+        Kind.EXPLANATION,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A fan's message as the connector received it.
+
+    `conversation_id` separates a DM from a channel thread of the same fan: each new
+    conversation gets its own AI disclosure.
+    """
+
+    platform: str
+    user_id: str
+    conversation_id: str
+    text: str
+    attachments: int = 0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message the assistant (or, relayed, a moderator) sends."""
+
+    kind: Kind
+    text: str
+    to: Literal["user", "desk"] = "user"
+    intent: Optional[str] = None
+    confidence: Optional[float] = None
+    ticket: Optional[str] = None
+    from_ai: bool = True
+
+    @property
+    def private(self) -> bool:
+        return self.kind in PRIVATE_KINDS

@@ -1,0 +1,83 @@
+"""The `bot` command as a user runs it: a real process, the real model, no terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import MODEL, REPO
+
+pytestmark = pytest.mark.integration
+SCRIPT = Path(__file__).parent / "scripts" / "conversation.jsonl"
+CANARY = "canary-zebra-42"
+
+
+def bot(*args: str, stdin: str = "", tmp_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env["BOT_SECRETS_DEV_KEYS_FILE"] = str(tmp_path / "dev-keys.env")
+    env.update(extra_env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--model", str(MODEL), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def replay_runs(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> list[subprocess.CompletedProcess[str]]:
+    tmp = tmp_path_factory.mktemp("replay")
+    return [bot("--log-level", "INFO", "replay", str(SCRIPT), tmp_path=tmp) for _ in range(2)]
+
+
+def test_replay_output_is_json_lines_with_the_expected_kinds(replay_runs: list[subprocess.CompletedProcess[str]]) -> None:
+    run = replay_runs[0]
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    by_user = lambda user: [l["kind"] for l in lines if l["user"] == user]  # noqa: E731
+    assert by_user("ann") == ["disclosure", "answer", "answer", "answer", "explanation", "fallback", "fallback", "handoff_offer"]
+    assert by_user("bob") == ["disclosure", "answer", "error", "erasure_confirm_request", "erasure_done", "disclosure", "answer"]
+    assert by_user("mod1") == ["refused"]
+    assert lines[2]["intent"] == "faq_playback" and isinstance(lines[2]["confidence"], float)
+
+
+def test_replay_reports_the_malformed_line_by_number_and_goes_on(replay_runs: list[subprocess.CompletedProcess[str]]) -> None:
+    run = replay_runs[0]
+    assert run.returncode == 1
+    assert "line 6:" in run.stderr and "invalid JSON" in run.stderr
+
+
+def test_replay_is_deterministic(replay_runs: list[subprocess.CompletedProcess[str]]) -> None:
+    assert replay_runs[0].stdout == replay_runs[1].stdout
+
+
+def test_logs_carry_no_message_text_or_ids_at_info(replay_runs: list[subprocess.CompletedProcess[str]]) -> None:
+    for run in replay_runs:
+        assert CANARY not in run.stderr and "buffering" not in run.stderr and "ann" not in run.stderr.split()
+
+
+def test_chat_without_a_terminal_discloses_first_and_exits_0_at_end_of_input(trained_model: Path, tmp_path: Path) -> None:
+    run = bot("chat", stdin="hello\nare you human?\n", tmp_path=tmp_path)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("[AI assistant] Hi!") and "not a human" in lines[0]
+    assert all(line.startswith("[AI assistant]") for line in lines)
+    assert "generated local development keys" in run.stderr
+    assert oct((tmp_path / "dev-keys.env").stat().st_mode & 0o777) == "0o600"
+
+
+def test_missing_model_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "--model", str(tmp_path / "none.tar.gz"), "chat"],
+        capture_output=True, text=True, cwd=REPO, env={**env, "BOT_PSEUDONYM_KEY": "k" * 40}, timeout=120,
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0 and "bot train" in run.stderr

@@ -1,0 +1,87 @@
+"""The policy on the real trained Rasa model."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core import Bot
+from bot.engine.rasa_engine import RasaEngine
+from bot.messages import Incoming
+from tests.unit.test_guards import UNSEEN_QUESTIONS
+
+pytestmark = pytest.mark.integration
+
+
+def kinds(replies) -> list[str]:  # type: ignore[no-untyped-def]
+    return [r.kind.value for r in replies]
+
+
+@pytest.mark.parametrize(
+    "first_message",
+    ["hi", "how much is premium?", "/privacy", "/why", "are you a bot", "zzkq vvbn", "", "/nonsense"],
+)
+async def test_every_new_conversation_starts_with_the_disclosure(real_bot: Bot, new_user: str, first_message: str) -> None:
+    first = await real_bot.handle(Incoming("slack", new_user, "D1", first_message))
+    assert first[0].kind.value == "disclosure" and len(first) >= 2
+    assert kinds(await real_bot.handle(Incoming("slack", new_user, "D1", "thanks")))[0] != "disclosure"
+    in_channel = await real_bot.handle(Incoming("slack", new_user, "C-general", "hi"))
+    assert in_channel[0].kind.value == "disclosure"
+
+
+@pytest.mark.parametrize("question", UNSEEN_QUESTIONS)
+async def test_bot_or_human_questions_get_the_truthful_answer(real_bot: Bot, new_user: str, question: str) -> None:
+    await real_bot.handle(Incoming("discord", new_user, "DM", "hello"))
+    replies = await real_bot.handle(Incoming("discord", new_user, "DM", question))
+    assert kinds(replies) == ["answer"]
+    assert replies[0].intent == "bot_challenge"
+    assert "not a human" in replies[0].text and "/human" in replies[0].text
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        ("i think i got billed twice for october", "faq_billing"),
+        ("forgot my password and the reset mail never shows up", "faq_login"),
+        ("picture freezes every few seconds on my ps5", "faq_playback"),
+        ("what time does the new neon harbor episode come out", "faq_schedule"),
+        ("how do i get a seat for the starfall live premiere", "faq_live_events"),
+        ("my t-shirt order still hasn't shipped", "faq_merch"),
+        ("are spoilers allowed in general chat", "faq_community_rules"),
+        ("someone is sending me threats in dms", "faq_report_harassment"),
+    ],
+)
+async def test_faq_questions_get_their_answers(real_bot: Bot, new_user: str, message: str, intent: str) -> None:
+    replies = await real_bot.handle(Incoming("console", new_user, "c", message))
+    assert kinds(replies) == ["disclosure", "answer"]
+    assert replies[1].intent == intent and replies[1].confidence is not None
+
+
+async def test_two_fallbacks_in_a_row_offer_a_handoff(real_bot: Bot, new_user: str) -> None:
+    await real_bot.handle(Incoming("console", new_user, "c", "hello"))
+    first = await real_bot.handle(Incoming("console", new_user, "c", "what's the capital of peru"))
+    assert kinds(first) == ["fallback"]
+    second = await real_bot.handle(Incoming("console", new_user, "c", "can you do my algebra homework"))
+    assert kinds(second) == ["fallback", "handoff_offer"]
+
+
+async def test_words_route_to_the_privacy_features(real_bot: Bot, new_user: str) -> None:
+    await real_bot.handle(Incoming("console", new_user, "c", "hello"))
+    assert kinds(await real_bot.handle(Incoming("console", new_user, "c", "delete everything you know about me"))) == [
+        "erasure_confirm_request"
+    ]
+    assert kinds(await real_bot.handle(Incoming("console", new_user, "c", "what info do you keep on me"))) == [
+        "privacy_notice"
+    ]
+
+
+async def test_erasure_drops_the_rasa_tracker_which_is_keyed_by_pseudonym(
+    real_bot: Bot, rasa_engine: RasaEngine, new_user: str
+) -> None:
+    await real_bot.handle(Incoming("slack", new_user, "D1", "hello"))
+    keys = list(await rasa_engine.agent.tracker_store.keys())
+    assert all(new_user not in key for key in keys)
+    before = len(keys)
+    done = await real_bot.handle(Incoming("slack", new_user, "D1", "/forget-me confirm"))
+    assert kinds(done) == ["erasure_done"]
+    assert len(list(await rasa_engine.agent.tracker_store.keys())) == before - 1
+    assert kinds(await real_bot.handle(Incoming("slack", new_user, "D1", "hello")))[0] == "disclosure"
