@@ -35,6 +35,8 @@ def quiet_rasa() -> None:
     for name, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
     os.environ["RASA_TELEMETRY_ENABLED"] = "false"
+    import sanic  # noqa: F401  # Rasa imports it anyway; on import it re-enables DeprecationWarnings
+
     warnings.filterwarnings("ignore")
     # Rasa 3.6 logs through structlog, which by default prints every event, message text
     # included, to standard output. Keep only warnings and errors, on standard error.

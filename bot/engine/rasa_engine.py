@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from bot.engine import FALLBACK_INTENT, EngineResult, ModelMissingError
-from bot.engine.tracker_store import ExpiringInMemoryTrackerStore
 from bot.quiet import quiet_rasa
+
+if TYPE_CHECKING:
+    from bot.engine.tracker_store import ExpiringInMemoryTrackerStore
 
 logger = logging.getLogger(__name__)
 
 
 class RasaEngine:
-    def __init__(self, agent: Any, trackers: ExpiringInMemoryTrackerStore) -> None:
+    def __init__(self, agent: Any, trackers: "ExpiringInMemoryTrackerStore") -> None:
         self._agent = agent
         self._trackers = trackers
 
@@ -24,7 +26,9 @@ class RasaEngine:
         if not model_path.is_file():
             raise ModelMissingError(f"no trained model at {model_path}: run `bot train` (or `make run`)")
         quiet_rasa()
-        from rasa.core.agent import Agent  # heavy import: only when an engine is wanted
+        from rasa.core.agent import Agent  # heavy imports: only once an engine is wanted
+
+        from bot.engine.tracker_store import ExpiringInMemoryTrackerStore
 
         trackers = ExpiringInMemoryTrackerStore(idle_seconds=tracker_idle_seconds)
         agent = Agent.load(str(model_path), tracker_store=trackers)

@@ -10,8 +10,12 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, Iterable, Optional, Text
 
-from rasa.core.tracker_store import InMemoryTrackerStore
-from rasa.shared.core.trackers import DialogueStateTracker
+from bot.quiet import quiet_rasa
+
+quiet_rasa()  # before the first Rasa import, which would otherwise warn and log
+
+from rasa.core.tracker_store import InMemoryTrackerStore  # noqa: E402
+from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
 
 
 class ExpiringInMemoryTrackerStore(InMemoryTrackerStore):
