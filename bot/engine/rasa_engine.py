@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from bot.engine import FALLBACK_INTENT, EngineResult, ModelMissingError
+from bot.engine.vocabulary import load_vocabulary, words
 from bot.quiet import quiet_rasa
 
 if TYPE_CHECKING:
@@ -16,9 +17,10 @@ logger = logging.getLogger(__name__)
 
 
 class RasaEngine:
-    def __init__(self, agent: Any, trackers: "ExpiringInMemoryTrackerStore") -> None:
+    def __init__(self, agent: Any, trackers: "ExpiringInMemoryTrackerStore", vocabulary: frozenset[str]) -> None:
         self._agent = agent
         self._trackers = trackers
+        self._vocabulary = vocabulary
 
     @classmethod
     def load(cls, model_path: Path, tracker_idle_seconds: float) -> "RasaEngine":
@@ -26,6 +28,9 @@ class RasaEngine:
         if not model_path.is_file():
             raise ModelMissingError(f"no trained model at {model_path}: run `bot train` (or `make run`)")
         quiet_rasa()
+        # skops (which stores the logistic regression) scans every loaded module when first
+        # imported; importing it before Rasa pulls in TensorFlow cuts the load from ~9 s to <1 s.
+        import skops.io  # noqa: F401
         from rasa.core.agent import Agent  # heavy imports: only once an engine is wanted
 
         from bot.engine.tracker_store import ExpiringInMemoryTrackerStore
@@ -33,7 +38,7 @@ class RasaEngine:
         trackers = ExpiringInMemoryTrackerStore(idle_seconds=tracker_idle_seconds)
         agent = Agent.load(str(model_path), tracker_store=trackers)
         logger.info("dialogue model loaded")
-        return cls(agent, trackers)
+        return cls(agent, trackers, load_vocabulary(model_path))
 
     @property
     def agent(self) -> Any:
@@ -47,7 +52,9 @@ class RasaEngine:
         name: Optional[str] = intent.get("name")
         confidence: Optional[float] = intent.get("confidence")
         guess: Optional[str] = None
-        if name == FALLBACK_INTENT:
+        if self._vocabulary and name != FALLBACK_INTENT and not words(text) & self._vocabulary:
+            name, guess = FALLBACK_INTENT, name  # no word the model knows: its score means nothing
+        elif name == FALLBACK_INTENT:
             real = [r for r in parse.get("intent_ranking", []) if r.get("name") != FALLBACK_INTENT]
             if real:
                 guess, confidence = real[0].get("name"), real[0].get("confidence")
@@ -61,8 +68,3 @@ class RasaEngine:
     async def forget(self, pseudonym: str) -> int:
         async with self._agent.lock_store.lock(pseudonym):
             return int(self._trackers.drop(pseudonym))
-
-    async def parse(self, text: str) -> dict[str, Any]:
-        """NLU only, no dialogue state: for benchmarks and diagnostics."""
-        return await self._agent.parse_message(text)
-

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bot.engine.vocabulary import vocabulary_file, write_vocabulary
 from bot.quiet import quiet_environment
 
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
@@ -39,7 +40,7 @@ def fingerprint_file(model_path: Path) -> Path:
 
 def is_stale(project_dir: Path, model_path: Path) -> bool:
     marker = fingerprint_file(model_path)
-    if not model_path.is_file() or not marker.is_file():
+    if not model_path.is_file() or not marker.is_file() or not vocabulary_file(model_path).is_file():
         return True
     return marker.read_text().strip() != input_fingerprint(project_dir)
 
@@ -60,5 +61,6 @@ def train(project_dir: Path, model_path: Path, force: bool = False) -> bool:
     if completed.returncode != 0 or not model_path.is_file():
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
         raise TrainingError(f"rasa train failed (exit {completed.returncode}):\n{tail}")
+    write_vocabulary(project_dir / "data", model_path)
     fingerprint_file(model_path).write_text(fingerprint + "\n")
     return True

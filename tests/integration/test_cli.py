@@ -20,6 +20,7 @@ CANARY = "canary-zebra-42"
 def bot(*args: str, stdin: str = "", tmp_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     env["BOT_SECRETS_DEV_KEYS_FILE"] = str(tmp_path / "dev-keys.env")
+    env["BOT_STORE_URL"] = f"sqlite:///{tmp_path}/transcripts.db"
     env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "-m", "bot", "--model", str(MODEL), *args],
@@ -77,7 +78,8 @@ def test_missing_model_is_one_line_and_exit_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     run = subprocess.run(
         [sys.executable, "-m", "bot", "--model", str(tmp_path / "none.tar.gz"), "chat"],
-        capture_output=True, text=True, cwd=REPO, env={**env, "BOT_PSEUDONYM_KEY": "k" * 40}, timeout=120,
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+        env={**env, "BOT_SECRETS_DEV_KEYS_FILE": str(tmp_path / "keys.env"), "BOT_STORE_URL": f"sqlite:///{tmp_path}/t.db"},
     )
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and "bot train" in run.stderr
