@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import datetime
+from typing import Callable
 
 from bot.config import Config
 from bot.conversation import ConversationMemory
@@ -12,6 +14,7 @@ from bot.core import Bot
 from bot.engine import DialogueEngine
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.secrets import Secrets, secrets_with_dev_fallback
+from bot.privacy.store import TranscriptStore
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +25,15 @@ def local_secrets(config: Config) -> Secrets:
     if created:
         print(
             f"bot: generated local development keys in {config.secrets.dev_keys_file} (mode 0600); "
-            "set BOT_PSEUDONYM_KEY in the environment for real deployments",
+            "set BOT_PSEUDONYM_KEY and BOT_MASTER_KEYS in the environment for real deployments",
             file=sys.stderr,
         )
     return secrets
+
+
+def open_store(config: Config, secrets: Secrets, url: str | None = None) -> TranscriptStore:
+    """Opens and migrates the store; a wrong master key stops here, before any write."""
+    return TranscriptStore.open(url or config.store.url, config.store.keys_url or None, secrets.master_keys)
 
 
 def load_engine(config: Config) -> DialogueEngine:
@@ -34,6 +42,20 @@ def load_engine(config: Config) -> DialogueEngine:
     return RasaEngine.load(config.rasa.model_path, config.assistant.conversation_idle_minutes * 60)
 
 
-def build_bot(config: Config, secrets: Secrets, engine: DialogueEngine) -> Bot:
+def build_bot(
+    config: Config,
+    secrets: Secrets,
+    engine: DialogueEngine,
+    store: TranscriptStore,
+    clock: Callable[[], datetime] = datetime.utcnow,
+) -> Bot:
     memory = ConversationMemory(idle_seconds=config.assistant.conversation_idle_minutes * 60)
-    return Bot(engine, Pseudonymizer(secrets.pseudonym_key), config.assistant, memory)
+    return Bot(
+        engine,
+        Pseudonymizer(secrets.pseudonym_key),
+        config.assistant,
+        memory,
+        store,
+        retention_days=config.privacy.retention_days,
+        clock=clock,
+    )

@@ -1,24 +1,30 @@
-"""`bot run|chat|replay|train`: the operator's entry point.
+"""`bot run|chat|replay|train|db|keys|purge|audit|export|forget`: the operator's entry point.
 
-Errors an operator can fix (bad config, missing key, no model) end with one line on
-stderr and exit code 2; no traceback.
+Errors an operator can fix (bad config, missing or wrong key, no model, unreachable
+database) end with one line on stderr and exit code 2; no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import logging
 import sys
-from contextlib import ExitStack
+import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from bot.config import LOG_LEVELS, Config, ConfigError, load_config
 from bot.engine import ModelMissingError
+from bot.privacy.crypto import MasterKeyError
 from bot.privacy.secrets import SecretsError
 
 EXIT_USAGE = 2
+#: Replay's clock: fixed start, one second per input line, so runs are reproducible.
+REPLAY_EPOCH = datetime(2026, 1, 1)
 
 
 class OperatorError(RuntimeError):
@@ -37,8 +43,23 @@ def _parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="play a JSONL script, print one JSON line per bot message")
     replay.add_argument("script", help="input .jsonl file, or - for standard input")
     replay.add_argument("--out", type=Path, help="write the output here instead of standard output")
+    replay.add_argument(
+        "--store-url", help="keep the replay's transcripts in this database (default: a throwaway SQLite file)"
+    )
     train = commands.add_parser("train", help="train the Rasa model if it is missing or its data changed")
     train.add_argument("--force", action="store_true", help="train even when the model is up to date")
+    database = commands.add_parser("db", help="database maintenance")
+    database.add_argument("action", choices=["upgrade"], help="apply schema migrations")
+    keys = commands.add_parser("keys", help="encryption key maintenance")
+    keys.add_argument("action", choices=["rotate"], help="rewrap every data key under the first master key")
+    purge = commands.add_parser("purge", help="delete turns older than [privacy] retention_days")
+    purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    audit = commands.add_parser("audit", help="audit log")
+    audit.add_argument("action", choices=["verify", "show"], help="check the hash chain, or print the records")
+    audit.add_argument("--head", help="the head hash recorded earlier; detects records cut off the end")
+    for name, text in (("export", "print everything stored about one fan"), ("forget", "erase one fan's stored data")):
+        fan = commands.add_parser(name, help=text)
+        fan.add_argument("--user", required=True, metavar="PLATFORM:ID", help="e.g. slack:U0123ABC or discord:1234")
     return parser
 
 
@@ -59,31 +80,63 @@ def _configure_logging(config: Config) -> None:
     )
 
 
+def _require_model(config: Config) -> None:
+    """Fails fast, before keys or databases are touched, when there is no model to load."""
+    if not config.rasa.model_path.is_file():
+        raise ModelMissingError(f"no trained model at {config.rasa.model_path}: run `bot train` (or `make run`)")
+
+
 async def _serve_console(config: Config) -> None:
-    from bot.app import build_bot, load_engine, local_secrets
+    from bot.app import build_bot, load_engine, local_secrets, open_store
+    from bot.privacy.retention import purge_forever
     from connectors.console import ConsoleConnector
 
+    _require_model(config)
     secrets = local_secrets(config)
-    bot = build_bot(config, secrets, load_engine(config))
-    connector = ConsoleConnector()
+    store = open_store(config, secrets)
     try:
-        await connector.run(bot)
+        bot = build_bot(config, secrets, load_engine(config), store)
+        retention = asyncio.create_task(
+            purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
+        )
+        connector = ConsoleConnector()
+        try:
+            await connector.run(bot)
+        finally:
+            retention.cancel()
+            await connector.aclose()
     finally:
-        await connector.aclose()
+        await store.aclose()
 
 
-async def _replay(config: Config, script: str, out_path: Optional[Path]) -> int:
-    from bot.app import build_bot, load_engine, local_secrets
+@contextlib.contextmanager
+def _replay_store_url(url: Optional[str]) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="bot-replay-") as folder:
+        yield f"sqlite:///{folder}/replay.db"
+
+
+async def _replay(config: Config, script: str, out_path: Optional[Path], store_url: Optional[str]) -> int:
+    from bot.app import build_bot, load_engine, local_secrets, open_store
     from bot.replay import replay
 
-    with ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
         try:
             source = sys.stdin if script == "-" else stack.enter_context(open(script, encoding="utf-8"))
         except OSError as error:
             raise OperatorError(f"cannot read {script}: {error.strerror}") from None
         out = sys.stdout if out_path is None else stack.enter_context(out_path.open("w", encoding="utf-8"))
-        bot = build_bot(config, local_secrets(config), load_engine(config))
-        malformed = await replay(bot, source, out, sys.stderr)
+        _require_model(config)
+        secrets = local_secrets(config)
+        store = open_store(config, secrets, stack.enter_context(_replay_store_url(store_url)))
+        ticks = iter(range(10**9))
+        try:
+            bot = build_bot(config, secrets, load_engine(config), store, clock=lambda: REPLAY_EPOCH + timedelta(seconds=next(ticks)))
+            malformed = await replay(bot, source, out, sys.stderr)
+        finally:
+            await store.aclose()
     if malformed:
         print(f"bot replay: {malformed} malformed line(s) skipped", file=sys.stderr)
     return 1 if malformed else 0
@@ -100,7 +153,55 @@ def _train(config: Config, force: bool) -> int:
     return 0
 
 
+async def _maintain(config: Config, args: argparse.Namespace) -> int:
+    """The store commands: each opens (and migrates) the store, acts, and closes it."""
+    from bot.app import local_secrets, open_store
+    from bot.privacy.pseudonym import Pseudonymizer
+    from bot.privacy.retention import cutoff
+
+    secrets = local_secrets(config)
+    store = open_store(config, secrets)
+    try:
+        if args.command == "db":
+            print("bot: database schema is up to date", file=sys.stderr)
+        elif args.command == "keys":
+            print(f"bot: rewrapped {await store.rotate_keys()} data key(s) under the first master key", file=sys.stderr)
+        elif args.command == "purge":
+            before = cutoff(config.privacy.retention_days, datetime.utcnow())
+            count = await store.purge(before, dry_run=args.dry_run)
+            verb = "would delete" if args.dry_run else "deleted"
+            print(f"bot: {verb} {count} turn(s) older than {before.isoformat(timespec='seconds')}Z")
+        elif args.command == "audit":
+            if args.action == "show":
+                for entry in store.audit_log.entries():
+                    print(json.dumps(entry, default=str))
+                return 0
+            report = store.audit_log.verify(args.head)
+            if not report.ok:
+                print(f"bot: audit log FAILED verification after {report.records} record(s): {report.problem}")
+                return 1
+            print(f"bot: audit log intact: {report.records} record(s), head {report.head}")
+        else:
+            platform, sep, user_id = args.user.partition(":")
+            if not sep or not platform or not user_id:
+                raise OperatorError(f"--user {args.user!r}: expected PLATFORM:ID, e.g. slack:U0123ABC")
+            fan = Pseudonymizer(secrets.pseudonym_key).fan(platform, user_id)
+            if args.command == "export":
+                print(json.dumps(await store.export(fan, actor="operator"), indent=2, sort_keys=True, ensure_ascii=False))
+            else:
+                receipt = await store.erase(fan, actor="operator")
+                print(
+                    f"bot: erased {receipt.records} stored record(s) ({receipt.turns} turn(s)); the running bot's "
+                    f"in-memory history of this fan expires within {config.assistant.conversation_idle_minutes:g} idle minutes"
+                )
+        return 0
+    finally:
+        await store.aclose()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from bot.privacy.store import StoreError
+
     args = _parser().parse_args(argv)
     try:
         config = _config(args)
@@ -109,11 +210,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             asyncio.run(_serve_console(config))
             return 0
         if args.command == "replay":
-            return asyncio.run(_replay(config, args.script, args.out))
-        return _train(config, args.force)
+            return asyncio.run(_replay(config, args.script, args.out, args.store_url))
+        if args.command == "train":
+            return _train(config, args.force)
+        return asyncio.run(_maintain(config, args))
     except ConfigError as error:
         print(f"bot: config error: {error}", file=sys.stderr)
-    except (SecretsError, OperatorError, ModelMissingError) as error:
+    except (SecretsError, MasterKeyError, StoreError, OperatorError, ModelMissingError) as error:
         print(f"bot: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130

@@ -12,6 +12,7 @@ from bot.config import AssistantSettings
 from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.engine import DialogueEngine
 from bot.messages import Kind, Outgoing
+from bot.privacy.store import TranscriptStore
 
 #: Command -> the arguments it accepts ("" is the bare command).
 COMMANDS: dict[str, tuple[str, ...]] = {
@@ -52,12 +53,21 @@ def parse_command(text: str) -> Command:
 
 
 class CommandHandlers:
-    """Answers commands. Erasure, export and handoff grow here with the store and desk."""
+    """Answers commands. Handoff grows here with the moderator desk."""
 
-    def __init__(self, settings: AssistantSettings, engine: DialogueEngine, memory: ConversationMemory) -> None:
+    def __init__(
+        self,
+        settings: AssistantSettings,
+        engine: DialogueEngine,
+        memory: ConversationMemory,
+        store: TranscriptStore,
+        retention_days: float,
+    ) -> None:
         self._settings = settings
         self._engine = engine
         self._memory = memory
+        self._store = store
+        self._retention_days = retention_days
 
     async def run(self, command: Command, fan: str, state: ConversationState) -> list[Outgoing]:
         if command.name == "/human":
@@ -65,9 +75,9 @@ class CommandHandlers:
         if command.name == "/forget-me":
             return await self.forget_me(command.argument, fan, state)
         if command.name == "/my-data":
-            return self.my_data(fan)
+            return await self.my_data(fan)
         if command.name == "/privacy":
-            return self.privacy(command.argument)
+            return await self.privacy(fan, command.argument)
         return self.why(state)
 
     def human(self, argument: str = "") -> list[Outgoing]:
@@ -102,52 +112,43 @@ class CommandHandlers:
         if argument == "cancel":
             state.pending_erasure = False
             return [Outgoing(Kind.PRIVACY_NOTICE, "OK, nothing was erased.")]
+        receipt = await self._store.erase(fan)
         dialogues = await self._engine.forget(fan)
         conversations = self._memory.forget(fan)
+        total = receipt.records + dialogues + conversations
         return [
             Outgoing(
                 Kind.ERASURE_DONE,
-                "Done: I erased everything I held about you: the state of "
-                f"{conversations} conversation(s) and {dialogues} dialogue history kept in memory by the AI model. "
-                "This version writes no transcripts to disk, so nothing else existed. "
-                "Your next message starts afresh.",
+                f"Done: I erased everything I held about you, {total} record(s): your encryption key "
+                f"({receipt.data_keys}), {receipt.turns} stored message(s), your privacy setting "
+                f"({receipt.preferences}), the AI model's in-memory history ({dialogues}) and the state of "
+                f"{conversations} conversation(s). Copies in backups can no longer be decrypted without the "
+                "erased key. Your next message starts afresh.",
             )
         ]
 
-    def my_data(self, fan: str) -> list[Outgoing]:
-        conversations = self._memory.conversations_of(fan)
-        export = {
-            "pseudonym": fan,
-            "stored_on_disk": [],
-            "held_in_memory": {
-                "conversations": len(conversations),
-                "last_understood_intents": sorted(
-                    {c.last_answer.intent for c in conversations if c.last_answer and c.last_answer.intent}
-                ),
-                "dialogue_history": "your recent messages, kept by the AI model in memory only, "
-                f"dropped after {self._idle_minutes()} idle minutes or on /forget-me",
-            },
+    async def my_data(self, fan: str) -> list[Outgoing]:
+        export = await self._store.export(fan)
+        export["held_in_memory"] = {
+            "conversations": len(self._memory.conversations_of(fan)),
+            "dialogue_history": "your recent messages, kept by the AI model in memory only, "
+            f"dropped after {self._idle_minutes()} idle minutes or on /forget-me",
         }
-        return [Outgoing(Kind.DATA_EXPORT, json.dumps(export, indent=2, sort_keys=True))]
+        return [Outgoing(Kind.DATA_EXPORT, json.dumps(export, indent=2, sort_keys=True, ensure_ascii=False))]
 
-    def privacy(self, argument: str = "") -> list[Outgoing]:
+    async def privacy(self, fan: str, argument: str = "") -> list[Outgoing]:
         if argument in ("on", "off"):
-            return [
-                Outgoing(
-                    Kind.PRIVACY_NOTICE,
-                    f"/privacy {argument} changes nothing yet: this version keeps no transcripts to switch off.",
+            await self._store.set_logging(fan, argument == "on")
+            if argument == "off":
+                text = (
+                    "Transcript logging is off for you: from now on I keep none of your messages. "
+                    "What is already stored stays until it expires or you type /forget-me. /privacy on resumes logging."
                 )
-            ]
-        return [
-            Outgoing(
-                Kind.PRIVACY_NOTICE,
-                "What I keep: your platform id is replaced by a pseudonym (a keyed hash) before anything "
-                "else sees it. The AI model keeps your recent messages in memory only, for "
-                f"{self._idle_minutes()} idle minutes at most; this version writes no transcripts to disk "
-                "and logs no message text. Nobody reads your messages unless you ask for a person. "
-                "/my-data shows what I hold; /forget-me erases it.",
-            )
-        ]
+            else:
+                text = "Transcript logging is on again: I keep minimized, encrypted copies of our messages."
+            return [Outgoing(Kind.PRIVACY_NOTICE, text)]
+        logging_on = await self._store.logging_enabled(fan)
+        return [Outgoing(Kind.PRIVACY_NOTICE, privacy_notice(self._retention_days, self._idle_minutes(), logging_on))]
 
     def why(self, state: ConversationState) -> list[Outgoing]:
         last = state.last_answer
@@ -156,8 +157,27 @@ class CommandHandlers:
         return [Outgoing(Kind.EXPLANATION, explain(last), intent=last.intent, confidence=last.confidence)]
 
     def _idle_minutes(self) -> str:
-        minutes = self._memory.idle_seconds / 60
-        return f"{minutes:g}"
+        return f"{self._memory.idle_seconds / 60:g}"
+
+
+def privacy_notice(retention_days: float, idle_minutes: str, logging_on: bool) -> str:
+    """The plain-language notice; every sentence must stay true to the code."""
+    return "\n".join(
+        [
+            "What I keep: our messages, with personal details (e-mail addresses, phone and card numbers, "
+            "IBANs, IP addresses, mentions, links with tokens, secrets) replaced by placeholders before storage, "
+            "plus the time, and which question I understood and how sure I was. "
+            "What I never keep: your name or display name, your platform id (a keyed pseudonym replaces it), "
+            "and attachments.",
+            f"How long: {retention_days:g} days, then it is deleted automatically. The AI model's own "
+            f"working memory of our chat is never written to disk and is dropped after {idle_minutes} idle minutes.",
+            "Protection: stored messages are encrypted with a key of your own, itself encrypted by the "
+            "operator's master key. Each encrypted record carries the time it was written in readable form.",
+            "Who can read it: the operator, and moderators only for a handoff you ask for with /human.",
+            f"Transcript logging is {'on' if logging_on else 'off'} for you: /privacy off stops it, /privacy on resumes it. "
+            "/my-data shows everything stored about you; /forget-me erases it for good.",
+        ]
+    )
 
 
 def explain(last: Explanation) -> str:

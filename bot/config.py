@@ -59,6 +59,31 @@ class RasaSettings:
     model_path: Path = _check(_non_empty, default=Path("rasa_project/models/fan.tar.gz"))
 
 
+def _database_url(value: Any) -> Optional[str]:
+    scheme = str(value).partition("://")[0]
+    if not scheme or "://" not in str(value):
+        return "must be a database URL such as sqlite:///.data/transcripts.db or postgresql://host/db"
+    if not scheme.startswith(("sqlite", "postgresql")):
+        return f"database {scheme!r} is not supported (use sqlite or postgresql)"
+    return None
+
+
+def _optional_database_url(value: Any) -> Optional[str]:
+    return None if value == "" else _database_url(value)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    url: str = _check(_database_url, default="sqlite:///.data/transcripts.db")
+    keys_url: str = _check(_optional_database_url, default="")
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    retention_days: float = _check(_positive, default=30.0)
+    purge_interval_minutes: float = _check(_positive, default=60.0)
+
+
 @dataclass(frozen=True)
 class SecretsSettings:
     dev_keys_file: Path = _check(_non_empty, default=Path(".data/dev-keys.env"))
@@ -73,6 +98,8 @@ class LoggingSettings:
 class Config:
     assistant: AssistantSettings = field(default_factory=AssistantSettings)
     rasa: RasaSettings = field(default_factory=RasaSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 

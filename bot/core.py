@@ -7,7 +7,9 @@ model, disclosure before any answer, guards that do not trust the model.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Optional
 
 from bot.commands import CommandError, CommandHandlers, is_command, parse_command
 from bot.config import AssistantSettings
@@ -18,6 +20,8 @@ from bot.guards import asks_if_human
 from bot.locks import KeyedLocks
 from bot.messages import Incoming, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
+from bot.privacy.store import TranscriptStore
+from bot.transcript import TranscriptWriter
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +38,15 @@ FALLBACK_TEXT = (
 ENGINE_FAILURE_TEXT = "Sorry, something went wrong on my side and I can't answer right now. Type /human to reach a person."
 
 
+@dataclass
+class Exchange:
+    """The replies to one message, and what of it may be kept."""
+
+    replies: list[Outgoing]
+    fan_text: Optional[str] = None  # set for conversation turns; commands are never kept
+    erased: bool = False  # the fan was just erased: nothing about this message is written
+
+
 class Bot:
     def __init__(
         self,
@@ -41,12 +54,16 @@ class Bot:
         pseudonyms: Pseudonymizer,
         settings: AssistantSettings,
         memory: ConversationMemory,
+        store: TranscriptStore,
+        retention_days: float = 30.0,
+        clock: Callable[[], datetime] = datetime.utcnow,
     ) -> None:
         self._engine = engine
         self._pseudonyms = pseudonyms
         self._settings = settings
         self._memory = memory
-        self._commands = CommandHandlers(settings, engine, memory)
+        self._commands = CommandHandlers(settings, engine, memory, store, retention_days)
+        self._transcript = TranscriptWriter(store, clock)
         self._locks = KeyedLocks()
 
     async def handle(self, incoming: Incoming, max_chars: Optional[int] = None) -> list[Outgoing]:
@@ -60,28 +77,32 @@ class Bot:
             state = self._memory.state(fan, conversation)
             first_contact = not state.disclosed
             state.disclosed = True
-            replies = await self._reply(fan, state, incoming, max_chars)
+            exchange = await self._reply(fan, state, incoming, max_chars)
+            replies = exchange.replies
             if first_contact:
                 replies.insert(0, Outgoing(Kind.DISCLOSURE, disclosure_text(self._settings)))
+            if not exchange.erased:
+                await self._transcript.record(fan, conversation, exchange.fan_text, incoming.attachments, replies)
             return replies
 
     async def _reply(
         self, fan: str, state: ConversationState, incoming: Incoming, max_chars: Optional[int]
-    ) -> list[Outgoing]:
+    ) -> Exchange:
         text = incoming.text.strip()
         limit = min(self._settings.max_message_chars, max_chars or self._settings.max_message_chars)
         if not text:
             what = "Attachments aren't something I can read" if incoming.attachments else "Your message was empty"
-            return [Outgoing(Kind.ERROR, f"{what}: please send your question as text.")]
+            return Exchange([Outgoing(Kind.ERROR, f"{what}: please send your question as text.")])
         if len(text) > limit:
-            return [Outgoing(Kind.ERROR, f"Your message is {len(text)} characters long; I can read at most {limit}. Please shorten it.")]
+            return Exchange([Outgoing(Kind.ERROR, f"Your message is {len(text)} characters long; I can read at most {limit}. Please shorten it.")])
         if is_command(text):
             try:
                 command = parse_command(text)
             except CommandError as error:
-                return [Outgoing(Kind.ERROR, str(error))]
-            return await self._commands.run(command, fan, state)
-        return await self._converse(fan, state, text)
+                return Exchange([Outgoing(Kind.ERROR, str(error))])
+            replies = await self._commands.run(command, fan, state)
+            return Exchange(replies, erased=any(r.kind is Kind.ERASURE_DONE for r in replies))
+        return Exchange(await self._converse(fan, state, text), fan_text=text)
 
     async def _converse(self, fan: str, state: ConversationState, text: str) -> list[Outgoing]:
         offered, state.handoff_offered = state.handoff_offered, False
@@ -106,9 +127,9 @@ class Bot:
         if intent == "forget_me":
             return self._commands.ask_erasure(state)
         if intent == "my_data":
-            return self._commands.my_data(fan)
+            return await self._commands.my_data(fan)
         if intent == "privacy_info":
-            return self._commands.privacy()
+            return await self._commands.privacy(fan)
         if intent in FALLBACK_INTENTS or intent is None or not result.texts:
             return self._fallback(state, result)
 

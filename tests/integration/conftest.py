@@ -13,6 +13,7 @@ from bot.core import Bot
 from bot.engine.rasa_engine import RasaEngine
 from bot.engine.training import train
 from bot.privacy.pseudonym import Pseudonymizer
+from bot.privacy.store import TranscriptStore
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = REPO / "rasa_project"
@@ -31,9 +32,9 @@ def rasa_engine(trained_model: Path) -> RasaEngine:
 
 
 @pytest.fixture
-def real_bot(rasa_engine: RasaEngine) -> Bot:
+def real_bot(rasa_engine: RasaEngine, store: TranscriptStore) -> Bot:
     memory = ConversationMemory(idle_seconds=1800)
-    return Bot(rasa_engine, Pseudonymizer(b"integration-test-key-0123456789abcdef"), AssistantSettings(), memory)
+    return Bot(rasa_engine, Pseudonymizer(b"integration-test-key-0123456789abcdef"), AssistantSettings(), memory, store)
 
 
 @pytest.fixture

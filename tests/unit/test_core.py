@@ -45,14 +45,14 @@ async def test_every_assistant_message_is_marked_as_ai(bot: Bot) -> None:
             assert reply.from_ai
 
 
-async def test_idle_conversation_is_a_first_contact_again(engine: FakeEngine) -> None:
+async def test_idle_conversation_is_a_first_contact_again(engine: FakeEngine, store) -> None:  # type: ignore[no-untyped-def]
     from bot.config import AssistantSettings
     from bot.conversation import ConversationMemory
     from bot.privacy.pseudonym import Pseudonymizer
 
     now = [0.0]
     memory = ConversationMemory(idle_seconds=60, monotonic=lambda: now[0])
-    bot = Bot(engine, Pseudonymizer(b"k" * 32), AssistantSettings(), memory)
+    bot = Bot(engine, Pseudonymizer(b"k" * 32), AssistantSettings(), memory, store)
     await bot.handle(fan("hello"))
     now[0] += 30
     assert kinds(await bot.handle(fan("hello"))) == ["answer"]

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.secrets import SecretsError, load_secrets, secrets_with_dev_fallback
 
 
 def test_environment_key_wins_and_no_file_is_written(tmp_path: Path) -> None:
-    environ = {"BOT_PSEUDONYM_KEY": "e" * 40}
+    environ = {"BOT_PSEUDONYM_KEY": "e" * 40, "BOT_MASTER_KEYS": MasterKeys.generate()}
     secrets, created = secrets_with_dev_fallback(environ, tmp_path / "dev.env")
     assert secrets.pseudonym_key == b"e" * 40 and not created
     assert not (tmp_path / "dev.env").exists()
@@ -21,10 +22,18 @@ def test_dev_keys_are_generated_once_with_owner_only_permissions(tmp_path: Path)
     first, created = secrets_with_dev_fallback({}, path)
     assert created and stat.S_IMODE(path.stat().st_mode) == 0o600
     second, created_again = secrets_with_dev_fallback({}, path)
-    assert not created_again and first == second
+    assert not created_again and first.pseudonym_key == second.pseudonym_key
 
 
-@pytest.mark.parametrize(("environ", "message"), [({}, "is not set"), ({"BOT_PSEUDONYM_KEY": "short"}, "too short")])
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({}, "BOT_PSEUDONYM_KEY is not set"),
+        ({"BOT_PSEUDONYM_KEY": "short"}, "too short"),
+        ({"BOT_PSEUDONYM_KEY": "k" * 40}, "BOT_MASTER_KEYS is not set"),
+        ({"BOT_PSEUDONYM_KEY": "k" * 40, "BOT_MASTER_KEYS": "nope"}, "key 1 is not a Fernet key"),
+    ],
+)
 def test_missing_or_weak_keys_are_clear_errors(environ: dict, message: str) -> None:
     with pytest.raises(SecretsError, match=message):
         load_secrets(environ)

@@ -1,0 +1,306 @@
+"""The transcript store: minimized turns, encrypted per fan, erasable by crypto-shredding.
+
+SQLAlchemy 1.4 Core in its 2.0 style, run on one worker thread per store so SQLite sees a
+single writer and the event loop never blocks on I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from bot.privacy import crypto, migrate
+from bot.privacy.audit import AuditLog
+from bot.privacy.crypto import MasterKeys
+from bot.privacy.schema import data_keys, preferences, turns
+
+T = TypeVar("T")
+DATA_KEY_CACHE = 10_000
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or used; the message names the URL's database."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One stored line of a conversation; `text` must already be redacted."""
+
+    fan: str
+    conversation: str
+    role: str  # fan, assistant, moderator
+    kind: str
+    at: datetime
+    text: str
+    intent: Optional[str] = None
+    confidence: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    data_keys: int
+    turns: int
+    preferences: int
+
+    @property
+    def records(self) -> int:
+        return self.data_keys + self.turns + self.preferences
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten, not left in free pages
+    cursor.close()
+
+
+def open_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise StoreError("an in-memory SQLite store would vanish on exit: use a file, e.g. sqlite:///.data/transcripts.db")
+    engine = create_engine(url, future=True, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class TranscriptStore:
+    def __init__(self, engine: Engine, keys_engine: Engine, master: MasterKeys) -> None:
+        self._engine = engine
+        self._keys_engine = keys_engine
+        self._master = master
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._data_keys: OrderedDict[str, bytes] = OrderedDict()
+        self._logging: dict[str, bool] = {}
+        self.audit_log = AuditLog(engine)
+
+    @classmethod
+    def open(cls, url: str, keys_url: Optional[str], master: MasterKeys) -> "TranscriptStore":
+        """Opens (and migrates) both databases, then proves the master keys open the data keys.
+
+        A wrong or missing master key raises before anything is written.
+        """
+        try:
+            engine = open_engine(url)
+            keys_engine = engine if not keys_url or keys_url == url else open_engine(keys_url)
+            migrate.upgrade(engine, "transcripts")
+            migrate.upgrade(keys_engine, "keys")
+        except Exception as error:  # driver errors carry passwords in URLs: name the database only
+            raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
+        store = cls(engine, keys_engine, master)
+        store._check_master_keys()
+        return store
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def _check_master_keys(self) -> None:
+        with self._keys_engine.connect() as connection:
+            sample = connection.execute(select(data_keys.c.wrapped).limit(1)).scalar()
+        if sample is not None:
+            self._master.unwrap(sample)
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    # Data keys -------------------------------------------------------------------------
+
+    def _data_key(self, fan: str, create: bool) -> Optional[bytes]:
+        cached = self._data_keys.get(fan)
+        if cached is not None:
+            self._data_keys.move_to_end(fan)
+            return cached
+        with self._keys_engine.begin() as connection:
+            wrapped = connection.execute(select(data_keys.c.wrapped).where(data_keys.c.fan == fan)).scalar()
+            if wrapped is None:
+                if not create:
+                    return None
+                key = crypto.new_data_key()
+                connection.execute(insert(data_keys).values(fan=fan, wrapped=self._master.wrap(key), created_at=datetime.utcnow()))
+            else:
+                key = self._master.unwrap(wrapped)
+        self._data_keys[fan] = key
+        if len(self._data_keys) > DATA_KEY_CACHE:
+            self._data_keys.popitem(last=False)
+        return key
+
+    # Turns -----------------------------------------------------------------------------
+
+    async def append(self, *batch: Turn) -> None:
+        def work() -> None:
+            rows = []
+            for turn in batch:
+                key = self._data_key(turn.fan, create=True)
+                assert key is not None
+                rows.append(
+                    {
+                        "fan": turn.fan,
+                        "conversation": turn.conversation,
+                        "role": turn.role,
+                        "kind": turn.kind,
+                        "at": turn.at,
+                        "intent": turn.intent,
+                        "confidence": turn.confidence,
+                        "body": crypto.encrypt(key, turn.text),
+                    }
+                )
+            with self._engine.begin() as connection:
+                connection.execute(insert(turns), rows)
+
+        if batch:
+            await self._run(work)
+
+    async def export(self, fan: str, actor: str = "fan") -> dict[str, Any]:
+        """Everything stored about the fan, decrypted (the text was redacted before storage)."""
+
+        def work() -> dict[str, Any]:
+            key = self._data_key(fan, create=False)
+            with self._engine.connect() as connection:
+                rows = connection.execute(select(turns).where(turns.c.fan == fan).order_by(turns.c.id)).mappings().all()
+                logging_enabled = self._logging_enabled(connection, fan)
+            self.audit_log.record("export_served", actor, {"turns": len(rows)})
+            return {
+                "pseudonym": fan,
+                "transcript_logging": "on" if logging_enabled else "off",
+                "turns": [
+                    {
+                        "at": row["at"].isoformat(timespec="seconds") + "Z",
+                        "conversation": row["conversation"][:12],
+                        "role": row["role"],
+                        "kind": row["kind"],
+                        "intent": row["intent"],
+                        "confidence": row["confidence"],
+                        "text": crypto.decrypt(key, row["body"]) if key else "[unreadable: key erased]",
+                    }
+                    for row in rows
+                ],
+            }
+
+        return await self._run(work)
+
+    async def erase(self, fan: str, actor: str = "fan") -> ErasureReceipt:
+        """Deletes the data key first (crypto-shredding), then every row naming the fan."""
+
+        def work() -> ErasureReceipt:
+            self._data_keys.pop(fan, None)
+            self._logging.pop(fan, None)
+            with self._keys_engine.begin() as connection:
+                keys_deleted = connection.execute(delete(data_keys).where(data_keys.c.fan == fan)).rowcount
+            with self._engine.begin() as connection:
+                turns_deleted = connection.execute(delete(turns).where(turns.c.fan == fan)).rowcount
+                preferences_deleted = connection.execute(delete(preferences).where(preferences.c.fan == fan)).rowcount
+            receipt = ErasureReceipt(keys_deleted, turns_deleted, preferences_deleted)
+            self.audit_log.record("erasure_executed", actor, {"records": receipt.records, "turns": turns_deleted})
+            return receipt
+
+        return await self._run(work)
+
+    async def purge(self, before: datetime, dry_run: bool = False) -> int:
+        """Deletes (or, dry, counts) turns older than `before`; returns how many."""
+
+        def work() -> int:
+            with self._engine.begin() as connection:
+                if dry_run:
+                    return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
+                purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
+            self.audit_log.record("retention_purge", "operator", {"turns": purged})
+            return purged
+
+        return await self._run(work)
+
+    async def count_turns(self, fan: Optional[str] = None) -> int:
+        def work() -> int:
+            query = select(func.count()).select_from(turns)
+            if fan is not None:
+                query = query.where(turns.c.fan == fan)
+            with self._engine.connect() as connection:
+                return int(connection.execute(query).scalar() or 0)
+
+        return await self._run(work)
+
+    # Preferences -----------------------------------------------------------------------
+
+    @staticmethod
+    def _logging_enabled(connection: Connection, fan: str) -> bool:
+        value = connection.execute(select(preferences.c.logging_enabled).where(preferences.c.fan == fan)).scalar()
+        return True if value is None else bool(value)
+
+    async def logging_enabled(self, fan: str) -> bool:
+        """Whether the fan's turns are kept (`/privacy off` stops it); cached, read per message."""
+        cached = self._logging.get(fan)
+        if cached is not None:
+            return cached
+
+        def work() -> bool:
+            with self._engine.connect() as connection:
+                return self._logging_enabled(connection, fan)
+
+        enabled = await self._run(work)
+        if len(self._logging) > DATA_KEY_CACHE:
+            self._logging.clear()
+        self._logging[fan] = enabled
+        return enabled
+
+    async def set_logging(self, fan: str, enabled: bool) -> None:
+        def work() -> None:
+            with self._engine.begin() as connection:
+                changed = connection.execute(
+                    update(preferences).where(preferences.c.fan == fan).values(logging_enabled=enabled)
+                ).rowcount
+                if not changed:
+                    connection.execute(insert(preferences).values(fan=fan, logging_enabled=enabled))
+            self._logging[fan] = enabled
+
+        await self._run(work)
+
+    async def audit(self, action: str, actor: str, detail: dict[str, Any]) -> str:
+        """Appends to the audit log (counts and kinds only, never content or a fan's pseudonym)."""
+        return await self._run(lambda: self.audit_log.record(action, actor, detail))
+
+    # Keys ------------------------------------------------------------------------------
+
+    async def rotate_keys(self) -> int:
+        """Rewraps every data key under the first master key; transcript rows stay untouched."""
+
+        def work() -> int:
+            rotated = 0
+            with self._keys_engine.begin() as connection:
+                for fan, wrapped in connection.execute(select(data_keys.c.fan, data_keys.c.wrapped)).all():
+                    connection.execute(
+                        update(data_keys).where(data_keys.c.fan == fan).values(wrapped=self._master.rewrap(wrapped))
+                    )
+                    rotated += 1
+            self.audit_log.record("key_rotation", "operator", {"data_keys": rotated})
+            return rotated
+
+        return await self._run(work)
+
+    async def aclose(self) -> None:
+        await self._run(lambda: None)
+        self._executor.shutdown(wait=True)
+        self._engine.dispose()
+        if self._keys_engine is not self._engine:
+            self._keys_engine.dispose()
+
+
+def _describe(url: str) -> str:
+    parsed = make_url(url)
+    return f"{parsed.get_backend_name()} database {parsed.database or ''}".strip()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else ""
+

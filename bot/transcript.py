@@ -1,0 +1,59 @@
+"""What of an exchange is kept: minimized (redacted) turns, and only while the fan allows it.
+
+Commands and rejected input are never kept; their effects are (in the audit log). The
+disclosure is kept as a turn so a moderator can see when the fan was told they talk to
+an AI.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable, Optional, Sequence
+
+from bot.messages import Kind, Outgoing
+from bot.privacy.redact import redact
+from bot.privacy.store import TranscriptStore, Turn
+
+KEPT_KINDS = frozenset({Kind.DISCLOSURE, Kind.ANSWER, Kind.FALLBACK, Kind.HANDOFF_OFFER})
+ATTACHMENT = "[ATTACHMENT]"
+
+
+def minimized(text: str, attachments: int = 0) -> str:
+    """The text as it may be stored: personal data replaced by typed placeholders."""
+    kept = redact(text).text
+    return " ".join([kept, *[ATTACHMENT] * attachments]).strip()
+
+
+class TranscriptWriter:
+    def __init__(self, store: TranscriptStore, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def record(
+        self,
+        fan: str,
+        conversation: str,
+        fan_text: Optional[str],
+        attachments: int,
+        replies: Sequence[Outgoing],
+    ) -> int:
+        """Appends the exchange's turns; returns how many (0 when logging is off)."""
+        if not await self._store.logging_enabled(fan):
+            return 0
+        at = self._clock()
+        batch: list[Turn] = []
+        if fan_text is not None:
+            first_intent = next((r for r in replies if r.kind is not Kind.DISCLOSURE), None)
+            batch.append(
+                Turn(
+                    fan, conversation, "fan", "message", at, minimized(fan_text, attachments),
+                    first_intent.intent if first_intent else None,
+                    first_intent.confidence if first_intent else None,
+                )
+            )
+        for reply in replies:
+            if reply.kind in KEPT_KINDS and (fan_text is not None or reply.kind is Kind.DISCLOSURE):
+                role = "assistant" if reply.from_ai else "moderator"
+                batch.append(Turn(fan, conversation, role, reply.kind.value, at, minimized(reply.text), reply.intent, reply.confidence))
+        await self._store.append(*batch)
+        return len(batch)
