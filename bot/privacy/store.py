@@ -182,7 +182,7 @@ class TranscriptStore:
                         "kind": row["kind"],
                         "intent": row["intent"],
                         "confidence": row["confidence"],
-                        "text": crypto.decrypt(key, row["body"]) if key else "[unreadable: key erased]",
+                        "text": _readable(key, row["body"]),
                     }
                     for row in rows
                 ],
@@ -293,6 +293,16 @@ class TranscriptStore:
         self._engine.dispose()
         if self._keys_engine is not self._engine:
             self._keys_engine.dispose()
+
+
+def _readable(key: Optional[bytes], body: bytes) -> str:
+    """Decrypted text, or a marker: one damaged row must not hide the rest of an export."""
+    if key is None:
+        return "[unreadable: key erased]"
+    try:
+        return crypto.decrypt(key, body)
+    except crypto.CiphertextError:
+        return "[unreadable: corrupted]"
 
 
 def _describe(url: str) -> str:

@@ -1,0 +1,94 @@
+"""The operator's store commands as a real process: export, forget, audit, rotate, purge."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import AssistantSettings
+from bot.conversation import ConversationMemory
+from bot.core import Bot
+from bot.messages import Incoming
+from bot.privacy.crypto import MasterKeys
+from bot.privacy.pseudonym import Pseudonymizer
+from bot.privacy.store import TranscriptStore
+from bot.testing.fake_engine import FakeEngine
+from tests.integration.conftest import REPO
+
+pytestmark = pytest.mark.integration
+PSEUDONYM_KEY = "operator-cli-test-key-0123456789abcdef"
+
+
+def operator(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> dict[str, str]:
+    old = MasterKeys.generate()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    env.update(
+        BOT_PSEUDONYM_KEY=PSEUDONYM_KEY,
+        BOT_MASTER_KEYS=old,
+        BOT_STORE_URL=f"sqlite:///{tmp_path}/transcripts.db",
+        BOT_SECRETS_DEV_KEYS_FILE=str(tmp_path / "never-used.env"),
+    )
+
+    async def seed() -> None:
+        store = TranscriptStore.open(env["BOT_STORE_URL"], None, MasterKeys.parse(old))
+        bot = Bot(FakeEngine(), Pseudonymizer(PSEUDONYM_KEY.encode()), AssistantSettings(), ConversationMemory(60), store)
+        for text in ("hello", "refund for order 1234, mail me at ann@example.com"):
+            await bot.handle(Incoming("slack", "U0ANN", "D1", text))
+        await store.aclose()
+
+    asyncio.run(seed())
+    return env
+
+
+def test_export_forget_audit_rotate_and_purge(deployment: dict[str, str], tmp_path: Path) -> None:
+    exported = operator("export", "--user", "slack:U0ANN", env=deployment)
+    assert exported.returncode == 0, exported.stderr
+    assert "[EMAIL]" in exported.stdout and "ann@example.com" not in exported.stdout
+
+    dry = operator("purge", "--dry-run", env=deployment)
+    assert dry.returncode == 0 and "would delete 0 turn(s)" in dry.stdout
+
+    new = MasterKeys.generate()
+    rotated = operator("keys", "rotate", env={**deployment, "BOT_MASTER_KEYS": f"{new},{deployment['BOT_MASTER_KEYS']}"})
+    assert rotated.returncode == 0 and "rewrapped 1 data key" in rotated.stderr
+    deployment["BOT_MASTER_KEYS"] = new  # the old key is retired
+
+    forgotten = operator("forget", "--user", "slack:U0ANN", env=deployment)
+    assert forgotten.returncode == 0 and "erased" in forgotten.stdout
+    assert "[EMAIL]" not in operator("export", "--user", "slack:U0ANN", env=deployment).stdout
+
+    verified = operator("audit", "verify", env=deployment)
+    assert verified.returncode == 0 and "intact" in verified.stdout
+    actions = operator("audit", "show", env=deployment).stdout
+    for action in ("export_served", "key_rotation", "erasure_executed"):
+        assert action in actions
+    assert not (tmp_path / "never-used.env").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"BOT_MASTER_KEYS": MasterKeys.generate()}, "does not open the stored data keys"),
+        ({"BOT_MASTER_KEYS": "not-a-key"}, "key 1 is not a Fernet key"),
+        ({"BOT_STORE_URL": "mysql://db/x"}, "store.url"),
+    ],
+)
+def test_bad_keys_and_urls_are_one_line_errors(deployment: dict[str, str], change: dict[str, str], expected: str) -> None:
+    run = operator("export", "--user", "slack:U0ANN", env={**deployment, **change})
+    assert run.returncode == 2
+    assert expected in run.stderr and run.stderr.strip().count("\n") == 0
+
+
+def test_user_must_name_the_platform(deployment: dict[str, str]) -> None:
+    run = operator("forget", "--user", "U0ANN", env=deployment)
+    assert run.returncode == 2 and "PLATFORM:ID" in run.stderr
