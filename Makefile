@@ -16,7 +16,7 @@ run: model
 	$(BOT) run
 
 test: model
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	tests/with_postgres.sh $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: model
 	$(VENV)/bin/python bench/run_all.py
