@@ -1,6 +1,7 @@
 """Per-message latency of the full pipeline (`Bot.handle`) against bare `Agent.handle_text`.
 
-Same model, same messages, one process, measurements interleaved so machine noise hits
+The pipeline side includes everything a fan message costs: pseudonyms, guards, the model,
+redaction, encryption and the SQLite write of both turns. Same model, same messages, one process, measurements interleaved so machine noise hits
 both sides alike. Prints p50/p99 of each and the pipeline/bare ratios (target: p50 ratio
 at most 1.10). Figures only; nothing here asserts on time.
 
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from bot.conversation import ConversationMemory  # noqa: E402
 from bot.core import Bot  # noqa: E402
 from bot.engine.rasa_engine import RasaEngine  # noqa: E402
 from bot.messages import Incoming  # noqa: E402
+from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.privacy.pseudonym import Pseudonymizer  # noqa: E402
+from bot.privacy.store import TranscriptStore  # noqa: E402
 
 MODEL = Path(__file__).resolve().parents[1] / "rasa_project" / "models" / "fan.tar.gz"
 #: Ordinary fan messages (no commands, no bot-or-human questions: those skip the model,
@@ -67,7 +71,11 @@ def percentile(samples: list[float], q: float) -> float:
 async def measure(rounds: int) -> None:
     engine = RasaEngine.load(MODEL, tracker_idle_seconds=3600)
     agent = engine.agent  # the bare side uses the very same loaded agent
-    bot = Bot(engine, Pseudonymizer(b"bench-key-0123456789abcdef0123456789"), AssistantSettings(), ConversationMemory(3600))
+    folder = tempfile.TemporaryDirectory(prefix="bench-pipeline-")
+    store = TranscriptStore.open(f"sqlite:///{folder.name}/transcripts.db", None, MasterKeys.parse(MasterKeys.generate()))
+    bot = Bot(
+        engine, Pseudonymizer(b"bench-key-0123456789abcdef0123456789"), AssistantSettings(), ConversationMemory(3600), store
+    )
     for text in MESSAGES[:5]:  # warm-up: first calls pay for lazy initialisation
         await agent.handle_text(text, sender_id="warmup-bare")
         await bot.handle(Incoming("bench", "warmup", "c", text))
@@ -100,6 +108,8 @@ async def measure(rounds: int) -> None:
     print(f"Bot.handle pipeline:    p50 {ms(p50)}  p99 {ms(p99)}  mean {ms(statistics.mean(pipeline))}")
     print(f"ratio pipeline/bare: p50 {p50 / b50:.3f} (target <= 1.10)  p99 {p99 / b99:.3f}")
     print(f"throughput (pipeline, sequential): {1 / statistics.mean(pipeline):.0f} messages/s")
+    await store.aclose()
+    folder.cleanup()
 
 
 def main() -> None:

@@ -85,6 +85,10 @@ class Bot:
                 await self._transcript.record(fan, conversation, exchange.fan_text, incoming.attachments, replies)
             return replies
 
+    async def drain(self) -> None:
+        """Waits for queued transcript writes (on shutdown, and in tests before reading the store)."""
+        await self._transcript.drain()
+
     async def _reply(
         self, fan: str, state: ConversationState, incoming: Incoming, max_chars: Optional[int]
     ) -> Exchange:

@@ -7,6 +7,8 @@ an AI.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import datetime
 from typing import Callable, Optional, Sequence
 
@@ -14,6 +16,7 @@ from bot.messages import Kind, Outgoing
 from bot.privacy.redact import redact
 from bot.privacy.store import TranscriptStore, Turn
 
+logger = logging.getLogger(__name__)
 KEPT_KINDS = frozenset({Kind.DISCLOSURE, Kind.ANSWER, Kind.FALLBACK, Kind.HANDOFF_OFFER})
 ATTACHMENT = "[ATTACHMENT]"
 
@@ -28,6 +31,7 @@ class TranscriptWriter:
     def __init__(self, store: TranscriptStore, clock: Callable[[], datetime]) -> None:
         self._store = store
         self._clock = clock
+        self._pending: set[asyncio.Future[None]] = set()
 
     async def record(
         self,
@@ -37,7 +41,11 @@ class TranscriptWriter:
         attachments: int,
         replies: Sequence[Outgoing],
     ) -> int:
-        """Appends the exchange's turns; returns how many (0 when logging is off)."""
+        """Queues the exchange's turns; returns how many (0 when logging is off).
+
+        The reply does not wait for the disk: the write is queued in order (see
+        `TranscriptStore.submit`) and `drain` waits for whatever is still queued.
+        """
         if not await self._store.logging_enabled(fan):
             return 0
         at = self._clock()
@@ -55,5 +63,18 @@ class TranscriptWriter:
             if reply.kind in KEPT_KINDS and (fan_text is not None or reply.kind is Kind.DISCLOSURE):
                 role = "assistant" if reply.from_ai else "moderator"
                 batch.append(Turn(fan, conversation, role, reply.kind.value, at, minimized(reply.text), reply.intent, reply.confidence))
-        await self._store.append(*batch)
+        if batch:
+            future = self._store.submit(*batch)
+            self._pending.add(future)
+            future.add_done_callback(self._settled)
         return len(batch)
+
+    def _settled(self, future: "asyncio.Future[None]") -> None:
+        self._pending.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.error("a transcript write failed: %s", type(future.exception()).__name__)
+
+    async def drain(self) -> None:
+        """Waits until every queued write has reached the database."""
+        if self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)

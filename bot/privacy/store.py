@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import QueuePool
 
 from bot.privacy import crypto, migrate
 from bot.privacy.audit import AuditLog
@@ -69,9 +70,13 @@ def open_engine(url: str) -> Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise StoreError("an in-memory SQLite store would vanish on exit: use a file, e.g. sqlite:///.data/transcripts.db")
-    engine = create_engine(url, future=True, pool_pre_ping=parsed.get_backend_name() != "sqlite")
-    if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, future=True, pool_pre_ping=True)
+    # SQLAlchemy 1.4 opens a new connection per use for SQLite files (NullPool), paying the
+    # pragmas every time: milliseconds per write. Keep connections; the store's single
+    # worker thread is the only writer.
+    engine = create_engine(url, future=True, poolclass=QueuePool, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 
 
@@ -138,29 +143,37 @@ class TranscriptStore:
 
     # Turns -----------------------------------------------------------------------------
 
-    async def append(self, *batch: Turn) -> None:
-        def work() -> None:
-            rows = []
-            for turn in batch:
-                key = self._data_key(turn.fan, create=True)
-                assert key is not None
-                rows.append(
-                    {
-                        "fan": turn.fan,
-                        "conversation": turn.conversation,
-                        "role": turn.role,
-                        "kind": turn.kind,
-                        "at": turn.at,
-                        "intent": turn.intent,
-                        "confidence": turn.confidence,
-                        "body": crypto.encrypt(key, turn.text),
-                    }
-                )
-            with self._engine.begin() as connection:
-                connection.execute(insert(turns), rows)
+    def _write(self, batch: tuple[Turn, ...]) -> None:
+        rows = []
+        for turn in batch:
+            key = self._data_key(turn.fan, create=True)
+            assert key is not None
+            rows.append(
+                {
+                    "fan": turn.fan,
+                    "conversation": turn.conversation,
+                    "role": turn.role,
+                    "kind": turn.kind,
+                    "at": turn.at,
+                    "intent": turn.intent,
+                    "confidence": turn.confidence,
+                    "body": crypto.encrypt(key, turn.text),
+                }
+            )
+        with self._engine.begin() as connection:
+            connection.execute(insert(turns), rows)
 
+    def submit(self, *batch: Turn) -> "asyncio.Future[None]":
+        """Queues the write at once, without waiting for it.
+
+        Writes, erasures and exports run in submission order on one thread, so a write
+        queued before an erasure is erased with the rest, and one queued after it is new.
+        """
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch)
+
+    async def append(self, *batch: Turn) -> None:
         if batch:
-            await self._run(work)
+            await self.submit(*batch)
 
     async def export(self, fan: str, actor: str = "fan") -> dict[str, Any]:
         """Everything stored about the fan, decrypted (the text was redacted before storage)."""

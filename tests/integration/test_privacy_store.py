@@ -82,6 +82,7 @@ def fan_pseudonym(user: str = "U0CANARYID") -> str:
 async def talk(bot: Bot, user: str = "U0CANARYID") -> None:
     for line in SCRIPT:
         await bot.handle(Incoming("slack", user, "D1", line))
+    await bot.drain()  # the tests below also read the database directly
 
 
 def raw_bytes(url: str) -> bytes:
