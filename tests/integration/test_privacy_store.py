@@ -301,3 +301,13 @@ async def test_key_table_can_live_in_a_separate_database(tmp_path: Path, master:
     assert "turns" in tables and "data_keys" not in tables
     with create_engine(keys_url, future=True).connect() as connection:
         assert connection.execute(select(data_keys)).first() is not None
+
+
+async def test_attachments_are_never_stored_only_marked(tmp_path: Path, master: MasterKeys) -> None:
+    store = TranscriptStore.open(f"sqlite:///{tmp_path}/t.db", None, master)
+    bot = new_bot(store)
+    await bot.handle(Incoming("discord", "U1", "D1", "here is my receipt, refund please", attachments=2))
+    export = await store.export(Pseudonymizer(KEY).fan("discord", "U1"))
+    fan_turns = [turn["text"] for turn in export["turns"] if turn["role"] == "fan"]
+    assert fan_turns == ["here is my receipt, refund please [ATTACHMENT] [ATTACHMENT]"]
+    await store.aclose()
