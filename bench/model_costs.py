@@ -28,8 +28,7 @@ MODEL = PROJECT / "models" / "fan.tar.gz"
 CHILD = r"""
 import asyncio, json, resource, sys, time
 sys.path.insert(0, sys.argv[2])
-start = time.perf_counter()
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.rasa_engine import RasaEngine  # light: Rasa itself is imported by load()
 imported = time.perf_counter()
 engine = RasaEngine.load(__import__("pathlib").Path(sys.argv[1]), 600)
 loaded = time.perf_counter()
@@ -38,7 +37,6 @@ async def talk():
         await engine.respond("bench", text)
 asyncio.run(talk())
 print(json.dumps({
-    "import_s": imported - start,
     "load_s": loaded - imported,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }))
@@ -72,8 +70,10 @@ def main() -> None:
         seconds = train_seconds()
         print(f"training (rasa train --force): {seconds:.1f} s (target <= 60 s, ratio {seconds / 60:.2f})")
     figures = load_figures()
-    print(f"import of Rasa + bot engine: {figures['import_s']:.1f} s (paid once per process, before load)")
-    print(f"model load (Agent.load): {figures['load_s']:.1f} s (target <= 15 s, ratio {figures['load_s'] / 15:.2f})")
+    print(
+        f"model load (Rasa import + Agent.load, as `bot run` pays it): {figures['load_s']:.1f} s "
+        f"(target <= 15 s, ratio {figures['load_s'] / 15:.2f})"
+    )
     print(f"peak RSS after load + 40 messages: {figures['peak_rss_mb']:.0f} MB (target <= 800 MB, ratio {figures['peak_rss_mb'] / 800:.2f})")
 
 

@@ -84,6 +84,24 @@ class PrivacySettings:
     purge_interval_minutes: float = _check(_positive, default=60.0)
 
 
+def _desk(value: Any) -> Optional[str]:
+    if value == "console" or str(value).startswith(("slack:", "discord:")) and str(value).partition(":")[2]:
+        return None
+    return 'must be "console", "slack:CHANNEL_ID" or "discord:CHANNEL_ID"'
+
+
+def _no_check(value: Any) -> Optional[str]:
+    return None
+
+
+@dataclass(frozen=True)
+class HandoffSettings:
+    desk: str = _check(_desk, default="console")
+    moderators: tuple[str, ...] = _check(_no_check, default=())
+    claim_timeout_minutes: float = _check(_positive, default=10.0)
+    history_turns: int = _check(_positive, default=10)
+
+
 @dataclass(frozen=True)
 class SecretsSettings:
     dev_keys_file: Path = _check(_non_empty, default=Path(".data/dev-keys.env"))
@@ -100,6 +118,7 @@ class Config:
     rasa: RasaSettings = field(default_factory=RasaSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    handoff: HandoffSettings = field(default_factory=HandoffSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
@@ -111,6 +130,11 @@ def _sections() -> dict[str, type]:
 
 def _coerce(key: str, raw: Any, annotation: Any) -> Any:
     """Turns a TOML or string value into the field's type, or says why it cannot."""
+    if annotation == "tuple[str, ...]":
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
+            raise ConfigError(f"{key}: expected a list of strings, got {raw!r}")
+        return tuple(item.strip() for item in items if item.strip())
     kind = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}.get(
         annotation if isinstance(annotation, str) else annotation.__name__
     )

@@ -49,6 +49,15 @@ PRIVATE_KINDS = frozenset(
 
 
 @dataclass(frozen=True)
+class Address:
+    """Where a fan can be reached. Raw ids: connector side only, stored only encrypted."""
+
+    platform: str
+    user_id: str
+    conversation_id: str
+
+
+@dataclass(frozen=True)
 class Incoming:
     """A fan's message as the connector received it.
 
@@ -62,6 +71,10 @@ class Incoming:
     text: str
     attachments: int = 0
 
+    @property
+    def address(self) -> Address:
+        return Address(self.platform, self.user_id, self.conversation_id)
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -74,6 +87,9 @@ class Outgoing:
     confidence: Optional[float] = None
     ticket: Optional[str] = None
     from_ai: bool = True
+    #: For a message to a fan other than the sender being answered (a moderator's reply,
+    #: a timeout notice): where to deliver it.
+    recipient: Optional[Address] = None
 
     @property
     def private(self) -> bool:

@@ -22,3 +22,7 @@ class Pseudonymizer:
     def conversation(self, platform: str, conversation_id: str, user_id: str) -> str:
         """A fan's conversation in one place (a DM, a channel): disclosure is per conversation."""
         return self._digest("conversation", platform, conversation_id, user_id)
+
+    def moderator(self, desk: str, moderator_id: str) -> str:
+        """Moderators are named in the audit log and tickets by pseudonym too."""
+        return self._digest("moderator", desk, moderator_id)

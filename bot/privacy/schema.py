@@ -60,6 +60,26 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
 )
 
+tickets = Table(
+    "tickets",
+    transcripts,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fan", String(PSEUDONYM), nullable=False),
+    Column("conversation", String(PSEUDONYM), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("route", LargeBinary, nullable=False),  # where replies go, encrypted with the fan's key
+    Column("status", String(16), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("moderator", String(PSEUDONYM)),  # pseudonym of the moderator holding it
+    Column("moderator_name", String(64)),  # the display name they chose
+    Column("created_at", DateTime(timezone=False), nullable=False),
+    Column("claimed_at", DateTime(timezone=False)),
+    Column("closed_at", DateTime(timezone=False)),
+    Column("timeout_notified", Boolean, nullable=False, default=False),
+    Index("ix_tickets_fan", "fan"),
+    Index("ix_tickets_status", "status"),
+)
+
 data_keys = Table(
     "data_keys",
     keys,
@@ -69,4 +89,4 @@ data_keys = Table(
 )
 
 #: Tables whose rows refer to a fan's pseudonym: erasure empties all of them.
-FAN_TABLES = (turns, preferences)
+FAN_TABLES = (turns, preferences, tickets)

@@ -7,6 +7,7 @@ single writer and the event loop never blocks on I/O.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from sqlalchemy.pool import QueuePool
 from bot.privacy import crypto, migrate
 from bot.privacy.audit import AuditLog
 from bot.privacy.crypto import MasterKeys
-from bot.privacy.schema import data_keys, preferences, turns
+from bot.privacy.schema import FAN_TABLES, data_keys, preferences, tickets, turns
 
 T = TypeVar("T")
 DATA_KEY_CACHE = 10_000
@@ -50,10 +51,13 @@ class ErasureReceipt:
     data_keys: int
     turns: int
     preferences: int
+    tickets: int = 0
+    #: Tickets that were still open or claimed: the desk is told they were erased.
+    active_tickets: tuple[int, ...] = ()
 
     @property
     def records(self) -> int:
-        return self.data_keys + self.turns + self.preferences
+        return self.data_keys + self.turns + self.preferences + self.tickets
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -88,6 +92,8 @@ class TranscriptStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._data_keys: OrderedDict[str, bytes] = OrderedDict()
         self._logging: dict[str, bool] = {}
+        self._queue_lock = threading.Lock()
+        self._queued: list[tuple[tuple[Turn, ...], "asyncio.Future[None]", asyncio.AbstractEventLoop]] = []
         self.audit_log = AuditLog(engine)
 
     @classmethod
@@ -117,12 +123,14 @@ class TranscriptStore:
         if sample is not None:
             self._master.unwrap(sample)
 
-    async def _run(self, work: Callable[[], T]) -> T:
+    async def run(self, work: Callable[[], T]) -> T:
+        """Runs database work on the store's thread, in order with every other store call."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     # Data keys -------------------------------------------------------------------------
 
-    def _data_key(self, fan: str, create: bool) -> Optional[bytes]:
+    def data_key(self, fan: str, create: bool) -> Optional[bytes]:
+        """The fan's unwrapped data key (store thread only); None when erased or never made."""
         cached = self._data_keys.get(fan)
         if cached is not None:
             self._data_keys.move_to_end(fan)
@@ -146,7 +154,7 @@ class TranscriptStore:
     def _write(self, batch: tuple[Turn, ...]) -> None:
         rows = []
         for turn in batch:
-            key = self._data_key(turn.fan, create=True)
+            key = self.data_key(turn.fan, create=True)
             assert key is not None
             rows.append(
                 {
@@ -160,16 +168,37 @@ class TranscriptStore:
                     "body": crypto.encrypt(key, turn.text),
                 }
             )
-        with self._engine.begin() as connection:
-            connection.execute(insert(turns), rows)
+        if rows:
+            with self._engine.begin() as connection:
+                connection.execute(insert(turns), rows)
 
     def submit(self, *batch: Turn) -> "asyncio.Future[None]":
         """Queues the write at once, without waiting for it.
 
-        Writes, erasures and exports run in submission order on one thread, so a write
-        queued before an erasure is erased with the rest, and one queued after it is new.
+        Writes queued while the store thread is busy are committed together (group
+        commit). Everything runs on one thread in submission order, so a write queued
+        before an erasure is erased with the rest; the per-fan lock in `Bot` keeps a fan's
+        own later writes behind their erasure.
         """
-        return asyncio.get_running_loop().run_in_executor(self._executor, self._write, batch)
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[None] = loop.create_future()
+        with self._queue_lock:
+            self._queued.append((batch, settled, loop))
+            start_flush = len(self._queued) == 1
+        if start_flush:
+            self._executor.submit(self._flush)
+        return settled
+
+    def _flush(self) -> None:
+        with self._queue_lock:
+            pending, self._queued = self._queued, []
+        error: Optional[BaseException] = None
+        try:
+            self._write(tuple(turn for batch, _, _ in pending for turn in batch))
+        except Exception as failure:  # every waiter of the group learns of it
+            error = failure
+        for _, settled, loop in pending:
+            loop.call_soon_threadsafe(_settle, settled, error)
 
     async def append(self, *batch: Turn) -> None:
         if batch:
@@ -179,7 +208,7 @@ class TranscriptStore:
         """Everything stored about the fan, decrypted (the text was redacted before storage)."""
 
         def work() -> dict[str, Any]:
-            key = self._data_key(fan, create=False)
+            key = self.data_key(fan, create=False)
             with self._engine.connect() as connection:
                 rows = connection.execute(select(turns).where(turns.c.fan == fan).order_by(turns.c.id)).mappings().all()
                 logging_enabled = self._logging_enabled(connection, fan)
@@ -201,7 +230,37 @@ class TranscriptStore:
                 ],
             }
 
-        return await self._run(work)
+        return await self.run(work)
+
+    async def recent_turns(self, fan: str, limit: int) -> list[dict[str, Any]]:
+        """The fan's last turns, oldest first, for a moderator's handoff packet (not audited
+        as an export: the fan asked for the person who reads it)."""
+
+        def work() -> list[dict[str, Any]]:
+            key = self.data_key(fan, create=False)
+            with self._engine.connect() as connection:
+                rows = connection.execute(
+                    select(turns.c.role, turns.c.kind, turns.c.at, turns.c.body)
+                    .where(turns.c.fan == fan)
+                    .order_by(turns.c.id.desc())
+                    .limit(limit)
+                ).mappings().all()
+            return [
+                {"role": row["role"], "kind": row["kind"], "at": row["at"], "text": _readable(key, row["body"])}
+                for row in reversed(rows)
+            ]
+
+        return await self.run(work)
+
+    async def first_disclosure(self, fan: str) -> Optional[datetime]:
+        """When the fan was first told, in what is still stored, that they talk to an AI."""
+
+        def work() -> Optional[datetime]:
+            with self._engine.connect() as connection:
+                query = select(func.min(turns.c.at)).where(turns.c.fan == fan, turns.c.kind == "disclosure")
+                return connection.execute(query).scalar()
+
+        return await self.run(work)
 
     async def erase(self, fan: str, actor: str = "fan") -> ErasureReceipt:
         """Deletes the data key first (crypto-shredding), then every row naming the fan."""
@@ -212,13 +271,22 @@ class TranscriptStore:
             with self._keys_engine.begin() as connection:
                 keys_deleted = connection.execute(delete(data_keys).where(data_keys.c.fan == fan)).rowcount
             with self._engine.begin() as connection:
-                turns_deleted = connection.execute(delete(turns).where(turns.c.fan == fan)).rowcount
-                preferences_deleted = connection.execute(delete(preferences).where(preferences.c.fan == fan)).rowcount
-            receipt = ErasureReceipt(keys_deleted, turns_deleted, preferences_deleted)
-            self.audit_log.record("erasure_executed", actor, {"records": receipt.records, "turns": turns_deleted})
+                active = connection.execute(
+                    select(tickets.c.id).where(tickets.c.fan == fan, tickets.c.status.in_(["open", "claimed"]))
+                ).scalars().all()
+                deleted = {
+                    table.name: connection.execute(delete(table).where(table.c.fan == fan)).rowcount
+                    for table in FAN_TABLES
+                }
+            receipt = ErasureReceipt(
+                keys_deleted, deleted["turns"], deleted["preferences"], deleted["tickets"], tuple(sorted(active))
+            )
+            self.audit_log.record(
+                "erasure_executed", actor, {"records": receipt.records, "turns": receipt.turns, "tickets": receipt.tickets}
+            )
             return receipt
 
-        return await self._run(work)
+        return await self.run(work)
 
     async def purge(self, before: datetime, dry_run: bool = False) -> int:
         """Deletes (or, dry, counts) turns older than `before`; returns how many."""
@@ -228,10 +296,13 @@ class TranscriptStore:
                 if dry_run:
                     return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
-            self.audit_log.record("retention_purge", "operator", {"turns": purged})
+                closed = connection.execute(
+                    delete(tickets).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
+                ).rowcount
+            self.audit_log.record("retention_purge", "operator", {"turns": purged, "tickets": closed})
             return purged
 
-        return await self._run(work)
+        return await self.run(work)
 
     async def count_turns(self, fan: Optional[str] = None) -> int:
         def work() -> int:
@@ -241,7 +312,7 @@ class TranscriptStore:
             with self._engine.connect() as connection:
                 return int(connection.execute(query).scalar() or 0)
 
-        return await self._run(work)
+        return await self.run(work)
 
     # Preferences -----------------------------------------------------------------------
 
@@ -260,7 +331,7 @@ class TranscriptStore:
             with self._engine.connect() as connection:
                 return self._logging_enabled(connection, fan)
 
-        enabled = await self._run(work)
+        enabled = await self.run(work)
         if len(self._logging) > DATA_KEY_CACHE:
             self._logging.clear()
         self._logging[fan] = enabled
@@ -276,11 +347,11 @@ class TranscriptStore:
                     connection.execute(insert(preferences).values(fan=fan, logging_enabled=enabled))
             self._logging[fan] = enabled
 
-        await self._run(work)
+        await self.run(work)
 
     async def audit(self, action: str, actor: str, detail: dict[str, Any]) -> str:
         """Appends to the audit log (counts and kinds only, never content or a fan's pseudonym)."""
-        return await self._run(lambda: self.audit_log.record(action, actor, detail))
+        return await self.run(lambda: self.audit_log.record(action, actor, detail))
 
     # Keys ------------------------------------------------------------------------------
 
@@ -298,14 +369,23 @@ class TranscriptStore:
             self.audit_log.record("key_rotation", "operator", {"data_keys": rotated})
             return rotated
 
-        return await self._run(work)
+        return await self.run(work)
 
     async def aclose(self) -> None:
-        await self._run(lambda: None)
+        await self.run(lambda: None)
         self._executor.shutdown(wait=True)
         self._engine.dispose()
         if self._keys_engine is not self._engine:
             self._keys_engine.dispose()
+
+
+def _settle(settled: "asyncio.Future[None]", error: Optional[BaseException]) -> None:
+    if settled.cancelled():
+        return
+    if error is None:
+        settled.set_result(None)
+    else:
+        settled.set_exception(error)
 
 
 def _readable(key: Optional[bytes], body: bytes) -> str:
