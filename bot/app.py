@@ -58,4 +58,5 @@ def build_bot(
         store,
         retention_days=config.privacy.retention_days,
         clock=clock,
+        handoff=config.handoff,
     )

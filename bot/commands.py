@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from bot.config import AssistantSettings
 from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.engine import DialogueEngine
-from bot.messages import Kind, Outgoing
+from bot.handoff.service import Handoff
+from bot.messages import Address, Kind, Outgoing
 from bot.privacy.store import TranscriptStore
 
 #: Command -> the arguments it accepts ("" is the bare command).
@@ -23,6 +24,15 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "/why": ("",),
 }
 _ALIASES = {"/forget_me": "/forget-me", "/forgetme": "/forget-me", "/my_data": "/my-data", "/mydata": "/my-data"}
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who wrote the message being handled: pseudonyms, and the address replies go to."""
+
+    fan: str
+    conversation: str
+    address: Address
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,7 @@ def parse_command(text: str) -> Command:
 
 
 class CommandHandlers:
-    """Answers commands. Handoff grows here with the moderator desk."""
+    """Answers the fan's commands."""
 
     def __init__(
         self,
@@ -62,16 +72,19 @@ class CommandHandlers:
         memory: ConversationMemory,
         store: TranscriptStore,
         retention_days: float,
+        handoff: Handoff,
     ) -> None:
         self._settings = settings
         self._engine = engine
         self._memory = memory
         self._store = store
         self._retention_days = retention_days
+        self._handoff = handoff
 
-    async def run(self, command: Command, fan: str, state: ConversationState) -> list[Outgoing]:
+    async def run(self, command: Command, sender: Sender, state: ConversationState) -> list[Outgoing]:
+        fan = sender.fan
         if command.name == "/human":
-            return self.human(command.argument)
+            return await self.human(sender, command.argument)
         if command.name == "/forget-me":
             return await self.forget_me(command.argument, fan, state)
         if command.name == "/my-data":
@@ -80,16 +93,10 @@ class CommandHandlers:
             return await self.privacy(fan, command.argument)
         return self.why(state)
 
-    def human(self, argument: str = "") -> list[Outgoing]:
+    async def human(self, sender: Sender, argument: str = "", reason: str = "asked") -> list[Outgoing]:
         if argument == "cancel":
-            return [Outgoing(Kind.REFUSED, "There is no open request for a person to cancel.")]
-        return [
-            Outgoing(
-                Kind.REFUSED,
-                "I can't hand you to a person from here yet: this installation has no moderator desk "
-                "connected. Please message the server's moderators directly; I'm still here for anything else.",
-            )
-        ]
+            return await self._handoff.cancel(sender.fan)
+        return await self._handoff.start(sender.fan, sender.conversation, sender.address, reason)
 
     def ask_erasure(self, state: ConversationState, explicit_only: bool = False) -> list[Outgoing]:
         """Erasure is never done on a bare "yes": only on the explicit confirmation."""
@@ -116,15 +123,17 @@ class CommandHandlers:
         dialogues = await self._engine.forget(fan)
         conversations = self._memory.forget(fan)
         total = receipt.records + dialogues + conversations
+        tickets = f", {receipt.tickets} handoff ticket(s)" if receipt.tickets else ""
         return [
             Outgoing(
                 Kind.ERASURE_DONE,
                 f"Done: I erased everything I held about you, {total} record(s): your encryption key "
                 f"({receipt.data_keys}), {receipt.turns} stored message(s), your privacy setting "
-                f"({receipt.preferences}), the AI model's in-memory history ({dialogues}) and the state of "
+                f"({receipt.preferences}){tickets}, the AI model's in-memory history ({dialogues}) and the state of "
                 f"{conversations} conversation(s). Copies in backups can no longer be decrypted without the "
                 "erased key. Your next message starts afresh.",
-            )
+            ),
+            *self._handoff.erased(receipt.active_tickets),
         ]
 
     async def my_data(self, fan: str) -> list[Outgoing]:

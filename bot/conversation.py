@@ -25,7 +25,7 @@ class Explanation:
 class ConversationState:
     disclosed: bool = False
     consecutive_fallbacks: int = 0
-    handoff_offered: bool = False
+    handoff_offered: Optional[str] = None  # the reason, while an offer awaits a yes
     pending_erasure: bool = False
     last_answer: Optional[Explanation] = None
     last_seen: float = field(default=0.0)

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Optional
 
-from bot.commands import CommandError, CommandHandlers, is_command, parse_command
-from bot.config import AssistantSettings
+from bot.commands import CommandError, CommandHandlers, Sender, is_command, parse_command
+from bot.config import AssistantSettings, HandoffSettings
 from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.disclosure import bot_challenge_text, disclosure_text
 from bot.engine import FALLBACK_INTENT, DialogueEngine, EngineResult
 from bot.guards import asks_if_human
+from bot.handoff.service import Handoff, ModeratorAction
 from bot.locks import KeyedLocks
 from bot.messages import Incoming, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 #: Intents the model may recognise but the core answers itself, the same way as the command.
 FALLBACK_INTENTS = frozenset({FALLBACK_INTENT, "out_of_scope"})
+#: Answers after which a person is offered, with the reason the desk will see.
+OFFER_AFTER = {"complaint": "complaint", "faq_report_harassment": "harassment"}
 HANDOFF_OFFER_TEXT = (
     "Would you like me to hand this conversation to a human moderator? "
     "Say yes, or type /human at any time."
@@ -45,6 +48,7 @@ class Exchange:
     replies: list[Outgoing]
     fan_text: Optional[str] = None  # set for conversation turns; commands are never kept
     erased: bool = False  # the fan was just erased: nothing about this message is written
+    relayed: bool = False  # went to a human: no AI disclosure, the handoff kept it
 
 
 class Bot:
@@ -57,14 +61,20 @@ class Bot:
         store: TranscriptStore,
         retention_days: float = 30.0,
         clock: Callable[[], datetime] = datetime.utcnow,
+        handoff: HandoffSettings = HandoffSettings(),
     ) -> None:
         self._engine = engine
         self._pseudonyms = pseudonyms
         self._settings = settings
         self._memory = memory
-        self._commands = CommandHandlers(settings, engine, memory, store, retention_days)
+        self._handoff = Handoff(handoff, store, pseudonyms, clock)
+        self._commands = CommandHandlers(settings, engine, memory, store, retention_days, self._handoff)
         self._transcript = TranscriptWriter(store, clock)
         self._locks = KeyedLocks()
+
+    @property
+    def handoff(self) -> Handoff:
+        return self._handoff
 
     async def handle(self, incoming: Incoming, max_chars: Optional[int] = None) -> list[Outgoing]:
         """Everything the assistant sends in answer to one fan message, in order.
@@ -73,24 +83,37 @@ class Bot:
         """
         fan = self._pseudonyms.fan(incoming.platform, incoming.user_id)
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
+        sender = Sender(fan, conversation, incoming.address)
         async with self._locks.hold(fan):
             state = self._memory.state(fan, conversation)
             first_contact = not state.disclosed
             state.disclosed = True
-            exchange = await self._reply(fan, state, incoming, max_chars)
+            exchange = await self._reply(sender, state, incoming, max_chars)
             replies = exchange.replies
-            if first_contact:
+            if first_contact and not exchange.relayed:
                 replies.insert(0, Outgoing(Kind.DISCLOSURE, disclosure_text(self._settings)))
             if not exchange.erased:
                 await self._transcript.record(fan, conversation, exchange.fan_text, incoming.attachments, replies)
             return replies
+
+    async def moderate(self, action: ModeratorAction) -> list[Outgoing]:
+        """A moderator's line at the desk; holds the fan's lock so it cannot race an erasure."""
+        ticket = await self._handoff.tickets.get(action.ticket)
+        if ticket is None:
+            return await self._handoff.moderate(action)
+        async with self._locks.hold(ticket.fan):
+            return await self._handoff.moderate(ModeratorAction(action.moderator_id, action.text, ticket.id))
+
+    async def expire_handoffs(self) -> list[Outgoing]:
+        """Claim-timeout notices due now; call periodically (and before each replay line)."""
+        return await self._handoff.expire()
 
     async def drain(self) -> None:
         """Waits for queued transcript writes (on shutdown, and in tests before reading the store)."""
         await self._transcript.drain()
 
     async def _reply(
-        self, fan: str, state: ConversationState, incoming: Incoming, max_chars: Optional[int]
+        self, sender: Sender, state: ConversationState, incoming: Incoming, max_chars: Optional[int]
     ) -> Exchange:
         text = incoming.text.strip()
         limit = min(self._settings.max_message_chars, max_chars or self._settings.max_message_chars)
@@ -104,12 +127,16 @@ class Bot:
                 command = parse_command(text)
             except CommandError as error:
                 return Exchange([Outgoing(Kind.ERROR, str(error))])
-            replies = await self._commands.run(command, fan, state)
+            replies = await self._commands.run(command, sender, state)
             return Exchange(replies, erased=any(r.kind is Kind.ERASURE_DONE for r in replies))
-        return Exchange(await self._converse(fan, state, text), fan_text=text)
+        ticket = await self._handoff.active(sender.fan)
+        if ticket is not None:  # with a person now: the model does not answer
+            return Exchange(await self._handoff.relay(ticket, text, incoming.attachments), relayed=True)
+        return Exchange(await self._converse(sender, state, text), fan_text=text)
 
-    async def _converse(self, fan: str, state: ConversationState, text: str) -> list[Outgoing]:
-        offered, state.handoff_offered = state.handoff_offered, False
+    async def _converse(self, sender: Sender, state: ConversationState, text: str) -> list[Outgoing]:
+        fan = sender.fan
+        offered, state.handoff_offered = state.handoff_offered, None
         erasure_asked, state.pending_erasure = state.pending_erasure, False
         if asks_if_human(text):
             state.consecutive_fallbacks = 0
@@ -123,11 +150,11 @@ class Bot:
 
         intent = result.intent
         if offered and intent == "affirm":
-            return self._commands.human()
+            return await self._commands.human(sender, reason=offered)
         if erasure_asked and intent == "affirm":
             return self._commands.ask_erasure(state, explicit_only=True)
         if intent == "human_handoff":
-            return self._commands.human()
+            return await self._commands.human(sender)
         if intent == "forget_me":
             return self._commands.ask_erasure(state)
         if intent == "my_data":
@@ -141,8 +168,8 @@ class Bot:
         state.last_answer = Explanation("model", intent, result.confidence)
         texts = (bot_challenge_text(self._settings),) if intent == "bot_challenge" else result.texts
         replies = [Outgoing(Kind.ANSWER, t, intent=intent, confidence=result.confidence) for t in texts]
-        if intent == "complaint":
-            replies.append(self._offer_handoff(state))
+        if intent in OFFER_AFTER:
+            replies.append(self._offer_handoff(state, OFFER_AFTER[intent]))
         return replies
 
     def _fallback(self, state: ConversationState, result: EngineResult) -> list[Outgoing]:
@@ -151,9 +178,9 @@ class Bot:
         replies = [Outgoing(Kind.FALLBACK, FALLBACK_TEXT, intent=result.intent, confidence=result.confidence)]
         if state.consecutive_fallbacks >= self._settings.fallbacks_before_offer:
             state.consecutive_fallbacks = 0
-            replies.append(self._offer_handoff(state))
+            replies.append(self._offer_handoff(state, "repeated_fallbacks"))
         return replies
 
-    def _offer_handoff(self, state: ConversationState) -> Outgoing:
-        state.handoff_offered = True
+    def _offer_handoff(self, state: ConversationState, reason: str) -> Outgoing:
+        state.handoff_offered = reason
         return Outgoing(Kind.HANDOFF_OFFER, HANDOFF_OFFER_TEXT)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional, TextIO, Union
 
 from bot.core import Bot
-from bot.messages import Incoming, Kind, Outgoing
+from bot.handoff.service import ModeratorAction
+from bot.messages import Incoming, Outgoing
 
 REPLAY_PLATFORM = "replay"
-NO_DESK_TEXT = "No moderator desk is connected in this version, so moderator actions are not available."
 
 
 class ReplayLineError(ValueError):
@@ -54,14 +54,17 @@ def parse_line(raw: str) -> Union[FanLine, ModeratorLine]:
         return FanLine(_identifier(item, "user"), item["text"])
     if "moderator" in item and "user" not in item:
         ticket = _identifier(item, "ticket") if "ticket" in item else "last"
+        if ticket != "last" and not ticket.lstrip("#").isdigit():
+            raise ReplayLineError('"ticket" must be a ticket number or "last"')
         return ModeratorLine(_identifier(item, "moderator"), ticket, item["text"])
     raise ReplayLineError('expected {"user": ID, "text": T} or {"moderator": ID, "ticket": ID, "text": T}')
 
 
-def output_line(reply: Outgoing, user: str) -> str:
+def output_line(reply: Outgoing, actor: str) -> str:
+    """`user` is the fan a message goes to, or for desk messages whoever's line caused it."""
     record = {
         "to": reply.to,
-        "user": user,
+        "user": reply.recipient.user_id if reply.recipient and reply.to == "user" else actor,
         "text": reply.text,
         "kind": reply.kind.value,
         "intent": reply.intent,
@@ -77,6 +80,8 @@ async def replay(bot: Bot, lines: Iterable[str], out: TextIO, err: TextIO, max_c
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
+        for notice in await bot.expire_handoffs():
+            print(output_line(notice, ""), file=out, flush=True)
         try:
             line = parse_line(raw)
         except ReplayLineError as error:
@@ -84,10 +89,20 @@ async def replay(bot: Bot, lines: Iterable[str], out: TextIO, err: TextIO, max_c
             print(f"bot replay: line {number}: {error}; skipped", file=err, flush=True)
             continue
         if isinstance(line, FanLine):
+            actor = line.user
             replies = await bot.handle(Incoming(REPLAY_PLATFORM, line.user, "direct", line.text), max_chars)
-            for reply in replies:
-                print(output_line(reply, line.user), file=out, flush=True)
         else:
-            refusal = Outgoing(Kind.REFUSED, NO_DESK_TEXT, to="desk", ticket=line.ticket)
-            print(output_line(refusal, line.moderator), file=out, flush=True)
+            actor = line.moderator
+            replies = await bot.moderate(ModeratorAction(line.moderator, line.text, _ticket_number(line.ticket)))
+        for reply in replies:
+            print(output_line(reply, actor), file=out, flush=True)
+    await bot.drain()
     return malformed
+
+
+def _ticket_number(ticket: str) -> Optional[int]:
+    """ "last" (or "#3"/"3") to what the desk understands; unknown ids simply match nothing."""
+    if ticket == "last":
+        return None
+    digits = ticket.lstrip("#")
+    return int(digits) if digits.isdigit() else -1

@@ -97,21 +97,29 @@ async def test_complaint_gets_an_answer_and_a_handoff_offer(bot: Bot) -> None:
     assert kinds(await bot.handle(fan("this is useless"))) == ["answer", "handoff_offer"]
 
 
-async def test_accepting_a_handoff_offer_routes_to_human_which_says_honestly_it_is_not_built(bot: Bot) -> None:
+async def test_accepting_a_handoff_offer_opens_a_ticket_with_the_reason(bot: Bot) -> None:
     await bot.handle(fan("hello"))
     await bot.handle(fan("this is useless"))
     replies = await bot.handle(fan("yes"))
-    assert kinds(replies) == ["refused"]
-    assert "moderator" in replies[0].text
-    assert kinds(await bot.handle(fan("yes"))) == ["answer"]  # the offer was used up
+    assert kinds(replies) == ["handoff_started", "handoff_ticket"]
+    assert replies[1].to == "desk" and "complained" in replies[1].text
+    assert replies[0].ticket == replies[1].ticket == "1"
+
+
+async def test_an_unanswered_offer_is_used_up(bot: Bot) -> None:
+    await bot.handle(fan("hello"))
+    await bot.handle(fan("this is useless"))
+    await bot.handle(fan("refund"))
+    assert kinds(await bot.handle(fan("yes"))) == ["answer"]
 
 
 async def test_handoff_and_privacy_intents_route_like_their_commands(bot: Bot) -> None:
     await bot.handle(fan("hello"))
-    assert kinds(await bot.handle(fan("let me talk to a person"))) == kinds(await bot.handle(fan("/human")))
     assert kinds(await bot.handle(fan("what do you store"))) == ["privacy_notice"]
     assert kinds(await bot.handle(fan("send me my data"))) == ["data_export"]
     assert kinds(await bot.handle(fan("delete everything"))) == ["erasure_confirm_request"]
+    assert kinds(await bot.handle(fan("let me talk to a person"))) == ["handoff_started", "handoff_ticket"]
+    assert kinds(await bot.handle(fan("/human"))) == ["handoff_started"]  # no second ticket
 
 
 async def test_forget_me_asks_then_erases_everything_and_next_message_is_first_contact(

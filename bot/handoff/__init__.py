@@ -1,0 +1,1 @@
+"""Human handoff: tickets, their states, and the moderator desk."""

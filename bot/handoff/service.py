@@ -1,0 +1,209 @@
+"""Handoff to people: the fan's side (start, relay, cancel) and the desk's (claim, reply,
+unclaim, resolve), plus claim timeouts. Everything returns `Outgoing` messages; where the
+desk is (console, a Slack or Discord channel) is the connector's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Optional
+
+from bot.config import HandoffSettings
+from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status
+from bot.handoff.ticket_store import Ticket, TicketStore
+from bot.messages import Address, Kind, Outgoing
+from bot.privacy.pseudonym import Pseudonymizer
+from bot.privacy.store import TranscriptStore, Turn
+from bot.transcript import minimized
+
+REASONS = {
+    "asked": "the fan asked for a person",
+    "repeated_fallbacks": "the assistant could not answer twice in a row",
+    "complaint": "the fan complained",
+    "harassment": "the fan reported harassment",
+}
+DEFAULT_NAME = "A moderator"
+
+
+@dataclass(frozen=True)
+class ModeratorAction:
+    """One line a moderator wrote at the desk; `ticket` None means the newest active ticket."""
+
+    moderator_id: str
+    text: str
+    ticket: Optional[int] = None
+
+
+class Handoff:
+    def __init__(
+        self,
+        settings: HandoffSettings,
+        store: TranscriptStore,
+        pseudonyms: Pseudonymizer,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._tickets = TicketStore(store)
+        self._pseudonyms = pseudonyms
+        self._clock = clock
+
+    @property
+    def tickets(self) -> TicketStore:
+        return self._tickets
+
+    # The fan's side -----------------------------------------------------------------
+
+    async def active(self, fan: str) -> Optional[Ticket]:
+        return await self._tickets.active_for(fan)
+
+    async def start(self, fan: str, conversation: str, address: Address, reason: str) -> list[Outgoing]:
+        existing = await self._tickets.active_for(fan)
+        if existing is not None:
+            return [await self._started(existing, again=True)]
+        ticket = await self._tickets.open(fan, conversation, address, reason, self._clock())
+        return [await self._started(ticket), await self._packet(ticket)]
+
+    async def _started(self, ticket: Ticket, again: bool = False) -> Outgoing:
+        if ticket.status is Status.CLAIMED:
+            text = f"You're already talking with {ticket.moderator_name or DEFAULT_NAME.lower()}, a human moderator."
+        else:
+            place = await self._tickets.position(ticket.id)
+            opening = "You're already in the queue for a person" if again else "I've asked a human moderator to take over"
+            text = (
+                f"{opening} (ticket #{ticket.id}, place {place} in the queue). I won't answer while you wait: "
+                "what you write now goes to the moderators. /human cancel brings you back to me; "
+                "/forget-me, /privacy, /my-data and /why still work."
+            )
+        return Outgoing(Kind.HANDOFF_STARTED, text, ticket=str(ticket.id))
+
+    async def _packet(self, ticket: Ticket) -> Outgoing:
+        turns = await self._store.recent_turns(ticket.fan, self._settings.history_turns)
+        disclosed = await self._store.first_disclosure(ticket.fan)
+        lines = [
+            f"Ticket #{ticket.id} · fan on {ticket.platform} · why: {REASONS.get(ticket.reason, ticket.reason)}",
+            "AI disclosure shown: "
+            + (disclosed.isoformat(sep=" ", timespec="seconds") + " UTC" if disclosed else "not in the stored history"),
+            f"Last {len(turns)} turn(s), personal data redacted:",
+            *[f"  {turn['role']}: {turn['text']}" for turn in turns if turn["kind"] != "disclosure"],
+            "Claim with /claim [your display name]; reply in plain text; /unclaim or /resolve when done.",
+        ]
+        return Outgoing(Kind.HANDOFF_TICKET, "\n".join(lines), to="desk", ticket=str(ticket.id))
+
+    async def relay(self, ticket: Ticket, text: str, attachments: int) -> list[Outgoing]:
+        """A fan message during a handoff goes to the desk; kept (redacted) even with /privacy off."""
+        at = self._clock()
+        await self._store.append(
+            Turn(ticket.fan, ticket.conversation, "fan", Kind.HANDOFF_RELAY.value, at, minimized(text, attachments))
+        )
+        note = f" (+{attachments} attachment(s), not forwarded)" if attachments else ""
+        return [Outgoing(Kind.HANDOFF_RELAY, f"#{ticket.id} fan: {text}{note}", to="desk", ticket=str(ticket.id))]
+
+    async def cancel(self, fan: str) -> list[Outgoing]:
+        ticket = await self._tickets.active_for(fan)
+        if ticket is None:
+            return [Outgoing(Kind.REFUSED, "There is no open request for a person to cancel.")]
+        await self._tickets.move(ticket, Action.CANCEL, self._clock())
+        await self._store.audit("ticket_cancelled", "fan", {"ticket": ticket.id})
+        return [
+            Outgoing(Kind.HANDOFF_RESOLVED, "OK, I've closed your request: you're back with the AI assistant.", ticket=str(ticket.id)),
+            Outgoing(Kind.HANDOFF_RESOLVED, f"Ticket #{ticket.id} was cancelled by the fan.", to="desk", ticket=str(ticket.id)),
+        ]
+
+    def erased(self, ticket_ids: tuple[int, ...]) -> list[Outgoing]:
+        return [
+            Outgoing(Kind.HANDOFF_RESOLVED, f"Ticket #{number} was erased at the fan's request.", to="desk", ticket=str(number))
+            for number in ticket_ids
+        ]
+
+    # The desk's side ----------------------------------------------------------------
+
+    async def moderate(self, action: ModeratorAction) -> list[Outgoing]:
+        if action.moderator_id not in self._settings.moderators:
+            return [self._to_desk(Kind.REFUSED, "Only configured moderators can act on tickets.", action.ticket)]
+        ticket = await self._tickets.get(action.ticket)
+        if ticket is None or ticket.status not in ACTIVE:
+            what = f"ticket #{action.ticket}" if action.ticket is not None else "an active ticket"
+            return [self._to_desk(Kind.REFUSED, f"There is no {what} to act on.", action.ticket)]
+        moderator = self._pseudonyms.moderator(self._settings.desk, action.moderator_id)
+        words = action.text.strip().split(maxsplit=1)
+        command = words[0].lower() if words and words[0].startswith("/") else None
+        try:
+            if command == "/claim":
+                return await self._claim(ticket, moderator, words[1].strip()[:64] if len(words) > 1 else DEFAULT_NAME)
+            if command in ("/unclaim", "/resolve"):
+                if ticket.moderator != moderator:
+                    return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is not claimed by you.", ticket.id)]
+                return await (self._unclaim(ticket, moderator) if command == "/unclaim" else self._resolve(ticket, moderator))
+            if command is not None:
+                return [self._to_desk(Kind.REFUSED, f"Unknown desk command {words[0]}: use /claim, /unclaim, /resolve or plain text.", ticket.id)]
+            return await self._reply(ticket, moderator, action.text.strip())
+        except IllegalTransition as error:
+            return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id}: {error}.", ticket.id)]
+
+    async def _claim(self, ticket: Ticket, moderator: str, name: str) -> list[Outgoing]:
+        claimed = await self._tickets.move(ticket, Action.CLAIM, self._clock(), moderator, name)
+        await self._store.audit("ticket_claimed", moderator, {"ticket": ticket.id})
+        return [
+            self._to_fan(claimed, Kind.MODERATOR_JOINED, f"{name}, a human moderator, has joined. You're talking with a person now, not the AI."),
+            self._to_desk(Kind.MODERATOR_JOINED, f"You claimed ticket #{ticket.id} as {name}.", ticket.id),
+        ]
+
+    async def _unclaim(self, ticket: Ticket, moderator: str) -> list[Outgoing]:
+        reopened = await self._tickets.move(ticket, Action.UNCLAIM, self._clock())
+        await self._store.audit("ticket_unclaimed", moderator, {"ticket": ticket.id})
+        place = await self._tickets.position(ticket.id)
+        return [
+            self._to_fan(reopened, Kind.HANDOFF_STARTED, f"The moderator had to step away; you're back in the queue (place {place}). Another person will pick this up."),
+            self._to_desk(Kind.HANDOFF_TICKET, f"Ticket #{ticket.id} is back in the queue.", ticket.id),
+        ]
+
+    async def _resolve(self, ticket: Ticket, moderator: str) -> list[Outgoing]:
+        resolved = await self._tickets.move(ticket, Action.RESOLVE, self._clock())
+        await self._store.audit("ticket_resolved", moderator, {"ticket": ticket.id})
+        return [
+            self._to_fan(resolved, Kind.HANDOFF_RESOLVED, "The moderator has closed this conversation. You're back with the AI assistant; /human brings a person back any time."),
+            self._to_desk(Kind.HANDOFF_RESOLVED, f"Ticket #{ticket.id} resolved.", ticket.id),
+        ]
+
+    async def _reply(self, ticket: Ticket, moderator: str, text: str) -> list[Outgoing]:
+        if ticket.status is not Status.CLAIMED:
+            return [self._to_desk(Kind.REFUSED, f"Claim ticket #{ticket.id} first (/claim [name]).", ticket.id)]
+        if ticket.moderator != moderator:
+            return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is claimed by another moderator.", ticket.id)]
+        if not text:
+            return [self._to_desk(Kind.REFUSED, "An empty reply was not sent.", ticket.id)]
+        await self._store.append(
+            Turn(ticket.fan, ticket.conversation, "moderator", Kind.MODERATOR_REPLY.value, self._clock(), minimized(text))
+        )
+        return [self._to_fan(ticket, Kind.MODERATOR_REPLY, f"{ticket.moderator_name or DEFAULT_NAME} (human moderator): {text}", from_ai=False)]
+
+    # Timeouts -------------------------------------------------------------------------
+
+    async def expire(self) -> list[Outgoing]:
+        """Tells fans whose ticket nobody claimed in time what they can do; once per ticket."""
+        cutoff = self._clock() - timedelta(minutes=self._settings.claim_timeout_minutes)
+        notices = []
+        for ticket in await self._tickets.due_for_timeout(cutoff):
+            await self._tickets.mark_timeout_notified(ticket.id)
+            notices.append(
+                self._to_fan(
+                    ticket,
+                    Kind.HANDOFF_TIMEOUT,
+                    f"No moderator has picked up ticket #{ticket.id} in {self._settings.claim_timeout_minutes:g} minutes, "
+                    "sorry. You can keep waiting (you keep your place), type /human cancel to go back to the AI "
+                    "assistant, or leave a message here: the moderators will read it when they pick it up.",
+                )
+            )
+        return notices
+
+    # Helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _to_fan(ticket: Ticket, kind: Kind, text: str, from_ai: bool = True) -> Outgoing:
+        return Outgoing(kind, text, ticket=str(ticket.id), from_ai=from_ai, recipient=ticket.route)
+
+    @staticmethod
+    def _to_desk(kind: Kind, text: str, ticket: Optional[int]) -> Outgoing:
+        return Outgoing(kind, text, to="desk", ticket=None if ticket is None else str(ticket))
