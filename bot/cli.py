@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="audit log")
     audit.add_argument("action", choices=["verify", "show"], help="check the hash chain, or print the records")
     audit.add_argument("--head", help="the head hash recorded earlier; detects records cut off the end")
+    handoff = commands.add_parser("handoff", help="human handoff tickets")
+    handoff.add_argument("action", choices=["list"], help="show the queue (no fan identities)")
+    handoff.add_argument("--all", action="store_true", help="include resolved and cancelled tickets")
     for name, text in (("export", "print everything stored about one fan"), ("forget", "erase one fan's stored data")):
         fan = commands.add_parser(name, help=text)
         fan.add_argument("--user", required=True, metavar="PLATFORM:ID", help="e.g. slack:U0123ABC or discord:1234")
@@ -171,6 +174,18 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
             count = await store.purge(before, dry_run=args.dry_run)
             verb = "would delete" if args.dry_run else "deleted"
             print(f"bot: {verb} {count} turn(s) older than {before.isoformat(timespec='seconds')}Z")
+        elif args.command == "handoff":
+            from bot.handoff.ticket_store import TicketStore
+
+            listing = await TicketStore(store).listing(active_only=not args.all)
+            print(f"{'ticket':>6}  {'status':<9}  {'platform':<8}  {'opened (UTC)':<19}  {'moderator':<16}  why")
+            for ticket in listing:
+                opened = ticket.created_at.isoformat(sep=" ", timespec="seconds")
+                print(
+                    f"{ticket.id:>6}  {ticket.status.value:<9}  {ticket.platform:<8}  {opened:<19}  "
+                    f"{(ticket.moderator_name or '-'):<16}  {ticket.reason}"
+                )
+            print(f"bot: {len(listing)} ticket(s)", file=sys.stderr)
         elif args.command == "audit":
             if args.action == "show":
                 for entry in store.audit_log.entries():

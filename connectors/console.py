@@ -19,8 +19,14 @@ BANNER = "Console chat with the fan assistant. Type a message, or /privacy, /hum
 
 
 def render(reply: Outgoing) -> str:
-    """One reply as terminal text: every AI message carries the AI prefix on its first line."""
-    label = CONSOLE_AI_PREFIX if reply.from_ai else "[moderator]"
+    """One reply as terminal text: every AI message carries the AI prefix on its first line.
+
+    With the console desk, what goes to the moderators is printed here too, marked.
+    """
+    if reply.to == "desk":
+        label = "[to moderators]"
+    else:
+        label = CONSOLE_AI_PREFIX if reply.from_ai else "[human moderator]"
     private = " (only you can see this)" if reply.private else ""
     lines = reply.text.splitlines() or [""]
     indent = " " * (len(label) + 1)
@@ -50,13 +56,23 @@ class ConsoleConnector:
     async def run(self, bot: Bot) -> None:
         if self._interactive():
             print(BANNER, file=self._stdout)
-        while not self._closed.is_set():
-            line = await self._read_line()
-            if line is None:
-                break
-            incoming = Incoming("console", self._user_id, "console", line.rstrip("\n"))
-            for reply in await bot.handle(incoming, self.max_message_chars):
-                print(render(reply), file=self._stdout, flush=True)
+        timeouts = asyncio.create_task(self._watch_timeouts(bot))
+        try:
+            while not self._closed.is_set():
+                line = await self._read_line()
+                if line is None:
+                    break
+                incoming = Incoming("console", self._user_id, "console", line.rstrip("\n"))
+                for reply in await bot.handle(incoming, self.max_message_chars):
+                    print(render(reply), file=self._stdout, flush=True)
+        finally:
+            timeouts.cancel()
+
+    async def _watch_timeouts(self, bot: Bot, every_seconds: float = 30.0) -> None:
+        while True:
+            await asyncio.sleep(every_seconds)
+            for notice in await bot.expire_handoffs():
+                print(render(notice), file=self._stdout, flush=True)
 
     async def aclose(self) -> None:
         self._closed.set()

@@ -87,7 +87,7 @@ class Handoff:
             + (disclosed.isoformat(sep=" ", timespec="seconds") + " UTC" if disclosed else "not in the stored history"),
             f"Last {len(turns)} turn(s), personal data redacted:",
             *[f"  {turn['role']}: {turn['text']}" for turn in turns if turn["kind"] != "disclosure"],
-            "Claim with /claim [your display name]; reply in plain text; /unclaim or /resolve when done.",
+            "Claim with /claim [your display name]; reply in plain text; /unclaim, /transfer MODERATOR_ID [name] or /resolve.",
         ]
         return Outgoing(Kind.HANDOFF_TICKET, "\n".join(lines), to="desk", ticket=str(ticket.id))
 
@@ -132,12 +132,14 @@ class Handoff:
         try:
             if command == "/claim":
                 return await self._claim(ticket, moderator, words[1].strip()[:64] if len(words) > 1 else DEFAULT_NAME)
-            if command in ("/unclaim", "/resolve"):
+            if command in ("/unclaim", "/resolve", "/transfer"):
                 if ticket.moderator != moderator:
                     return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is not claimed by you.", ticket.id)]
+                if command == "/transfer":
+                    return await self._transfer(ticket, moderator, words[1] if len(words) > 1 else "")
                 return await (self._unclaim(ticket, moderator) if command == "/unclaim" else self._resolve(ticket, moderator))
             if command is not None:
-                return [self._to_desk(Kind.REFUSED, f"Unknown desk command {words[0]}: use /claim, /unclaim, /resolve or plain text.", ticket.id)]
+                return [self._to_desk(Kind.REFUSED, f"Unknown desk command {words[0]}: use /claim, /unclaim, /transfer, /resolve or plain text.", ticket.id)]
             return await self._reply(ticket, moderator, action.text.strip())
         except IllegalTransition as error:
             return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id}: {error}.", ticket.id)]
@@ -148,6 +150,20 @@ class Handoff:
         return [
             self._to_fan(claimed, Kind.MODERATOR_JOINED, f"{name}, a human moderator, has joined. You're talking with a person now, not the AI."),
             self._to_desk(Kind.MODERATOR_JOINED, f"You claimed ticket #{ticket.id} as {name}.", ticket.id),
+        ]
+
+    async def _transfer(self, ticket: Ticket, moderator: str, argument: str) -> list[Outgoing]:
+        """`/transfer MODERATOR_ID [display name]`: hands a claimed ticket to another moderator."""
+        target_id, _, name = argument.strip().partition(" ")
+        if target_id not in self._settings.moderators:
+            return [self._to_desk(Kind.REFUSED, "Transfer to a configured moderator: /transfer MODERATOR_ID [display name].", ticket.id)]
+        target = self._pseudonyms.moderator(self._settings.desk, target_id)
+        display = name.strip()[:64] or DEFAULT_NAME
+        moved = await self._tickets.move(ticket, Action.TRANSFER, self._clock(), target, display)
+        await self._store.audit("ticket_transferred", moderator, {"ticket": ticket.id, "to": target})
+        return [
+            self._to_fan(moved, Kind.MODERATOR_JOINED, f"{display}, another human moderator, is taking over your conversation."),
+            self._to_desk(Kind.MODERATOR_JOINED, f"Ticket #{ticket.id} transferred to {display}.", ticket.id),
         ]
 
     async def _unclaim(self, ticket: Ticket, moderator: str) -> list[Outgoing]:

@@ -64,6 +64,30 @@ def test_logs_carry_no_message_text_or_ids_at_info(replay_runs: list[subprocess.
         assert CANARY not in run.stderr and "buffering" not in run.stderr and "ann" not in run.stderr.split()
 
 
+def test_a_handoff_through_the_real_model_and_a_real_process(trained_model: Path, tmp_path: Path) -> None:
+    script = Path(__file__).parent / "scripts" / "handoff.jsonl"
+    run = bot("replay", str(script), tmp_path=tmp_path, extra_env={"BOT_HANDOFF_MODERATORS": "mod1"})
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(l["to"], l["user"], l["kind"]) for l in lines] == [
+        ("user", "ann", "disclosure"),
+        ("user", "ann", "answer"),
+        ("user", "ann", "handoff_started"),
+        ("desk", "ann", "handoff_ticket"),
+        ("desk", "ann", "handoff_relay"),
+        ("desk", "eve", "refused"),
+        ("user", "ann", "moderator_joined"),
+        ("desk", "mod1", "moderator_joined"),
+        ("user", "ann", "moderator_reply"),
+        ("user", "ann", "handoff_resolved"),
+        ("desk", "mod1", "handoff_resolved"),
+        ("user", "ann", "answer"),
+    ]
+    assert lines[1]["intent"] == "faq_merch" and lines[-1]["intent"] == "thanks"
+    assert "ann@example.com" in lines[4]["text"]  # the live relay is what the fan wrote, to the person they asked for
+    assert "ann@example.com" not in lines[3]["text"]
+
+
 def test_chat_without_a_terminal_discloses_first_and_exits_0_at_end_of_input(trained_model: Path, tmp_path: Path) -> None:
     run = bot("chat", stdin="hello\nare you human?\n", tmp_path=tmp_path)
     assert run.returncode == 0, run.stderr

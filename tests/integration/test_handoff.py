@@ -253,3 +253,30 @@ async def test_commands_still_work_during_a_handoff_and_relays_are_kept_with_pri
     ]
     assert "my order is late" in lines[-1]["text"]  # the relay was kept for the handoff the fan asked for
     await store.aclose()
+
+
+async def test_unclaim_and_transfer(url: str, master: MasterKeys) -> None:
+    store = TranscriptStore.open(url, None, master)
+    lines = await play(
+        make_bot(store, Clock()),
+        {"user": "ann", "text": "/human"},
+        {"moderator": "mod1", "ticket": "last", "text": "/claim Alex"},
+        {"moderator": "mod1", "ticket": "last", "text": "/unclaim"},
+        {"moderator": "mod2", "ticket": "last", "text": "/claim Sam"},
+        {"moderator": "mod2", "ticket": "last", "text": "/transfer mod1 Alex"},
+        {"moderator": "mod2", "ticket": "last", "text": "still me?"},
+        {"moderator": "mod1", "ticket": "last", "text": "Alex here again."},
+    )
+    assert summary(lines)[5:] == [
+        ("user", "ann", "handoff_started"),
+        ("desk", "mod1", "handoff_ticket"),
+        ("user", "ann", "moderator_joined"),
+        ("desk", "mod2", "moderator_joined"),
+        ("user", "ann", "moderator_joined"),
+        ("desk", "mod2", "moderator_joined"),
+        ("desk", "mod2", "refused"),
+        ("user", "ann", "moderator_reply"),
+    ]
+    actions = [entry["action"] for entry in store.audit_log.entries()]
+    assert actions == ["ticket_claimed", "ticket_unclaimed", "ticket_claimed", "ticket_transferred"]
+    await store.aclose()

@@ -92,3 +92,20 @@ def test_bad_keys_and_urls_are_one_line_errors(deployment: dict[str, str], chang
 def test_user_must_name_the_platform(deployment: dict[str, str]) -> None:
     run = operator("forget", "--user", "U0ANN", env=deployment)
     assert run.returncode == 2 and "PLATFORM:ID" in run.stderr
+
+
+def test_handoff_list_shows_the_queue_without_identities(deployment: dict[str, str]) -> None:
+    async def open_ticket() -> None:
+        from bot.config import HandoffSettings
+
+        store = TranscriptStore.open(deployment["BOT_STORE_URL"], None, MasterKeys.parse(deployment["BOT_MASTER_KEYS"]))
+        bot = Bot(FakeEngine(), Pseudonymizer(PSEUDONYM_KEY.encode()), AssistantSettings(), ConversationMemory(60), store,
+                  handoff=HandoffSettings(moderators=("mod1",)))
+        await bot.handle(Incoming("discord", "U0BOB", "D9", "/human"))
+        await store.aclose()
+
+    asyncio.run(open_ticket())
+    listed = operator("handoff", "list", env=deployment)
+    assert listed.returncode == 0, listed.stderr
+    assert "open" in listed.stdout and "discord" in listed.stdout and "asked" in listed.stdout
+    assert "U0BOB" not in listed.stdout and "1 ticket(s)" in listed.stderr
