@@ -120,6 +120,7 @@ class CommandHandlers:
             state.pending_erasure = False
             return [Outgoing(Kind.PRIVACY_NOTICE, "OK, nothing was erased.")]
         receipt = await self._store.erase(fan)
+        await self._handoff.forget(fan)
         dialogues = await self._engine.forget(fan)
         conversations = self._memory.forget(fan)
         total = receipt.records + dialogues + conversations

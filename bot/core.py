@@ -98,7 +98,7 @@ class Bot:
 
     async def moderate(self, action: ModeratorAction) -> list[Outgoing]:
         """A moderator's line at the desk; holds the fan's lock so it cannot race an erasure."""
-        ticket = await self._handoff.tickets.get(action.ticket)
+        ticket = await self._handoff.find(action.ticket)
         if ticket is None:
             return await self._handoff.moderate(action)
         async with self._locks.hold(ticket.fan):

@@ -5,9 +5,9 @@ desk is (console, a Slack or Discord channel) is the connector's business.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from bot.config import HandoffSettings
 from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status
@@ -48,28 +48,63 @@ class Handoff:
         self._tickets = TicketStore(store)
         self._pseudonyms = pseudonyms
         self._clock = clock
+        self._active: Optional[dict[str, Ticket]] = None  # fan -> active ticket, loaded once
 
     @property
     def tickets(self) -> TicketStore:
         return self._tickets
 
+    # The index of active tickets ----------------------------------------------------
+    # This process is the only one moving tickets, so active tickets are kept in memory
+    # (loaded from the store on first use, e.g. after a restart) and every move updates
+    # both. The database stays the arbiter: moves are conditional updates.
+
+    async def _index(self) -> dict[str, Ticket]:
+        if self._active is None:
+            self._active = {ticket.fan: ticket for ticket in await self._tickets.listing(active_only=True)}
+        return self._active
+
+    async def _remember(self, ticket: Ticket) -> None:
+        index = await self._index()
+        if ticket.status in ACTIVE:
+            index[ticket.fan] = ticket
+        else:
+            index.pop(ticket.fan, None)
+
+    async def find(self, ticket_id: Optional[int]) -> Optional[Ticket]:
+        """An active ticket by number, or (None) the newest active one: the desk's "last"."""
+        tickets = (await self._index()).values()
+        if ticket_id is None:
+            return max(tickets, key=lambda ticket: ticket.id, default=None)
+        return next((ticket for ticket in tickets if ticket.id == ticket_id), None)
+
+    async def _position(self, ticket: Ticket) -> int:
+        return sum(1 for t in (await self._index()).values() if t.status is Status.OPEN and t.id <= ticket.id)
+
+    async def forget(self, fan: str) -> None:
+        """The fan was erased: their ticket rows are gone, so is the index entry."""
+        (await self._index()).pop(fan, None)
+
     # The fan's side -----------------------------------------------------------------
 
     async def active(self, fan: str) -> Optional[Ticket]:
-        return await self._tickets.active_for(fan)
+        return (await self._index()).get(fan)
 
     async def start(self, fan: str, conversation: str, address: Address, reason: str) -> list[Outgoing]:
-        existing = await self._tickets.active_for(fan)
+        existing = await self.active(fan)
         if existing is not None:
             return [await self._started(existing, again=True)]
-        ticket = await self._tickets.open(fan, conversation, address, reason, self._clock())
-        return [await self._started(ticket), await self._packet(ticket)]
+        ticket, turns, disclosed = await self._tickets.open(
+            fan, conversation, address, reason, self._clock(), self._settings.history_turns
+        )
+        await self._remember(ticket)
+        return [await self._started(ticket), self._packet(ticket, turns, disclosed)]
 
     async def _started(self, ticket: Ticket, again: bool = False) -> Outgoing:
         if ticket.status is Status.CLAIMED:
             text = f"You're already talking with {ticket.moderator_name or DEFAULT_NAME.lower()}, a human moderator."
         else:
-            place = await self._tickets.position(ticket.id)
+            place = await self._position(ticket)
             opening = "You're already in the queue for a person" if again else "I've asked a human moderator to take over"
             text = (
                 f"{opening} (ticket #{ticket.id}, place {place} in the queue). I won't answer while you wait: "
@@ -78,9 +113,8 @@ class Handoff:
             )
         return Outgoing(Kind.HANDOFF_STARTED, text, ticket=str(ticket.id))
 
-    async def _packet(self, ticket: Ticket) -> Outgoing:
-        turns = await self._store.recent_turns(ticket.fan, self._settings.history_turns)
-        disclosed = await self._store.first_disclosure(ticket.fan)
+    @staticmethod
+    def _packet(ticket: Ticket, turns: list[dict[str, Any]], disclosed: Optional[datetime]) -> Outgoing:
         lines = [
             f"Ticket #{ticket.id} · fan on {ticket.platform} · why: {REASONS.get(ticket.reason, ticket.reason)}",
             "AI disclosure shown: "
@@ -93,19 +127,18 @@ class Handoff:
 
     async def relay(self, ticket: Ticket, text: str, attachments: int) -> list[Outgoing]:
         """A fan message during a handoff goes to the desk; kept (redacted) even with /privacy off."""
-        at = self._clock()
-        await self._store.append(
-            Turn(ticket.fan, ticket.conversation, "fan", Kind.HANDOFF_RELAY.value, at, minimized(text, attachments))
+        # Queued, not awaited: the store keeps it in order with everything else (see submit).
+        self._store.submit(
+            Turn(ticket.fan, ticket.conversation, "fan", Kind.HANDOFF_RELAY.value, self._clock(), minimized(text, attachments))
         )
         note = f" (+{attachments} attachment(s), not forwarded)" if attachments else ""
         return [Outgoing(Kind.HANDOFF_RELAY, f"#{ticket.id} fan: {text}{note}", to="desk", ticket=str(ticket.id))]
 
     async def cancel(self, fan: str) -> list[Outgoing]:
-        ticket = await self._tickets.active_for(fan)
+        ticket = await self.active(fan)
         if ticket is None:
             return [Outgoing(Kind.REFUSED, "There is no open request for a person to cancel.")]
-        await self._tickets.move(ticket, Action.CANCEL, self._clock())
-        await self._store.audit("ticket_cancelled", "fan", {"ticket": ticket.id})
+        await self._remember(await self._tickets.move(ticket, Action.CANCEL, self._clock(), "fan"))
         return [
             Outgoing(Kind.HANDOFF_RESOLVED, "OK, I've closed your request: you're back with the AI assistant.", ticket=str(ticket.id)),
             Outgoing(Kind.HANDOFF_RESOLVED, f"Ticket #{ticket.id} was cancelled by the fan.", to="desk", ticket=str(ticket.id)),
@@ -122,8 +155,8 @@ class Handoff:
     async def moderate(self, action: ModeratorAction) -> list[Outgoing]:
         if action.moderator_id not in self._settings.moderators:
             return [self._to_desk(Kind.REFUSED, "Only configured moderators can act on tickets.", action.ticket)]
-        ticket = await self._tickets.get(action.ticket)
-        if ticket is None or ticket.status not in ACTIVE:
+        ticket = await self.find(action.ticket)
+        if ticket is None:
             what = f"ticket #{action.ticket}" if action.ticket is not None else "an active ticket"
             return [self._to_desk(Kind.REFUSED, f"There is no {what} to act on.", action.ticket)]
         moderator = self._pseudonyms.moderator(self._settings.desk, action.moderator_id)
@@ -145,8 +178,8 @@ class Handoff:
             return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id}: {error}.", ticket.id)]
 
     async def _claim(self, ticket: Ticket, moderator: str, name: str) -> list[Outgoing]:
-        claimed = await self._tickets.move(ticket, Action.CLAIM, self._clock(), moderator, name)
-        await self._store.audit("ticket_claimed", moderator, {"ticket": ticket.id})
+        claimed = await self._tickets.move(ticket, Action.CLAIM, self._clock(), moderator, moderator, name)
+        await self._remember(claimed)
         return [
             self._to_fan(claimed, Kind.MODERATOR_JOINED, f"{name}, a human moderator, has joined. You're talking with a person now, not the AI."),
             self._to_desk(Kind.MODERATOR_JOINED, f"You claimed ticket #{ticket.id} as {name}.", ticket.id),
@@ -159,25 +192,25 @@ class Handoff:
             return [self._to_desk(Kind.REFUSED, "Transfer to a configured moderator: /transfer MODERATOR_ID [display name].", ticket.id)]
         target = self._pseudonyms.moderator(self._settings.desk, target_id)
         display = name.strip()[:64] or DEFAULT_NAME
-        moved = await self._tickets.move(ticket, Action.TRANSFER, self._clock(), target, display)
-        await self._store.audit("ticket_transferred", moderator, {"ticket": ticket.id, "to": target})
+        moved = await self._tickets.move(ticket, Action.TRANSFER, self._clock(), moderator, target, display)
+        await self._remember(moved)
         return [
             self._to_fan(moved, Kind.MODERATOR_JOINED, f"{display}, another human moderator, is taking over your conversation."),
             self._to_desk(Kind.MODERATOR_JOINED, f"Ticket #{ticket.id} transferred to {display}.", ticket.id),
         ]
 
     async def _unclaim(self, ticket: Ticket, moderator: str) -> list[Outgoing]:
-        reopened = await self._tickets.move(ticket, Action.UNCLAIM, self._clock())
-        await self._store.audit("ticket_unclaimed", moderator, {"ticket": ticket.id})
-        place = await self._tickets.position(ticket.id)
+        reopened = await self._tickets.move(ticket, Action.UNCLAIM, self._clock(), moderator)
+        await self._remember(reopened)
+        place = await self._position(reopened)
         return [
             self._to_fan(reopened, Kind.HANDOFF_STARTED, f"The moderator had to step away; you're back in the queue (place {place}). Another person will pick this up."),
             self._to_desk(Kind.HANDOFF_TICKET, f"Ticket #{ticket.id} is back in the queue.", ticket.id),
         ]
 
     async def _resolve(self, ticket: Ticket, moderator: str) -> list[Outgoing]:
-        resolved = await self._tickets.move(ticket, Action.RESOLVE, self._clock())
-        await self._store.audit("ticket_resolved", moderator, {"ticket": ticket.id})
+        resolved = await self._tickets.move(ticket, Action.RESOLVE, self._clock(), moderator)
+        await self._remember(resolved)
         return [
             self._to_fan(resolved, Kind.HANDOFF_RESOLVED, "The moderator has closed this conversation. You're back with the AI assistant; /human brings a person back any time."),
             self._to_desk(Kind.HANDOFF_RESOLVED, f"Ticket #{ticket.id} resolved.", ticket.id),
@@ -190,7 +223,7 @@ class Handoff:
             return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is claimed by another moderator.", ticket.id)]
         if not text:
             return [self._to_desk(Kind.REFUSED, "An empty reply was not sent.", ticket.id)]
-        await self._store.append(
+        self._store.submit(
             Turn(ticket.fan, ticket.conversation, "moderator", Kind.MODERATOR_REPLY.value, self._clock(), minimized(text))
         )
         return [self._to_fan(ticket, Kind.MODERATOR_REPLY, f"{ticket.moderator_name or DEFAULT_NAME} (human moderator): {text}", from_ai=False)]
@@ -200,9 +233,14 @@ class Handoff:
     async def expire(self) -> list[Outgoing]:
         """Tells fans whose ticket nobody claimed in time what they can do; once per ticket."""
         cutoff = self._clock() - timedelta(minutes=self._settings.claim_timeout_minutes)
+        due = [
+            t for t in (await self._index()).values()
+            if t.status is Status.OPEN and not t.timeout_notified and t.created_at < cutoff
+        ]
         notices = []
-        for ticket in await self._tickets.due_for_timeout(cutoff):
+        for ticket in sorted(due, key=lambda t: t.id):
             await self._tickets.mark_timeout_notified(ticket.id)
+            await self._remember(replace(ticket, timeout_notified=True))
             notices.append(
                 self._to_fan(
                     ticket,

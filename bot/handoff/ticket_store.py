@@ -8,9 +8,9 @@ encrypted with their data key, so erasing the key also makes old routes unreadab
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
 from sqlalchemy import func, insert, select, update
 
@@ -21,6 +21,10 @@ from bot.privacy.schema import tickets
 from bot.privacy.store import TranscriptStore
 
 ACTIVE_VALUES = [status.value for status in ACTIVE]
+_PAST = {
+    Action.CLAIM: "claimed", Action.UNCLAIM: "unclaimed", Action.TRANSFER: "transferred",
+    Action.RESOLVE: "resolved", Action.CANCEL: "cancelled", Action.ERASE: "erased",
+}
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,15 @@ class TicketStore:
             row = connection.execute(select(tickets).where(*conditions).order_by(tickets.c.id.desc()).limit(1)).mappings().first()
         return self._ticket(dict(row)) if row else None
 
-    async def open(self, fan: str, conversation: str, route: Address, reason: str, at: datetime) -> Ticket:
-        def work() -> Ticket:
+    async def open(
+        self, fan: str, conversation: str, route: Address, reason: str, at: datetime, history: int
+    ) -> tuple[Ticket, list[dict[str, Any]], Optional[datetime]]:
+        """Writes a new open ticket and reads what its packet needs, in one store job.
+
+        Returns the ticket, the fan's last `history` turns and when they were told it is an AI.
+        """
+
+        def work() -> tuple[Ticket, list[dict[str, Any]], Optional[datetime]]:
             key = self._store.data_key(fan, create=True)
             assert key is not None
             body = crypto.encrypt(key, json.dumps(route.__dict__, sort_keys=True))
@@ -81,30 +92,8 @@ class TicketStore:
                         status=Status.OPEN.value, reason=reason, created_at=at, timeout_notified=False,
                     )
                 ).inserted_primary_key[0]
-            found = self._select_one(tickets.c.id == ticket_id)
-            assert found is not None
-            return found
-
-        return await self._store.run(work)
-
-    async def active_for(self, fan: str) -> Optional[Ticket]:
-        return await self._store.run(lambda: self._select_one(tickets.c.fan == fan, tickets.c.status.in_(ACTIVE_VALUES)))
-
-    async def get(self, ticket_id: Optional[int]) -> Optional[Ticket]:
-        """A ticket by id, or (None) the newest active one: the desk's "last"."""
-        if ticket_id is None:
-            return await self._store.run(lambda: self._select_one(tickets.c.status.in_(ACTIVE_VALUES)))
-        return await self._store.run(lambda: self._select_one(tickets.c.id == ticket_id))
-
-    async def position(self, ticket_id: int) -> int:
-        """Place in the queue of unclaimed tickets (1 = next)."""
-
-        def work() -> int:
-            with self._store.engine.connect() as connection:
-                query = select(func.count()).select_from(tickets).where(
-                    tickets.c.status == Status.OPEN.value, tickets.c.id <= ticket_id
-                )
-                return int(connection.execute(query).scalar() or 0)
+            ticket = Ticket(ticket_id, fan, conversation, route.platform, route, Status.OPEN, reason, None, None, at, False)
+            return ticket, self._store.read_recent_turns(fan, history), self._store.read_first_disclosure(fan)
 
         return await self._store.run(work)
 
@@ -113,47 +102,42 @@ class TicketStore:
         ticket: Ticket,
         action: Action,
         at: datetime,
+        actor: str,
         moderator: Optional[str] = None,
         moderator_name: Optional[str] = None,
     ) -> Ticket:
-        """Applies one state-machine move, or raises `IllegalTransition` (also when a rival won)."""
+        """Applies one state-machine move and audits it, in one store job; raises
+        `IllegalTransition` for an illegal move or when a rival changed the ticket first."""
         target = next_status(ticket.status, action)
+        values: dict[str, Any] = {"status": target.value}
+        if action in (Action.CLAIM, Action.TRANSFER):
+            values.update(moderator=moderator, moderator_name=moderator_name, claimed_at=at)
+        elif action is Action.UNCLAIM:
+            values.update(moderator=None, moderator_name=None, claimed_at=None)
+        if target not in ACTIVE:
+            values["closed_at"] = at
 
         def work() -> Ticket:
-            values: dict[str, object] = {"status": target.value}
-            if action in (Action.CLAIM, Action.TRANSFER):
-                values.update(moderator=moderator, moderator_name=moderator_name, claimed_at=at)
-            elif action is Action.UNCLAIM:
-                values.update(moderator=None, moderator_name=None, claimed_at=None)
-            if target not in ACTIVE:
-                values["closed_at"] = at
             with self._store.engine.begin() as connection:
                 changed = connection.execute(
                     update(tickets)
                     .where(tickets.c.id == ticket.id, tickets.c.status == ticket.status.value)
                     .values(**values)
                 ).rowcount
-            current = self._select_one(tickets.c.id == ticket.id)
-            if not changed or current is None:
+            if not changed:
+                current = self._select_one(tickets.c.id == ticket.id)
                 state = current.status.value if current else "erased"
                 raise IllegalTransition(f"ticket {ticket.id} changed meanwhile: it is {state} now")
-            return current
-
-        return await self._store.run(work)
-
-    async def due_for_timeout(self, before: datetime) -> list[Ticket]:
-        def work() -> list[Ticket]:
-            with self._store.engine.connect() as connection:
-                rows = connection.execute(
-                    select(tickets)
-                    .where(
-                        tickets.c.status == Status.OPEN.value,
-                        tickets.c.created_at < before,
-                        tickets.c.timeout_notified.is_(False),
-                    )
-                    .order_by(tickets.c.id)
-                ).mappings().all()
-            return [self._ticket(dict(row)) for row in rows]
+            detail: dict[str, Any] = {"ticket": ticket.id}
+            if action is Action.TRANSFER:
+                detail["to"] = moderator
+            self._store.audit_log.record(f"ticket_{_PAST[action]}", actor, detail, at=at)
+            return replace(
+                ticket,
+                status=target,
+                moderator=values.get("moderator", ticket.moderator),
+                moderator_name=values.get("moderator_name", ticket.moderator_name),
+            )
 
         return await self._store.run(work)
 
@@ -173,6 +157,3 @@ class TicketStore:
                 return [self._ticket(dict(row)) for row in connection.execute(query).mappings().all()]
 
         return await self._store.run(work)
-
-
-__all__ = ["Ticket", "TicketStore", "IllegalTransition"]

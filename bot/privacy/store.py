@@ -232,35 +232,28 @@ class TranscriptStore:
 
         return await self.run(work)
 
-    async def recent_turns(self, fan: str, limit: int) -> list[dict[str, Any]]:
-        """The fan's last turns, oldest first, for a moderator's handoff packet (not audited
-        as an export: the fan asked for the person who reads it)."""
+    def read_recent_turns(self, fan: str, limit: int) -> list[dict[str, Any]]:
+        """The fan's last turns, oldest first, for a moderator's handoff packet (store
+        thread only; not audited as an export: the fan asked for the person who reads it)."""
+        key = self.data_key(fan, create=False)
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(turns.c.role, turns.c.kind, turns.c.at, turns.c.body)
+                .where(turns.c.fan == fan)
+                .order_by(turns.c.id.desc())
+                .limit(limit)
+            ).mappings().all()
+        return [
+            {"role": row["role"], "kind": row["kind"], "at": row["at"], "text": _readable(key, row["body"])}
+            for row in reversed(rows)
+        ]
 
-        def work() -> list[dict[str, Any]]:
-            key = self.data_key(fan, create=False)
-            with self._engine.connect() as connection:
-                rows = connection.execute(
-                    select(turns.c.role, turns.c.kind, turns.c.at, turns.c.body)
-                    .where(turns.c.fan == fan)
-                    .order_by(turns.c.id.desc())
-                    .limit(limit)
-                ).mappings().all()
-            return [
-                {"role": row["role"], "kind": row["kind"], "at": row["at"], "text": _readable(key, row["body"])}
-                for row in reversed(rows)
-            ]
-
-        return await self.run(work)
-
-    async def first_disclosure(self, fan: str) -> Optional[datetime]:
-        """When the fan was first told, in what is still stored, that they talk to an AI."""
-
-        def work() -> Optional[datetime]:
-            with self._engine.connect() as connection:
-                query = select(func.min(turns.c.at)).where(turns.c.fan == fan, turns.c.kind == "disclosure")
-                return connection.execute(query).scalar()
-
-        return await self.run(work)
+    def read_first_disclosure(self, fan: str) -> Optional[datetime]:
+        """When the fan was first told, in what is still stored, that they talk to an AI
+        (store thread only)."""
+        with self._engine.connect() as connection:
+            query = select(func.min(turns.c.at)).where(turns.c.fan == fan, turns.c.kind == "disclosure")
+            return connection.execute(query).scalar()
 
     async def erase(self, fan: str, actor: str = "fan") -> ErasureReceipt:
         """Deletes the data key first (crypto-shredding), then every row naming the fan."""

@@ -143,7 +143,7 @@ async def test_two_moderators_claiming_at_once_one_wins(url: str, master: Master
     kinds = sorted(tuple(reply.kind.value for reply in result) for result in results)
     assert kinds == [("moderator_joined", "moderator_joined"), ("refused",)]
     # and in the database, without the fan lock: the conditional update decides
-    ticket = await bot.handoff.tickets.get(1)
+    ticket = await bot.handoff.find(1)
     assert ticket is not None and ticket.moderator_name in ("Alex", "Sam")
     await store.aclose()
 
