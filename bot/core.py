@@ -69,6 +69,7 @@ class Bot:
         self._memory = memory
         self._handoff = Handoff(handoff, store, pseudonyms, clock)
         self._commands = CommandHandlers(settings, engine, memory, store, retention_days, self._handoff)
+        self._store = store
         self._transcript = TranscriptWriter(store, clock)
         self._locks = KeyedLocks()
 
@@ -109,8 +110,10 @@ class Bot:
         return await self._handoff.expire()
 
     async def drain(self) -> None:
-        """Waits for queued transcript writes (on shutdown, and in tests before reading the store)."""
+        """Waits for queued transcript writes and erasures to reach the database (on shutdown,
+        and in tests before reading the store directly)."""
         await self._transcript.drain()
+        await self._store.settle()
 
     async def _reply(
         self, sender: Sender, state: ConversationState, incoming: Incoming, max_chars: Optional[int]

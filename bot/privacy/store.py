@@ -26,6 +26,8 @@ from bot.privacy.schema import FAN_TABLES, data_keys, preferences, tickets, turn
 
 T = TypeVar("T")
 DATA_KEY_CACHE = 10_000
+#: Turns deleted per store job when erasing a fan (see `TranscriptStore.erase`).
+ERASE_BATCH = 500
 
 
 class StoreError(RuntimeError):
@@ -93,6 +95,7 @@ class TranscriptStore:
         self._data_keys: OrderedDict[str, bytes] = OrderedDict()
         self._logging: dict[str, bool] = {}
         self._queue_lock = threading.Lock()
+        self._erasing: set[str] = set()
         self._queued: list[tuple[tuple[Turn, ...], "asyncio.Future[None]", asyncio.AbstractEventLoop]] = []
         self.audit_log = AuditLog(engine)
 
@@ -256,7 +259,14 @@ class TranscriptStore:
             return connection.execute(query).scalar()
 
     async def erase(self, fan: str, actor: str = "fan") -> ErasureReceipt:
-        """Deletes the data key first (crypto-shredding), then every row naming the fan."""
+        """Deletes the data key first (crypto-shredding), then every row naming the fan.
+
+        The key, preferences and tickets go at once, and the first `ERASE_BATCH` turns with
+        them. A fan with more turns has the rest deleted in further batches queued on the
+        store thread, so other fans' writes are not held up behind one large erasure;
+        those rows are unreadable from the first moment (their key is gone). `settle()`
+        waits until they are gone too.
+        """
 
         def work() -> ErasureReceipt:
             self._data_keys.pop(fan, None)
@@ -267,19 +277,42 @@ class TranscriptStore:
                 active = connection.execute(
                     select(tickets.c.id).where(tickets.c.fan == fan, tickets.c.status.in_(["open", "claimed"]))
                 ).scalars().all()
+                turn_count = int(
+                    connection.execute(select(func.count()).select_from(turns).where(turns.c.fan == fan)).scalar() or 0
+                )
                 deleted = {
                     table.name: connection.execute(delete(table).where(table.c.fan == fan)).rowcount
                     for table in FAN_TABLES
+                    if table is not turns
                 }
             receipt = ErasureReceipt(
-                keys_deleted, deleted["turns"], deleted["preferences"], deleted["tickets"], tuple(sorted(active))
+                keys_deleted, turn_count, deleted["preferences"], deleted["tickets"], tuple(sorted(active))
             )
             self.audit_log.record(
                 "erasure_executed", actor, {"records": receipt.records, "turns": receipt.turns, "tickets": receipt.tickets}
             )
+            self._erasing.add(fan)
+            self._erase_turns_batch(fan)
             return receipt
 
         return await self.run(work)
+
+    def _erase_turns_batch(self, fan: str) -> None:
+        """Deletes up to `ERASE_BATCH` of an erased fan's turns; queues itself again while any remain."""
+        batch = select(turns.c.id).where(turns.c.fan == fan).limit(ERASE_BATCH).scalar_subquery()
+        with self._engine.begin() as connection:
+            removed = connection.execute(delete(turns).where(turns.c.id.in_(batch))).rowcount
+        if removed < ERASE_BATCH:
+            self._erasing.discard(fan)
+        else:
+            self._executor.submit(self._erase_turns_batch, fan)
+
+    async def settle(self) -> None:
+        """Waits until queued writes and the row deletion of every erasure have finished."""
+        while True:
+            await self.run(lambda: None)
+            if not self._erasing and not self._queued:
+                return
 
     async def purge(self, before: datetime, dry_run: bool = False) -> int:
         """Deletes (or, dry, counts) turns older than `before`; returns how many."""
@@ -365,7 +398,7 @@ class TranscriptStore:
         return await self.run(work)
 
     async def aclose(self) -> None:
-        await self.run(lambda: None)
+        await self.settle()
         self._executor.shutdown(wait=True)
         self._engine.dispose()
         if self._keys_engine is not self._engine:

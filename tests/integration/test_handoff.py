@@ -280,3 +280,15 @@ async def test_unclaim_and_transfer(url: str, master: MasterKeys) -> None:
     actions = [entry["action"] for entry in store.audit_log.entries()]
     assert actions == ["ticket_claimed", "ticket_unclaimed", "ticket_claimed", "ticket_transferred"]
     await store.aclose()
+
+
+async def test_closed_tickets_are_kept_only_as_long_as_retention_allows(url: str, master: MasterKeys) -> None:
+    store = TranscriptStore.open(url, None, master)
+    clock = Clock()
+    bot = make_bot(store, clock)
+    await play(bot, {"user": "ann", "text": "/human"}, {"user": "bob", "text": "/human"}, {"user": "ann", "text": "/human cancel"})
+    clock.now += timedelta(days=31)
+    await store.purge(clock.now - timedelta(days=30))
+    remaining = await bot.handoff.tickets.listing(active_only=False)
+    assert [(t.id, t.status.value) for t in remaining] == [(2, "open")]  # the open one stays
+    await store.aclose()

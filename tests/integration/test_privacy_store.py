@@ -311,3 +311,22 @@ async def test_attachments_are_never_stored_only_marked(tmp_path: Path, master: 
     fan_turns = [turn["text"] for turn in export["turns"] if turn["role"] == "fan"]
     assert fan_turns == ["here is my receipt, refund please [ATTACHMENT] [ATTACHMENT]"]
     await store.aclose()
+
+
+async def test_a_large_erasure_shreds_at_once_and_removes_rows_in_batches(database_url: str, master: MasterKeys) -> None:
+    from datetime import datetime
+
+    from bot.privacy.store import ERASE_BATCH, Turn
+
+    store = TranscriptStore.open(database_url, None, master)
+    big, other = fan_pseudonym("U0BIG"), fan_pseudonym("U0OTHER")
+    count = 2 * ERASE_BATCH + 17
+    await store.append(*[Turn(big, "c", "fan", "message", datetime(2026, 1, 1), f"message {n}") for n in range(count)])
+    receipt = await store.erase(big)
+    assert receipt.turns == count and receipt.data_keys == 1
+    leftover = (await store.export(big))["turns"]
+    assert all(turn["text"] == "[unreadable: key erased]" for turn in leftover)  # unreadable from the start
+    await store.append(Turn(other, "c", "fan", "message", datetime(2026, 1, 1), "not held up"))
+    await store.settle()
+    assert await store.count_turns(big) == 0 and await store.count_turns(other) == 1
+    await store.aclose()
