@@ -7,6 +7,8 @@ single writer and the event loop never blocks on I/O.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +27,7 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.schema import FAN_TABLES, data_keys, preferences, tickets, turns
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 DATA_KEY_CACHE = 10_000
 #: Turns deleted per store job when erasing a fan (see `TranscriptStore.erase`).
 ERASE_BATCH = 500
@@ -67,7 +70,41 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten, not left in free pages
+    # No checkpoint inside a commit: whichever write crossed the WAL limit would pay for
+    # copying it back (hundreds of ms). `_WalCheckpointer` does it beside the writer.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
+
+
+class _WalCheckpointer:
+    """Checkpoints a SQLite WAL from its own connection every few seconds (PASSIVE mode
+    never blocks the store's writer), so commits never stall on a checkpoint."""
+
+    def __init__(self, path: str, every_seconds: float = 2.0) -> None:
+        self._path = path
+        self._every = every_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        try:
+            connection = sqlite3.connect(self._path, timeout=1)
+            try:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                connection.close()
+        except sqlite3.Error:
+            logger.warning("SQLite WAL checkpoint failed; will retry")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.checkpoint()
 
 
 def open_engine(url: str) -> Engine:
@@ -96,6 +133,11 @@ class TranscriptStore:
         self._logging: dict[str, bool] = {}
         self._queue_lock = threading.Lock()
         self._erasing: set[str] = set()
+        self._checkpointers = [
+            _WalCheckpointer(str(database))
+            for database in {_sqlite_file(engine), _sqlite_file(keys_engine)}
+            if database is not None
+        ]
         self._queued: list[tuple[tuple[Turn, ...], "asyncio.Future[None]", asyncio.AbstractEventLoop]] = []
         self.audit_log = AuditLog(engine)
 
@@ -112,19 +154,12 @@ class TranscriptStore:
             migrate.upgrade(keys_engine, "keys")
         except Exception as error:  # driver errors carry passwords in URLs: name the database only
             raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
-        store = cls(engine, keys_engine, master)
-        store._check_master_keys()
-        return store
+        _check_master_keys(keys_engine, master)  # before any thread starts or anything is written
+        return cls(engine, keys_engine, master)
 
     @property
     def engine(self) -> Engine:
         return self._engine
-
-    def _check_master_keys(self) -> None:
-        with self._keys_engine.connect() as connection:
-            sample = connection.execute(select(data_keys.c.wrapped).limit(1)).scalar()
-        if sample is not None:
-            self._master.unwrap(sample)
 
     async def run(self, work: Callable[[], T]) -> T:
         """Runs database work on the store's thread, in order with every other store call."""
@@ -399,6 +434,8 @@ class TranscriptStore:
 
     async def aclose(self) -> None:
         await self.settle()
+        for checkpointer in self._checkpointers:
+            checkpointer.stop()
         self._executor.shutdown(wait=True)
         self._engine.dispose()
         if self._keys_engine is not self._engine:
@@ -422,6 +459,18 @@ def _readable(key: Optional[bytes], body: bytes) -> str:
         return crypto.decrypt(key, body)
     except crypto.CiphertextError:
         return "[unreadable: corrupted]"
+
+
+def _check_master_keys(keys_engine: Engine, master: MasterKeys) -> None:
+    """Raises `MasterKeyError` unless the master keys open a stored data key (if any)."""
+    with keys_engine.connect() as connection:
+        sample = connection.execute(select(data_keys.c.wrapped).limit(1)).scalar()
+    if sample is not None:
+        master.unwrap(sample)
+
+
+def _sqlite_file(engine: Engine) -> Optional[str]:
+    return engine.url.database if engine.url.get_backend_name() == "sqlite" else None
 
 
 def _describe(url: str) -> str:
