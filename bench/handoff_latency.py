@@ -8,6 +8,9 @@ store. Target: p99 under 50 ms (no platform network).
 Neither path asks the model, so the fake engine stands in for it here.
 
     .venv/bin/python bench/handoff_latency.py [--fans 100] [--postgres-url URL]
+
+With --postgres-url, point it at an empty database made for the run: the store's tables
+are created there and left behind.
 """
 
 from __future__ import annotations
