@@ -12,6 +12,7 @@ from typing import Optional, TextIO
 
 from bot.core import Bot
 from bot.disclosure import CONSOLE_AI_PREFIX
+from bot.handoff.desk import ConsoleDesk
 from bot.messages import Incoming, Outgoing
 
 PROMPT = "you> "
@@ -42,6 +43,17 @@ class ConsoleConnector:
         self._stdout = stdout
         self._user_id = user_id
         self._closed = asyncio.Event()
+        self.desk = ConsoleDesk(self._print)
+
+    def _print(self, reply: Outgoing) -> None:
+        print(render(reply), file=self._stdout, flush=True)
+
+    async def _deliver(self, replies: list[Outgoing]) -> None:
+        for reply in replies:
+            if reply.to == "desk":
+                await self.desk.post(reply)
+            else:
+                self._print(reply)
 
     def _interactive(self) -> bool:
         return self._stdin.isatty() and self._stdout.isatty()
@@ -63,16 +75,14 @@ class ConsoleConnector:
                 if line is None:
                     break
                 incoming = Incoming("console", self._user_id, "console", line.rstrip("\n"))
-                for reply in await bot.handle(incoming, self.max_message_chars):
-                    print(render(reply), file=self._stdout, flush=True)
+                await self._deliver(await bot.handle(incoming, self.max_message_chars))
         finally:
             timeouts.cancel()
 
     async def _watch_timeouts(self, bot: Bot, every_seconds: float = 30.0) -> None:
         while True:
             await asyncio.sleep(every_seconds)
-            for notice in await bot.expire_handoffs():
-                print(render(notice), file=self._stdout, flush=True)
+            await self._deliver(await bot.expire_handoffs())
 
     async def aclose(self) -> None:
         self._closed.set()

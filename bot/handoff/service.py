@@ -115,12 +115,13 @@ class Handoff:
 
     @staticmethod
     def _packet(ticket: Ticket, turns: list[dict[str, Any]], disclosed: Optional[datetime]) -> Outgoing:
+        turns = [turn for turn in turns if turn["kind"] != "disclosure"]
         lines = [
             f"Ticket #{ticket.id} · fan on {ticket.platform} · why: {REASONS.get(ticket.reason, ticket.reason)}",
             "AI disclosure shown: "
             + (disclosed.isoformat(sep=" ", timespec="seconds") + " UTC" if disclosed else "not in the stored history"),
             f"Last {len(turns)} turn(s), personal data redacted:",
-            *[f"  {turn['role']}: {turn['text']}" for turn in turns if turn["kind"] != "disclosure"],
+            *[f"  {turn['role']}: {turn['text']}" for turn in turns],
             "Claim with /claim [your display name]; reply in plain text; /unclaim, /transfer MODERATOR_ID [name] or /resolve.",
         ]
         return Outgoing(Kind.HANDOFF_TICKET, "\n".join(lines), to="desk", ticket=str(ticket.id))
