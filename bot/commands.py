@@ -33,6 +33,7 @@ class Sender:
     fan: str
     conversation: str
     address: Address
+    first_contact: bool = False  # the AI disclosure goes out with this message's replies
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class CommandHandlers:
     async def human(self, sender: Sender, argument: str = "", reason: str = "asked") -> list[Outgoing]:
         if argument == "cancel":
             return await self._handoff.cancel(sender.fan)
-        return await self._handoff.start(sender.fan, sender.conversation, sender.address, reason)
+        return await self._handoff.start(sender.fan, sender.conversation, sender.address, reason, sender.first_contact)
 
     def ask_erasure(self, state: ConversationState, explicit_only: bool = False) -> list[Outgoing]:
         """Erasure is never done on a bare "yes": only on the explicit confirmation."""

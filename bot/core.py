@@ -84,11 +84,11 @@ class Bot:
         """
         fan = self._pseudonyms.fan(incoming.platform, incoming.user_id)
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
-        sender = Sender(fan, conversation, incoming.address)
         async with self._locks.hold(fan):
             state = self._memory.state(fan, conversation)
             first_contact = not state.disclosed
             state.disclosed = True
+            sender = Sender(fan, conversation, incoming.address, first_contact)
             exchange = await self._reply(sender, state, incoming, max_chars)
             replies = exchange.replies
             if first_contact and not exchange.relayed:

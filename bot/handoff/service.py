@@ -90,7 +90,9 @@ class Handoff:
     async def active(self, fan: str) -> Optional[Ticket]:
         return (await self._index()).get(fan)
 
-    async def start(self, fan: str, conversation: str, address: Address, reason: str) -> list[Outgoing]:
+    async def start(
+        self, fan: str, conversation: str, address: Address, reason: str, disclosing_now: bool = False
+    ) -> list[Outgoing]:
         existing = await self.active(fan)
         if existing is not None:
             return [await self._started(existing, again=True)]
@@ -98,6 +100,8 @@ class Handoff:
             fan, conversation, address, reason, self._clock(), self._settings.history_turns
         )
         await self._remember(ticket)
+        if disclosed is None and disclosing_now:  # the disclosure goes out with this very reply
+            disclosed = ticket.created_at
         return [await self._started(ticket), self._packet(ticket, turns, disclosed)]
 
     async def _started(self, ticket: Ticket, again: bool = False) -> Outgoing:

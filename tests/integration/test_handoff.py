@@ -292,3 +292,11 @@ async def test_closed_tickets_are_kept_only_as_long_as_retention_allows(url: str
     remaining = await bot.handoff.tickets.listing(active_only=False)
     assert [(t.id, t.status.value) for t in remaining] == [(2, "open")]  # the open one stays
     await store.aclose()
+
+
+async def test_a_first_message_human_still_reports_the_disclosure_to_the_desk(url: str, master: MasterKeys) -> None:
+    store = TranscriptStore.open(url, None, master)
+    lines = await play(make_bot(store, Clock()), {"user": "ann", "text": "/human"})
+    assert [line["kind"] for line in lines] == ["disclosure", "handoff_started", "handoff_ticket"]
+    assert "AI disclosure shown: 2026-01-01 00:00:00 UTC" in lines[2]["text"]
+    await store.aclose()
