@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -110,7 +111,10 @@ class _WalCheckpointer:
 def open_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(parsed.database)
+        database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not database.exists():  # owner-only; SQLite gives its -wal and -shm files the same mode
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise StoreError("an in-memory SQLite store would vanish on exit: use a file, e.g. sqlite:///.data/transcripts.db")
     if parsed.get_backend_name() != "sqlite":

@@ -330,3 +330,11 @@ async def test_a_large_erasure_shreds_at_once_and_removes_rows_in_batches(databa
     await store.settle()
     assert await store.count_turns(big) == 0 and await store.count_turns(other) == 1
     await store.aclose()
+
+
+async def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path, master: MasterKeys) -> None:
+    store = TranscriptStore.open(f"sqlite:///{tmp_path}/private/transcripts.db", None, master)
+    await talk(new_bot(store))
+    await store.aclose()
+    for path in (tmp_path / "private").iterdir():
+        assert path.stat().st_mode & 0o077 == 0, path.name
