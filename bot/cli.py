@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 import tempfile
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from bot.config import LOG_LEVELS, Config, ConfigError, load_config
 from bot.engine import ModelMissingError
 from bot.privacy.crypto import MasterKeyError
 from bot.privacy.secrets import SecretsError
+from connectors.base import ConnectorError
 
 EXIT_USAGE = 2
 #: Replay's clock: fixed start, one second per input line, so runs are reproducible.
@@ -108,6 +110,33 @@ async def _serve_console(config: Config) -> None:
         finally:
             retention.cancel()
             await connector.aclose()
+    finally:
+        await store.aclose()
+
+
+async def _serve(config: Config) -> None:
+    """Every platform whose token is set; the console chat when none is."""
+    from bot.app import build_bot, load_engine, open_store
+    from bot.privacy.retention import purge_forever
+    from bot.privacy.secrets import load_secrets
+    from connectors.launch import configured_platforms, serve
+
+    platforms = configured_platforms(config)
+    if not platforms.connectors:
+        await _serve_console(config)
+        return
+    _require_model(config)
+    secrets = load_secrets(os.environ)  # platforms mean real fans: never the generated dev keys
+    store = open_store(config, secrets)
+    try:
+        bot = build_bot(config, secrets, load_engine(config), store)
+        retention = asyncio.create_task(
+            purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
+        )
+        try:
+            await serve(bot, platforms)
+        finally:
+            retention.cancel()
     finally:
         await store.aclose()
 
@@ -221,7 +250,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = _config(args)
         _configure_logging(config)
-        if args.command in ("run", "chat"):
+        if args.command == "run":
+            asyncio.run(_serve(config))
+            return 0
+        if args.command == "chat":
             asyncio.run(_serve_console(config))
             return 0
         if args.command == "replay":
@@ -231,7 +263,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return asyncio.run(_maintain(config, args))
     except ConfigError as error:
         print(f"bot: config error: {error}", file=sys.stderr)
-    except (SecretsError, MasterKeyError, StoreError, OperatorError, ModelMissingError) as error:
+    except (SecretsError, MasterKeyError, StoreError, OperatorError, ModelMissingError, ConnectorError) as error:
         print(f"bot: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130

@@ -39,9 +39,10 @@ def _log_level(value: Any) -> Optional[str]:
     return None if value in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"
 
 
-def _check(validator: Callable[[Any], Optional[str]], **kwargs: Any) -> Any:
-    """A dataclass field carrying its validator, so the schema is one place."""
-    return field(metadata={"check": validator}, **kwargs)
+def _check(validator: Callable[[Any], Optional[str]], env: Optional[str] = None, **kwargs: Any) -> Any:
+    """A dataclass field carrying its validator (and any platform-standard environment
+    variable that also sets it), so the schema is one place."""
+    return field(metadata={"check": validator, "env": env}, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,54 @@ class HandoffSettings:
     history_turns: int = _check(_positive, default=10)
 
 
+def _one_of(*choices: str) -> Callable[[Any], Optional[str]]:
+    def check(value: Any) -> Optional[str]:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+def _http_url(value: Any) -> Optional[str]:
+    return None if str(value).startswith(("http://", "https://")) else "must be an http:// or https:// URL"
+
+
+def _ws_url(value: Any) -> Optional[str]:
+    return None if str(value).startswith(("ws://", "wss://")) else "must be a ws:// or wss:// URL"
+
+
+def _port(value: Any) -> Optional[str]:
+    return None if 0 < value < 65536 else "must be a TCP port (1-65535)"
+
+
+def _path(value: Any) -> Optional[str]:
+    return None if str(value).startswith("/") else 'must start with "/"'
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    """Tokens come from SLACK_BOT_TOKEN, SLACK_APP_TOKEN and SLACK_SIGNING_SECRET only."""
+
+    mode: str = _check(_one_of("socket", "http"), default="socket")
+    http_port: int = _check(_port, default=3000)
+    http_path: str = _check(_path, default="/slack/events")
+    api_base_url: str = _check(_http_url, env="SLACK_API_BASE_URL", default="https://slack.com/api/")
+    #: Members of this user group (S...) may work the Slack desk; empty: members of the desk channel.
+    moderator_usergroup: str = _check(_no_check, default="")
+    rate_limit_retries: int = _check(_positive, default=3)
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    """The token comes from DISCORD_TOKEN only."""
+
+    api_base_url: str = _check(_http_url, env="DISCORD_API_BASE_URL", default="https://discord.com/api/v10")
+    gateway_url: str = _check(_ws_url, env="DISCORD_GATEWAY_URL", default="wss://gateway.discord.gg")
+    #: Sync slash commands to this guild (instant); empty: globally (Discord may take up to an hour).
+    guild_id: str = _check(_no_check, default="")
+    #: Members with this role id may work the Discord desk.
+    moderator_role: str = _check(_no_check, default="")
+
+
 @dataclass(frozen=True)
 class SecretsSettings:
     dev_keys_file: Path = _check(_non_empty, default=Path(".data/dev-keys.env"))
@@ -119,6 +168,8 @@ class Config:
     store: StoreSettings = field(default_factory=StoreSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     handoff: HandoffSettings = field(default_factory=HandoffSettings)
+    slack: SlackSettings = field(default_factory=SlackSettings)
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
@@ -170,13 +221,14 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """`BOT_SECTION_KEY=value`, for every known key (unknown BOT_* names are secrets etc.)."""
+    """`BOT_SECTION_KEY=value`, for every known key (unknown BOT_* names are secrets etc.),
+    and the platforms' own names where a key has one (`SLACK_API_BASE_URL`); `BOT_*` wins."""
     overrides: dict[str, dict[str, Any]] = {}
     for section, section_type in _sections().items():
         for item in dataclasses.fields(section_type):
-            name = f"{ENV_PREFIX}{section}_{item.name}".upper()
-            if name in environ:
-                overrides.setdefault(section, {})[item.name] = environ[name]
+            for name in (item.metadata.get("env"), f"{ENV_PREFIX}{section}_{item.name}".upper()):
+                if name and name in environ:
+                    overrides.setdefault(section, {})[item.name] = environ[name]
     return overrides
 
 

@@ -7,7 +7,7 @@ model, disclosure before any answer, guards that do not trust the model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Callable, Optional
 
@@ -103,7 +103,7 @@ class Bot:
         if ticket is None:
             return await self._handoff.moderate(action)
         async with self._locks.hold(ticket.fan):
-            return await self._handoff.moderate(ModeratorAction(action.moderator_id, action.text, ticket.id))
+            return await self._handoff.moderate(replace(action, ticket=ticket.id))
 
     async def expire_handoffs(self) -> list[Outgoing]:
         """Claim-timeout notices due now; call periodically (and before each replay line)."""

@@ -10,6 +10,8 @@ from bot.config import AssistantSettings
 
 #: Shown with every assistant message wherever the platform can show it.
 AI_LABEL = "AI assistant · automated reply"
+#: Shown with a moderator's words relayed to a fan: a person wrote this, not the AI.
+HUMAN_LABEL = "Human moderator · written by a person, not the AI"
 #: Console rendering of the label, one short prefix per line.
 CONSOLE_AI_PREFIX = "[AI assistant]"
 

@@ -7,6 +7,10 @@ from typing import Protocol
 from bot.core import Bot
 
 
+class ConnectorError(RuntimeError):
+    """A platform refused to start (bad token, port in use); one line, no secrets."""
+
+
 class Connector(Protocol):
     name: str
     #: The platform's message length limit; longer fan messages get an `error` reply.

@@ -28,11 +28,16 @@ DEFAULT_NAME = "A moderator"
 
 @dataclass(frozen=True)
 class ModeratorAction:
-    """One line a moderator wrote at the desk; `ticket` None means the newest active ticket."""
+    """One line a moderator wrote at the desk; `ticket` None means the newest active ticket.
+
+    `verified` is set by a platform desk that has checked the moderator role or group
+    itself; otherwise the id must be in `[handoff] moderators`.
+    """
 
     moderator_id: str
     text: str
     ticket: Optional[int] = None
+    verified: bool = False
 
 
 class Handoff:
@@ -158,7 +163,7 @@ class Handoff:
     # The desk's side ----------------------------------------------------------------
 
     async def moderate(self, action: ModeratorAction) -> list[Outgoing]:
-        if action.moderator_id not in self._settings.moderators:
+        if not action.verified and action.moderator_id not in self._settings.moderators:
             return [self._to_desk(Kind.REFUSED, "Only configured moderators can act on tickets.", action.ticket)]
         ticket = await self.find(action.ticket)
         if ticket is None:
@@ -174,7 +179,7 @@ class Handoff:
                 if ticket.moderator != moderator:
                     return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is not claimed by you.", ticket.id)]
                 if command == "/transfer":
-                    return await self._transfer(ticket, moderator, words[1] if len(words) > 1 else "")
+                    return await self._transfer(ticket, moderator, words[1] if len(words) > 1 else "", action.verified)
                 return await (self._unclaim(ticket, moderator) if command == "/unclaim" else self._resolve(ticket, moderator))
             if command is not None:
                 return [self._to_desk(Kind.REFUSED, f"Unknown desk command {words[0]}: use /claim, /unclaim, /transfer, /resolve or plain text.", ticket.id)]
@@ -190,10 +195,12 @@ class Handoff:
             self._to_desk(Kind.MODERATOR_JOINED, f"You claimed ticket #{ticket.id} as {name}.", ticket.id),
         ]
 
-    async def _transfer(self, ticket: Ticket, moderator: str, argument: str) -> list[Outgoing]:
-        """`/transfer MODERATOR_ID [display name]`: hands a claimed ticket to another moderator."""
+    async def _transfer(self, ticket: Ticket, moderator: str, argument: str, verified: bool) -> list[Outgoing]:
+        """`/transfer MODERATOR_ID [display name]`: hands a claimed ticket to another moderator.
+
+        On a platform desk (`verified`), the desk has already checked the target's role."""
         target_id, _, name = argument.strip().partition(" ")
-        if target_id not in self._settings.moderators:
+        if not target_id or not verified and target_id not in self._settings.moderators:
             return [self._to_desk(Kind.REFUSED, "Transfer to a configured moderator: /transfer MODERATOR_ID [display name].", ticket.id)]
         target = self._pseudonyms.moderator(self._settings.desk, target_id)
         display = name.strip()[:64] or DEFAULT_NAME

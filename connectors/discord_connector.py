@@ -1,0 +1,234 @@
+"""Discord on discord.py: DMs, mentions, slash commands (an `app_commands.CommandTree`) and buttons.
+
+Intents are kept small: guilds, guild messages and DMs. Message Content (privileged) is
+asked for only when the moderator desk is on Discord, to read moderators' thread replies;
+fans reach the bot without it, since Discord always shows a bot DMs and mentions of it.
+A fan's DMs and slash commands are one conversation ("dm"); a mention starts one per channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable, Optional
+
+import discord
+import yarl
+from discord import app_commands
+
+from bot.config import DiscordSettings
+from bot.core import Bot
+from bot.messages import Address, Incoming, Outgoing
+from connectors.base import ConnectorError
+from connectors.dedupe import RecentKeys
+from connectors.discord_desk import DiscordDesk
+from connectors.discord_render import CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
+from connectors.router import Router
+
+logger = logging.getLogger(__name__)
+
+DM = "dm"
+#: Interaction tokens last 15 minutes; keep a margin.
+INTERACTION_TTL_SECONDS = 14 * 60
+DMS_CLOSED_TEXT = (
+    "I couldn't send you that privately because your direct messages are closed. "
+    "Use the slash command instead (for example /my-data): its answer is visible only to you."
+)
+
+
+def point_client_at(api_base_url: str, gateway_url: str) -> None:
+    """discord.py keeps its endpoints in class attributes; a stand-in replaces them."""
+    discord.http.Route.BASE = api_base_url.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class DiscordConnector:
+    name = "discord"
+    #: Discord caps a message at 2,000 characters.
+    max_message_chars = 2000
+
+    def __init__(
+        self,
+        settings: DiscordSettings,
+        token: str,
+        router: Router,
+        desk_channel: Optional[str] = None,
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        point_client_at(settings.api_base_url, settings.gateway_url)
+        self._settings = settings
+        self._token = token
+        self._router = router
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        intents.dm_messages = True
+        intents.message_content = desk_channel is not None
+        self.client = discord.Client(intents=intents, allowed_mentions=NO_PINGS, guild_ready_timeout=guild_ready_timeout)
+        self.tree = app_commands.CommandTree(self.client)
+        role = int(settings.moderator_role) if settings.moderator_role.isdigit() else None
+        self.desk = DiscordDesk(self.client, int(desk_channel), role) if desk_channel else None
+        self._seen = RecentKeys()
+        self._interactions: dict[int, tuple[float, discord.Interaction]] = {}  # fan id -> their latest
+        self._bot: Optional[Bot] = None
+        self._synced = False
+        self.ready = asyncio.Event()
+        self._register()
+
+    # Lifecycle -----------------------------------------------------------------------------
+
+    async def run(self, bot: Bot) -> None:
+        self._bot = bot
+        try:
+            await self.client.login(self._token)
+            await self.client.connect(reconnect=True)
+        except discord.LoginFailure:
+            raise ConnectorError("discord: the token was refused; check DISCORD_TOKEN") from None
+        except discord.PrivilegedIntentsRequired:
+            raise ConnectorError(
+                "discord: the Message Content intent is not enabled for this bot; enable it in the developer "
+                "portal (it is needed to read moderators' replies in desk threads)"
+            ) from None
+
+    async def aclose(self) -> None:
+        if not self.client.is_closed():
+            await self.client.close()
+
+    def _register(self) -> None:
+        self.client.event(self.on_ready)
+        self.client.event(self.on_message)
+        self.client.event(self.on_interaction)
+        tree = self.tree
+
+        @tree.command(name="human", description="Talk to a human moderator (or: cancel)")
+        @app_commands.describe(action="cancel: go back to the AI assistant")
+        @app_commands.choices(action=[app_commands.Choice(name="cancel", value="cancel")])
+        async def human(interaction: discord.Interaction, action: Optional[str] = None) -> None:
+            await self._slash(interaction, f"/human {action or ''}")
+
+        @tree.command(name="forget-me", description="Erase everything the assistant keeps about you")
+        async def forget_me(interaction: discord.Interaction) -> None:
+            await self._slash(interaction, "/forget-me")
+
+        @tree.command(name="my-data", description="See everything the assistant keeps about you (only you see it)")
+        async def my_data(interaction: discord.Interaction) -> None:
+            await self._slash(interaction, "/my-data")
+
+        @tree.command(name="privacy", description="What the assistant keeps, and turning logging on or off")
+        @app_commands.describe(logging="on or off: whether your conversation is kept (redacted, encrypted)")
+        @app_commands.choices(logging=[app_commands.Choice(name="on", value="on"), app_commands.Choice(name="off", value="off")])
+        async def privacy(interaction: discord.Interaction, logging: Optional[str] = None) -> None:
+            await self._slash(interaction, f"/privacy {logging or ''}")
+
+        @tree.command(name="why", description="Why the assistant gave its last answer")
+        async def why(interaction: discord.Interaction) -> None:
+            await self._slash(interaction, "/why")
+
+    async def on_ready(self) -> None:
+        if not self._synced:  # READY comes again after a full reconnect; sync once
+            self._synced = True
+            if self._settings.guild_id:
+                guild = discord.Object(id=int(self._settings.guild_id))
+                self.tree.copy_global_to(guild=guild)
+                await self.tree.sync(guild=guild)
+            else:
+                await self.tree.sync()
+            logger.info("discord connector ready; slash commands synced")
+        self.ready.set()
+
+    # From Discord ------------------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        if message.author.bot or not self._seen.first_time(f"message:{message.id}"):
+            return  # our own messages, other bots, and anything delivered twice
+        if isinstance(message.channel, discord.Thread) and self.desk is not None and message.channel.parent_id == self.desk.channel_id:
+            if self._bot is not None:
+                await self.desk.on_thread_message(self._bot, self._router, message)
+            return
+        if message.guild is None:
+            incoming = Incoming(self.name, str(message.author.id), DM, message.content, len(message.attachments))
+            await self._handle(incoming, lambda reply: self._reply(message, reply))
+            return
+        if self.client.user is None or self.client.user not in message.mentions:
+            return  # channel chatter: the assistant answers mentions only
+        text = message.content
+        for form in (f"<@{self.client.user.id}>", f"<@!{self.client.user.id}>"):
+            text = text.replace(form, "")
+        incoming = Incoming(self.name, str(message.author.id), str(message.channel.id), text.strip(), len(message.attachments))
+
+        async def answer(reply: Outgoing) -> None:
+            if not reply.private:
+                await self._reply(message, reply)
+            elif not await self._dm(message.author, reply):
+                await message.reply(render(Outgoing(reply.kind, DMS_CLOSED_TEXT))[0], mention_author=False, allowed_mentions=NO_PINGS)
+
+        await self._handle(incoming, answer)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Button clicks (slash commands are the tree's): erasure confirmation and the desk."""
+        if interaction.type is not discord.InteractionType.component or interaction.data is None:
+            return
+        custom_id = str(interaction.data.get("custom_id", ""))
+        if custom_id in (CONFIRM_ERASURE, CANCEL_ERASURE):
+            await self._slash(interaction, "/forget-me confirm" if custom_id == CONFIRM_ERASURE else "/forget-me cancel")
+        elif custom_id.startswith(TICKET_ACTION_PREFIX) and self.desk is not None and self._bot is not None:
+            _, action, ticket = custom_id.split(":", 2)
+            await self.desk.on_button(self._bot, self._router, interaction, action, ticket)
+
+    async def _slash(self, interaction: discord.Interaction, text: str) -> None:
+        """Deferred at once (within Discord's 3 seconds); results follow, visible to the fan only."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        self._interactions[interaction.user.id] = (time.monotonic(), interaction)
+        incoming = Incoming(self.name, str(interaction.user.id), DM, text.strip())
+        await self._handle(incoming, lambda reply: self._followup(interaction, reply))
+
+    async def _handle(self, incoming: Incoming, answer: Callable[[Outgoing], Awaitable[None]]) -> None:
+        if self._bot is None:
+            return
+        replies = await self._bot.handle(incoming, self.max_message_chars)
+        await self._router.deliver(replies, answer)
+
+    # To Discord ----------------------------------------------------------------------------------
+
+    async def _reply(self, message: discord.Message, reply: Outgoing) -> None:
+        pieces = render(reply)
+        view = buttons(reply)
+        for index, piece in enumerate(pieces):
+            extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+            await message.reply(piece, mention_author=False, allowed_mentions=NO_PINGS, **extra)
+
+    @staticmethod
+    async def _followup(interaction: discord.Interaction, reply: Outgoing) -> None:
+        pieces = render(reply)
+        view = buttons(reply)
+        for index, piece in enumerate(pieces):
+            extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+            await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS, **extra)
+
+    async def _dm(self, user: discord.abc.User, reply: Outgoing) -> bool:
+        """False when the fan's DMs are closed (logged without content)."""
+        try:
+            channel = user.dm_channel or await user.create_dm()
+            pieces = render(reply)
+            view = buttons(reply)
+            for index, piece in enumerate(pieces):
+                extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+                await channel.send(piece, allowed_mentions=NO_PINGS, **extra)
+            return True
+        except discord.Forbidden:
+            logger.warning("a fan's direct messages are closed; a %s message could not be sent there", reply.kind.value)
+            return False
+
+    async def send_to(self, address: Address, message: Outgoing) -> None:
+        """A message for a fan not being answered right now (a moderator's reply, a timeout
+        notice): in their DM; with DMs closed, ephemerally through their latest slash command."""
+        user_id = int(address.user_id)
+        user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
+        if await self._dm(user, message):
+            return
+        at, interaction = self._interactions.get(user_id, (0.0, None))
+        if interaction is not None and time.monotonic() - at < INTERACTION_TTL_SECONDS:
+            await self._followup(interaction, message)
+        else:
+            logger.warning("a %s message was not delivered: the fan's DMs are closed and no recent interaction", message.kind.value)

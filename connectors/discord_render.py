@@ -1,0 +1,58 @@
+"""Discord message text and buttons for the assistant's messages.
+
+Every message starts with a small-print line saying who wrote it ("-# " is Discord's
+subtext markdown), and pieces stay within Discord's 2,000 characters.
+"""
+
+from __future__ import annotations
+
+import discord
+
+from bot.disclosure import AI_LABEL, HUMAN_LABEL
+from bot.messages import Kind, Outgoing
+from connectors.splitting import split_text
+
+MESSAGE_CHARS = 2000
+DESK_LABEL = "AI assistant · for moderators"
+
+CONFIRM_ERASURE = "forget_me:confirm"
+CANCEL_ERASURE = "forget_me:cancel"
+TICKET_ACTION_PREFIX = "ticket:"  # ticket:claim:N, ticket:resolve:N
+
+#: The assistant never pings anyone by accident: no @everyone, roles or users.
+NO_PINGS = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=False)
+
+
+def label_of(message: Outgoing) -> str:
+    if message.to == "desk":
+        return DESK_LABEL
+    return AI_LABEL if message.from_ai else HUMAN_LABEL
+
+
+def render(message: Outgoing) -> list[str]:
+    """The message's pieces, each labelled and at most 2,000 characters long."""
+    header = f"-# {label_of(message)}\n"
+    fence = message.kind is Kind.DATA_EXPORT
+    room = MESSAGE_CHARS - len(header) - (8 if fence else 0)
+    pieces = split_text(discord.utils.escape_mentions(message.text), room)
+    return [header + (f"```\n{piece}\n```" if fence else piece) for piece in pieces]
+
+
+def buttons(message: Outgoing) -> discord.ui.View | None:
+    """Buttons for the last piece: erasure confirmation, or a ticket's Claim / Resolve."""
+    if message.kind is Kind.ERASURE_CONFIRM_REQUEST:
+        items = [
+            discord.ui.Button(label="Erase everything", style=discord.ButtonStyle.danger, custom_id=CONFIRM_ERASURE),
+            discord.ui.Button(label="Keep my data", style=discord.ButtonStyle.secondary, custom_id=CANCEL_ERASURE),
+        ]
+    elif message.kind is Kind.HANDOFF_TICKET and message.to == "desk" and message.ticket:
+        items = [
+            discord.ui.Button(label="Claim", style=discord.ButtonStyle.primary, custom_id=f"{TICKET_ACTION_PREFIX}claim:{message.ticket}"),
+            discord.ui.Button(label="Resolve", style=discord.ButtonStyle.secondary, custom_id=f"{TICKET_ACTION_PREFIX}resolve:{message.ticket}"),
+        ]
+    else:
+        return None
+    view = discord.ui.View(timeout=None)
+    for item in items:
+        view.add_item(item)
+    return view

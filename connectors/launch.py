@@ -1,0 +1,145 @@
+"""`bot run` with platforms: every connector whose tokens are set, one desk, one bot.
+
+Platform tokens switch a connector on; with none set, `bot run` is the console chat.
+Real deployments need real keys: the generated dev keys are for the console only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, TextIO
+
+from bot.config import Config, ConfigError
+from bot.core import Bot
+from bot.handoff.desk import ConsoleDesk, ModeratorDesk
+from bot.handoff.service import ModeratorAction
+from connectors.base import Connector
+from connectors.console import render
+from connectors.router import Router
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT_CHECK_SECONDS = 30.0
+
+
+@dataclass
+class Platforms:
+    """The connectors to run and where the desk is, before anything connects."""
+
+    connectors: list[Connector] = field(default_factory=list)
+    router: Router = field(default_factory=Router)
+    console_desk: Optional["ConsoleDeskInput"] = None
+
+
+def configured_platforms(config: Config, environ: Mapping[str, str] = os.environ, **overrides: Any) -> Platforms:
+    """Builds (without connecting) every connector whose token is set; a one-line
+    `ConfigError` when the desk names a platform that is not configured."""
+    platforms = Platforms()
+    desk_platform, _, desk_channel = config.handoff.desk.partition(":")
+
+    from connectors.slack_connector import SlackConnector, SlackTokens
+
+    slack_tokens = SlackTokens.from_env(environ, config.slack)
+    if slack_tokens is not None:
+        slack = SlackConnector(
+            config.slack, slack_tokens, platforms.router, desk_channel if desk_platform == "slack" else None, **overrides.get("slack", {})
+        )
+        platforms.connectors.append(slack)
+        platforms.router.add_platform(slack.name, slack)
+        platforms.router.desk = slack.desk or platforms.router.desk
+
+    discord_token = environ.get("DISCORD_TOKEN", "").strip()
+    if discord_token:
+        from connectors.discord_connector import DiscordConnector
+
+        discord = DiscordConnector(
+            config.discord, discord_token, platforms.router, desk_channel if desk_platform == "discord" else None, **overrides.get("discord", {})
+        )
+        platforms.connectors.append(discord)
+        platforms.router.add_platform(discord.name, discord)
+        platforms.router.desk = discord.desk or platforms.router.desk
+
+    if desk_platform in ("slack", "discord") and platforms.router.desk is None and platforms.connectors:
+        variable = "SLACK_BOT_TOKEN" if desk_platform == "slack" else "DISCORD_TOKEN"
+        raise ConfigError(f"handoff.desk is {config.handoff.desk!r} but {variable} is not set, so there is no desk")
+    if desk_platform == "console" and platforms.connectors:
+        platforms.console_desk = ConsoleDeskInput(platforms.router)
+        platforms.router.desk = platforms.console_desk.desk
+    return platforms
+
+
+class ConsoleDeskInput:
+    """The console desk beside platform fans: tickets print on stdout, and a moderator
+    types `MODERATOR_ID [#TICKET] TEXT` lines on stdin (TEXT: /claim NAME, a reply, ...)."""
+
+    name = "console-desk"
+    max_message_chars = 4000
+
+    def __init__(self, router: Router, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
+        self._router = router
+        self._stdin = stdin
+        self._stdout = stdout
+        self.desk: ModeratorDesk = ConsoleDesk(lambda message: print(render(message), file=self._stdout, flush=True))
+
+    @staticmethod
+    def parse(line: str) -> Optional[ModeratorAction]:
+        moderator, _, rest = line.strip().partition(" ")
+        ticket: Optional[int] = None
+        if rest.startswith("#"):
+            number, _, rest = rest[1:].partition(" ")
+            if not number.isdigit():
+                return None
+            ticket = int(number)
+        return ModeratorAction(moderator, rest.strip(), ticket) if moderator and rest.strip() else None
+
+    async def run(self, bot: Bot) -> None:
+        while True:
+            line = await asyncio.to_thread(self._stdin.readline)
+            if not line:
+                return  # end of input: the platforms keep running
+            action = self.parse(line)
+            if action is None:
+                print("desk: expected MODERATOR_ID [#TICKET] TEXT", file=self._stdout, flush=True)
+                continue
+            await self._router.deliver(await bot.moderate(action))
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _watch_timeouts(bot: Bot, router: Router, every_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            await router.deliver(await bot.expire_handoffs())
+        except Exception:
+            logger.exception("handoff timeout check failed; will retry")
+
+
+async def serve(bot: Bot, platforms: Platforms, timeout_check_seconds: float = TIMEOUT_CHECK_SECONDS) -> None:
+    """Runs every connector until one stops or fails; then closes them all cleanly."""
+    runners: list[Any] = list(platforms.connectors)
+    tasks = [asyncio.create_task(connector.run(bot), name=f"connector-{connector.name}") for connector in runners]
+    background = [asyncio.create_task(_watch_timeouts(bot, platforms.router, timeout_check_seconds))]
+    if platforms.console_desk is not None:
+        background.append(asyncio.create_task(platforms.console_desk.run(bot)))
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # re-raises a connector's start-up error (bad token, port in use)
+    finally:
+        for task in background:
+            task.cancel()
+        for connector in runners:
+            try:
+                await connector.aclose()
+            except Exception:
+                logger.exception("closing the %s connector failed", connector.name)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, *background, return_exceptions=True)
+        await bot.drain()

@@ -1,0 +1,257 @@
+"""Slack on slack-bolt's AsyncApp: DMs, mentions, slash commands and buttons.
+
+Socket Mode (no public URL; `SLACK_APP_TOKEN`) or HTTP mode (Events API on a port;
+`SLACK_SIGNING_SECRET`), both with `SLACK_BOT_TOKEN`. Fans' DMs and slash commands are
+one conversation ("im"); a mention starts a conversation per channel or thread.
+Private kinds never appear in a channel: ephemeral there, or in the fan's DM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Mapping, Optional
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import ConfigError, SlackSettings
+from bot.core import Bot
+from bot.messages import Address, Incoming, Outgoing
+from connectors.base import ConnectorError
+from connectors.dedupe import RecentKeys
+from connectors.router import Router
+from connectors.slack_desk import SlackDesk
+from connectors.slack_render import CANCEL_ERASURE, CLAIM_TICKET, CONFIRM_ERASURE, RESOLVE_TICKET, render
+
+logger = logging.getLogger(__name__)
+
+COMMANDS = ("/human", "/forget-me", "/my-data", "/privacy", "/why")
+#: Where a fan's DMs and slash commands live: their one direct conversation with the app.
+DM = "im"
+MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+
+
+@dataclass(frozen=True)
+class SlackTokens:
+    bot_token: str
+    app_token: str = ""
+    signing_secret: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], settings: SlackSettings) -> Optional["SlackTokens"]:
+        """None when Slack is not configured; a one-line error when half-configured."""
+        bot_token = environ.get("SLACK_BOT_TOKEN", "").strip()
+        if not bot_token:
+            return None
+        tokens = cls(bot_token, environ.get("SLACK_APP_TOKEN", "").strip(), environ.get("SLACK_SIGNING_SECRET", "").strip())
+        if settings.mode == "socket" and not tokens.app_token.startswith("xapp-"):
+            raise ConfigError("slack.mode is socket: set SLACK_APP_TOKEN to the app-level token (xapp-...), or use mode = \"http\"")
+        if settings.mode == "http" and not tokens.signing_secret:
+            raise ConfigError("slack.mode is http: set SLACK_SIGNING_SECRET (the app's signing secret)")
+        return tokens
+
+
+def _sdk_logger() -> logging.Logger:
+    """slack-bolt logs request bodies at INFO and WARNING (e.g. on a bad signature); keep
+    its own logger at ERROR unless we are debugging, and log those cases ourselves."""
+    sdk = logging.getLogger("connectors.slack.sdk")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        sdk.setLevel(logging.ERROR)
+    return sdk
+
+
+class SlackConnector:
+    name = "slack"
+    #: Slack allows 40,000 characters; the assistant's own limit is tighter.
+    max_message_chars = 40_000
+
+    def __init__(
+        self,
+        settings: SlackSettings,
+        tokens: SlackTokens,
+        router: Router,
+        desk_channel: Optional[str] = None,
+        http_host: str = "0.0.0.0",
+        ping_interval: float = 10.0,
+    ) -> None:
+        self._settings = settings
+        self._tokens = tokens
+        self._router = router
+        self._http_host = http_host
+        self._ping_interval = ping_interval
+        sdk_logger = _sdk_logger()
+        self.client = AsyncWebClient(
+            token=tokens.bot_token,
+            base_url=settings.api_base_url,
+            logger=sdk_logger,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=settings.rate_limit_retries),
+            ],
+        )
+        self.app = AsyncApp(client=self.client, signing_secret=tokens.signing_secret or "socket-mode", logger=sdk_logger)
+        self.desk = SlackDesk(self.client, desk_channel, settings.moderator_usergroup) if desk_channel else None
+        self._seen = RecentKeys()
+        self._dm_channels: dict[str, str] = {}
+        self._closed = asyncio.Event()
+        self._socket: Optional[AsyncSocketModeHandler] = None
+        self._runner: Optional[web.AppRunner] = None
+        self._bot: Optional[Bot] = None
+        self.http_port: Optional[int] = None  # the bound port in http mode (useful with port 0)
+        self._register()
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, bot: Bot) -> None:
+        self._bot = bot
+        await self._check_token()
+        if self._settings.mode == "socket":
+            self._socket = AsyncSocketModeHandler(self.app, self._tokens.app_token, logger=self.app.logger, ping_interval=self._ping_interval)
+            await self._socket.connect_async()
+        else:
+            self._runner = web.AppRunner(self._web_app(), access_log=None)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self._http_host, self._settings.http_port)
+            await site.start()
+            self.http_port = self._runner.addresses[0][1] if self._runner.addresses else self._settings.http_port
+        logger.info("slack connector serving in %s mode", self._settings.mode)
+        await self._closed.wait()
+
+    async def aclose(self) -> None:
+        self._closed.set()
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _check_token(self) -> None:
+        try:
+            await self.client.auth_test()
+        except SlackApiError as error:
+            raise ConnectorError(f"slack: the bot token was refused ({error.response.get('error')}); check SLACK_BOT_TOKEN") from None
+
+    def _web_app(self) -> web.Application:
+        verifier = SignatureVerifier(self._tokens.signing_secret)
+
+        async def events(request: web.Request) -> web.Response:
+            body = await request.read()
+            timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+            if not verifier.is_valid(body, timestamp, request.headers.get("X-Slack-Signature", "")):
+                logger.warning("refused a Slack request: invalid signature or stale timestamp")
+                return web.json_response({"error": "invalid request"}, status=401)
+            return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+
+        app = web.Application(client_max_size=1024**2)
+        app.router.add_post(self._settings.http_path, events)
+        return app
+
+    # From Slack ------------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        self.app.event("message")(self._on_message)
+        self.app.event("app_mention")(self._on_mention)
+        for command in COMMANDS:
+            self.app.command(command)(self._on_command)
+        self.app.action(CONFIRM_ERASURE)(self._on_erasure_button)
+        self.app.action(CANCEL_ERASURE)(self._on_erasure_button)
+        self.app.action(CLAIM_TICKET)(self._on_desk_button)
+        self.app.action(RESOLVE_TICKET)(self._on_desk_button)
+
+    def _first_delivery(self, body: Mapping[str, Any]) -> bool:
+        """Slack redelivers unacknowledged (or slow) events with the same event_id."""
+        return self._seen.first_time(body.get("event_id"))
+
+    async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("bot_id") or event.get("subtype") or not event.get("user") or not self._first_delivery(body):
+            return  # other bots, our own echoes, edits and joins
+        channel, thread = event.get("channel", ""), event.get("thread_ts")
+        if self.desk is not None and channel == self.desk.channel:
+            if thread and self._bot is not None:
+                await self.desk.on_thread_reply(self._bot, self._router, event["user"], event.get("text", ""), thread)
+            return
+        if event.get("channel_type") != "im":
+            return  # channel chatter: the assistant answers mentions only
+        incoming = Incoming(self.name, event["user"], DM, event.get("text", ""), len(event.get("files") or []))
+        await self._handle(incoming, lambda m: self._post(channel, m, thread))
+
+    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("bot_id") or not event.get("user") or not self._first_delivery(body):
+            return
+        channel, thread = event["channel"], event.get("thread_ts")
+        if self.desk is not None and channel == self.desk.channel:
+            return  # the desk is for moderators; their thread replies arrive as messages
+        text = MENTION.sub("", event.get("text", "")).strip()
+        conversation = f"{channel}/{thread}" if thread else channel
+        user = event["user"]
+
+        async def answer(message: Outgoing) -> None:
+            if message.private:
+                await self._post_ephemeral(channel, user, message, thread)
+            else:
+                await self._post(channel, message, thread)
+
+        await self._handle(Incoming(self.name, user, conversation, text, len(event.get("files") or [])), answer)
+
+    async def _on_command(self, ack: Callable[..., Awaitable[None]], command: dict[str, Any], respond: Callable[..., Awaitable[Any]]) -> None:
+        await ack()  # within Slack's 3 seconds, before any slow work
+        text = f"{command['command']} {command.get('text', '')}".strip()
+        await self._handle(Incoming(self.name, command["user_id"], DM, text), lambda m: self._respond(respond, m))
+
+    async def _on_erasure_button(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]) -> None:
+        await ack()
+        if not self._seen.first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
+            return
+        text = "/forget-me confirm" if action["action_id"] == CONFIRM_ERASURE else "/forget-me cancel"
+        await self._handle(Incoming(self.name, body["user"]["id"], DM, text), lambda m: self._respond(respond, m))
+
+    async def _on_desk_button(
+        self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
+    ) -> None:
+        await ack()
+        if self.desk is None or self._bot is None or not self._seen.first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
+            return
+        await self.desk.on_button(self._bot, self._router, body["user"]["id"], action["action_id"], action.get("value", ""), respond)
+
+    async def _handle(self, incoming: Incoming, answer: Callable[[Outgoing], Awaitable[None]]) -> None:
+        if self._bot is None:
+            return
+        replies = await self._bot.handle(incoming, self.max_message_chars)
+        await self._router.deliver(replies, answer)
+
+    # To Slack ---------------------------------------------------------------------------------
+
+    async def _post(self, channel: str, message: Outgoing, thread: Optional[str] = None) -> None:
+        for piece in render(message):
+            await self.client.chat_postMessage(channel=channel, thread_ts=thread, unfurl_links=False, unfurl_media=False, **piece)
+
+    async def _post_ephemeral(self, channel: str, user: str, message: Outgoing, thread: Optional[str] = None) -> None:
+        for piece in render(message):
+            await self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, **piece)
+
+    @staticmethod
+    async def _respond(respond: Callable[..., Awaitable[Any]], message: Outgoing) -> None:
+        """Slash command and button results: only the fan sees them, wherever they typed."""
+        for piece in render(message):
+            await respond(response_type="ephemeral", replace_original=False, **piece)
+
+    async def send_to(self, address: Address, message: Outgoing) -> None:
+        """A message for a fan who is not being answered right now (a moderator's reply, a
+        timeout notice): always in their DM, so a handoff never spills into a channel."""
+        await self._post(await self._dm_channel(address.user_id), message)
+
+    async def _dm_channel(self, user: str) -> str:
+        if user not in self._dm_channels:
+            answer = await self.client.conversations_open(users=user)
+            self._dm_channels[user] = str(answer["channel"]["id"])
+        return self._dm_channels[user]
