@@ -1,10 +1,13 @@
 """Handoff latency on the console desk with 100 concurrent handoffs.
 
 Measures (1) from a fan's `/human` to the ticket packet for the desk (`Bot.handle`
-returning it: ticket written, history read and decrypted), for 50 fans arriving within
-half a second and for 50 more in one burst, and (2) from a moderator's reply to the
-message for the fan (`Bot.moderate`), for all 100 open handoffs at once, on a real SQLite
-store. Target: p99 under 50 ms (no platform network).
+returning it: ticket committed, the fan's last turns and disclosure time in the packet),
+for 50 fans arriving within half a second and for 50 more in one burst, and (2) from a
+moderator's reply to the message for the fan (`Bot.moderate`), for all 100 open handoffs
+at once, on a real SQLite store. Then (3) after a restart (a new store and bot on the same
+database): 50 returning fans write once and then press `/human` in one burst, and 50 press
+`/human` as their first message since the restart (their history is read from the store,
+nothing of it being in memory yet). Target: p99 under 50 ms (no platform network).
 Neither path asks the model, so the fake engine stands in for it here.
 
     .venv/bin/python bench/handoff_latency.py [--fans 100] [--postgres-url URL]
@@ -53,13 +56,21 @@ def report(label: str, samples: list[float]) -> None:
     print(f"{label}: p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {max(samples):.1f} ms (target p99 < {TARGET_MS:g} ms, ratio {p99 / TARGET_MS:.2f})")
 
 
-async def measure(fans: int, url: str, spread: float) -> None:
-    store = TranscriptStore.open(url, None, MasterKeys.parse(MasterKeys.generate()))
-    moderators = tuple(f"mod{i}" for i in range(fans))
-    bot = Bot(
+def new_bot(store: TranscriptStore, fans: int) -> Bot:
+    return Bot(
         FakeEngine(), Pseudonymizer(b"bench-handoff-key-0123456789abcdef"), AssistantSettings(), ConversationMemory(3600),
-        store, handoff=HandoffSettings(moderators=moderators, history_turns=10),
+        store, handoff=HandoffSettings(moderators=tuple(f"mod{i}" for i in range(fans)), history_turns=10),
     )
+
+
+def packets(runs: list) -> list[str]:  # type: ignore[type-arg]
+    return [next(r.text for r in replies if r.kind is Kind.HANDOFF_TICKET) for _, replies in runs]
+
+
+async def measure(fans: int, url: str, spread: float) -> None:
+    master = MasterKeys.parse(MasterKeys.generate())
+    store = TranscriptStore.open(url, None, master)
+    bot = new_bot(store, fans)
     for fan in range(fans):  # some history for each packet to carry
         for text in ("hello", "refund please, mail me at fan@example.com", "this is useless"):
             await bot.handle(Incoming("bench", f"fan{fan}", "d", text))
@@ -90,6 +101,19 @@ async def measure(fans: int, url: str, spread: float) -> None:
     )
     assert all(result[0].kind is Kind.MODERATOR_REPLY for _, result in replies)
     report(f"moderator reply -> message for the fan, {fans} concurrent", [ms for ms, _ in replies])
+    await asyncio.gather(*(bot.moderate(ModeratorAction(f"mod{i}", "/resolve", ticket)) for i, ticket in enumerate(tickets)))
+    await bot.drain()
+    await store.aclose()
+
+    store = TranscriptStore.open(url, None, master)  # a restart: nothing of the fans in memory
+    bot = new_bot(store, fans)
+    for fan in range(half):
+        await bot.handle(Incoming("bench", f"fan{fan}", "d", "back again"))
+    returning = await asyncio.gather(*(timed(bot.handle(Incoming("bench", f"fan{f}", "d", "/human"))) for f in range(half)))
+    first = await asyncio.gather(*(timed(bot.handle(Incoming("bench", f"fan{f}", "d", "/human"))) for f in range(half, fans)))
+    assert all("[EMAIL]" in packet for packet in packets([*returning, *first]))  # the history before the restart
+    report(f"after a restart: /human -> ticket, {half} returning fans in one burst", [ms for ms, _ in returning])
+    report(f"after a restart: /human as first message, {fans - half} fans in one burst", [ms for ms, _ in first])
     await bot.drain()
     await store.aclose()
 

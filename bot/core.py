@@ -70,6 +70,7 @@ class Bot:
         self._handoff = Handoff(handoff, store, pseudonyms, clock)
         self._commands = CommandHandlers(settings, engine, memory, store, retention_days, self._handoff)
         self._store = store
+        store.keep_recent(handoff.history_turns, memory.idle_seconds)  # handoff packets without a store read
         self._transcript = TranscriptWriter(store, clock)
         self._locks = KeyedLocks()
 

@@ -3,6 +3,10 @@
 Moves are conditional updates (`WHERE status = <expected>`): when two moderators claim
 at once, exactly one update matches and the other is refused. The fan's reply route is
 encrypted with their data key, so erasing the key also makes old routes unreadable.
+
+Tickets opened while the store thread is busy are inserted together, in one transaction
+(group commit), and each opening still waits for its commit: a fan is told about a ticket
+only once it is stored, so a restart resumes it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.engine import Connection
 
 from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status, next_status
 from bot.messages import Address
@@ -42,9 +47,24 @@ class Ticket:
     timeout_notified: bool
 
 
+@dataclass(frozen=True)
+class _Opening:
+    fan: str
+    conversation: str
+    route: Address
+    reason: str
+    at: datetime
+    history: int
+
+
+Opened = tuple[Ticket, list[dict[str, Any]], Optional[datetime]]
+
+
 class TicketStore:
     def __init__(self, store: TranscriptStore) -> None:
         self._store = store
+        # Awaited by each opener: a burst of /human in one loop iteration is one transaction.
+        self._openings = store.group_commit(self._open_group, same_tick=True)
 
     def _ticket(self, row: dict) -> Ticket:  # type: ignore[type-arg]
         key = self._store.data_key(row["fan"], create=False)
@@ -75,27 +95,40 @@ class TicketStore:
 
     async def open(
         self, fan: str, conversation: str, route: Address, reason: str, at: datetime, history: int
-    ) -> tuple[Ticket, list[dict[str, Any]], Optional[datetime]]:
-        """Writes a new open ticket and reads what its packet needs, in one store job.
+    ) -> Opened:
+        """Writes a new open ticket and gets what its packet needs; returns once it is committed.
 
-        Returns the ticket, the fan's last `history` turns and when they were told it is an AI.
+        Returns the ticket, the fan's last `history` turns and when they were told it is an AI
+        (from memory when the store holds the fan's recent turns, see `RecentTurns`).
         """
+        return await self._openings.submit(_Opening(fan, conversation, route, reason, at, history))
 
-        def work() -> tuple[Ticket, list[dict[str, Any]], Optional[datetime]]:
-            key = self._store.data_key(fan, create=True)
-            assert key is not None
-            body = crypto.encrypt(key, json.dumps(route.__dict__, sort_keys=True))
-            with self._store.engine.begin() as connection:
-                ticket_id = connection.execute(
-                    insert(tickets).values(
-                        fan=fan, conversation=conversation, platform=route.platform, route=body,
-                        status=Status.OPEN.value, reason=reason, created_at=at, timeout_notified=False,
+    def _open_group(self, openings: list[_Opening]) -> list[Opened]:
+        """Store thread: every ticket opened meanwhile, in one transaction, then each packet's
+        history (from memory, or read on the same connection)."""
+        with self._store.engine.connect() as connection:
+            with connection.begin():
+                self._store.forget_erased_elsewhere((opening.fan for opening in openings), connection)
+                rows = []
+                for opening in openings:
+                    key = self._store.data_key(opening.fan, create=True)
+                    assert key is not None
+                    rows.append(
+                        {
+                            "fan": opening.fan, "conversation": opening.conversation, "platform": opening.route.platform,
+                            "route": crypto.encrypt(key, json.dumps(opening.route.__dict__, sort_keys=True)),
+                            "status": Status.OPEN.value, "reason": opening.reason, "created_at": opening.at,
+                            "timeout_notified": False,
+                        }
                     )
-                ).inserted_primary_key[0]
-            ticket = Ticket(ticket_id, fan, conversation, route.platform, route, Status.OPEN, reason, None, None, at, False)
-            return ticket, self._store.read_recent_turns(fan, history), self._store.read_first_disclosure(fan)
-
-        return await self._store.run(work)
+                ids = _insert(connection, rows)
+            return [
+                (
+                    Ticket(ticket_id, o.fan, o.conversation, o.route.platform, o.route, Status.OPEN, o.reason, None, None, o.at, False),
+                    *self._store.recent_history(o.fan, o.history, connection),
+                )
+                for o, ticket_id in zip(openings, ids)
+            ]
 
     async def move(
         self,
@@ -157,3 +190,23 @@ class TicketStore:
                 return [self._ticket(dict(row)) for row in connection.execute(query).mappings().all()]
 
         return await self._store.run(work)
+
+
+def _insert(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    """Inserts ticket rows in one statement; returns their ids, numbered as the database
+    would have: after the largest id on SQLite (a rowid table), from the id sequence on
+    PostgreSQL (so it never hands out one of these again)."""
+    backend = connection.dialect.name
+    if backend == "sqlite":
+        last = connection.execute(select(func.max(tickets.c.id))).scalar() or 0
+        ids = list(range(last + 1, last + 1 + len(rows)))
+    elif backend == "postgresql":
+        ids = sorted(
+            connection.execute(
+                text("SELECT nextval(pg_get_serial_sequence('tickets', 'id')) FROM generate_series(1, :n)"), {"n": len(rows)}
+            ).scalars()
+        )
+    else:  # any other database: one insert per ticket, still in one transaction
+        return [connection.execute(insert(tickets).values(**row)).inserted_primary_key[0] for row in rows]
+    connection.execute(insert(tickets), [dict(row, id=ticket_id) for row, ticket_id in zip(rows, ids)])
+    return ids

@@ -11,12 +11,13 @@ import logging
 import os
 import sqlite3
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Generic, Iterable, Optional, Sequence, TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -28,6 +29,8 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.schema import FAN_TABLES, data_keys, preferences, tickets, turns
 
 T = TypeVar("T")
+I = TypeVar("I")
+R = TypeVar("R")
 logger = logging.getLogger(__name__)
 DATA_KEY_CACHE = 10_000
 #: Turns deleted per store job when erasing a fan (see `TranscriptStore.erase`).
@@ -127,6 +130,158 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+class GroupCommit(Generic[I, R]):
+    """Items queued while the store thread is busy are written together, by one job.
+
+    `write` runs on the store's thread with every item queued since the last group, in
+    submission order, and returns one result per item; when it raises, every item of the
+    group gets the error. A group's job is queued on the store thread when its first item
+    arrives, so the group keeps its place in order with every other store job.
+
+    With `same_tick`, the job is queued at the end of the event loop's current iteration
+    instead, so items submitted by tasks that run in the same iteration (a burst) form one
+    group. Only for items whose submitter awaits the result: a job it queued right after
+    submitting could otherwise overtake the group.
+    """
+
+    def __init__(
+        self, executor: ThreadPoolExecutor, write: Callable[[list[I]], Sequence[R]], same_tick: bool = False
+    ) -> None:
+        self._executor = executor
+        self._write = write
+        self._same_tick = same_tick
+        self._lock = threading.Lock()
+        self._queued: list[tuple[I, "asyncio.Future[R]", asyncio.AbstractEventLoop]] = []
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._queued)
+
+    def submit(self, item: I) -> "asyncio.Future[R]":
+        loop = asyncio.get_running_loop()
+        settled: asyncio.Future[R] = loop.create_future()
+        with self._lock:
+            self._queued.append((item, settled, loop))
+            start_flush = len(self._queued) == 1
+        if start_flush:
+            if self._same_tick:
+                loop.call_soon(self._executor.submit, self._flush)
+            else:
+                self._executor.submit(self._flush)
+        return settled
+
+    def _flush(self) -> None:
+        with self._lock:
+            pending, self._queued = self._queued, []
+        try:
+            results = self._write([item for item, _, _ in pending])
+        except Exception as failure:  # every waiter of the group learns of it
+            for _, settled, loop in pending:
+                loop.call_soon_threadsafe(_settle, settled, None, failure)
+            return
+        for (_, settled, loop), result in zip(pending, results):
+            loop.call_soon_threadsafe(_settle, settled, result, None)
+
+
+@dataclass
+class _Recent:
+    turns: "deque[dict[str, Any]]"
+    disclosed: Optional[datetime]
+    seen: float
+
+
+class RecentTurns:
+    """Each active fan's last stored turns and first stored disclosure time, in memory,
+    so a handoff packet needs no read of the store.
+
+    An entry exists only while it mirrors the store exactly: it starts empty when the
+    fan's data key is made (nothing can be stored before), or from a store read; every
+    committed write is appended; an erasure drops it, a purge drops it when it reached
+    back past the cutoff. Fans idle for `idle_seconds` (the conversation idle limit) and
+    the least recently active beyond `max_fans` are dropped; a fan without an entry is
+    read from the store. Store thread only. `limit` 0 keeps nothing.
+    """
+
+    def __init__(
+        self, limit: int = 0, idle_seconds: float = 0.0, max_fans: int = DATA_KEY_CACHE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self._idle_seconds = idle_seconds
+        self._max_fans = max_fans
+        self._monotonic = monotonic
+        self._fans: OrderedDict[str, _Recent] = OrderedDict()
+
+    def __contains__(self, fan: object) -> bool:
+        self._expire()
+        return fan in self._fans
+
+    def __len__(self) -> int:
+        self._expire()
+        return len(self._fans)
+
+    def get(self, fan: str, limit: int) -> Optional[tuple[list[dict[str, Any]], Optional[datetime]]]:
+        """The fan's last `limit` turns (oldest first) and first disclosure, or None."""
+        self._expire()
+        entry = self._fans.get(fan)
+        if entry is None or limit > self.limit:
+            return None
+        self._touch(fan, entry)
+        shown = list(entry.turns)[-limit:] if limit > 0 else []
+        return [dict(turn) for turn in shown], entry.disclosed
+
+    def start(self, fan: str, turns: Sequence[dict[str, Any]] = (), disclosed: Optional[datetime] = None) -> None:
+        """A complete entry: `turns` are the fan's last stored turns (at least `limit` of
+        them, or all there are), `disclosed` their first stored disclosure."""
+        if not self.limit:
+            return
+        entry = _Recent(deque((dict(turn) for turn in turns), maxlen=self.limit), disclosed, 0.0)
+        self._fans[fan] = entry
+        self._touch(fan, entry)
+        while len(self._fans) > self._max_fans:
+            self._fans.popitem(last=False)
+
+    def add(self, batch: Iterable[Turn]) -> None:
+        """Committed turns, in order; only fans with an entry are kept."""
+        if not self._fans:
+            return
+        for turn in batch:
+            entry = self._fans.get(turn.fan)
+            if entry is None:
+                continue
+            entry.turns.append({"role": turn.role, "kind": turn.kind, "at": turn.at, "text": turn.text})
+            if turn.kind == "disclosure" and (entry.disclosed is None or turn.at < entry.disclosed):
+                entry.disclosed = turn.at
+            self._touch(turn.fan, entry)
+        self._expire()
+
+    def drop(self, fan: str) -> None:
+        self._fans.pop(fan, None)
+
+    def drop_before(self, before: datetime) -> None:
+        """After a purge of turns older than `before`: entries holding one are no longer exact."""
+        for fan in [
+            fan for fan, entry in self._fans.items()
+            if (entry.disclosed is not None and entry.disclosed < before) or any(t["at"] < before for t in entry.turns)
+        ]:
+            del self._fans[fan]
+
+    def clear(self) -> None:
+        self._fans.clear()
+
+    def _touch(self, fan: str, entry: _Recent) -> None:
+        entry.seen = self._monotonic()
+        self._fans.move_to_end(fan)
+
+    def _expire(self) -> None:
+        cutoff = self._monotonic() - self._idle_seconds
+        while self._fans:
+            fan, entry = next(iter(self._fans.items()))
+            if entry.seen >= cutoff:
+                return
+            del self._fans[fan]
+
+
 class TranscriptStore:
     def __init__(self, engine: Engine, keys_engine: Engine, master: MasterKeys) -> None:
         self._engine = engine
@@ -135,14 +290,15 @@ class TranscriptStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._data_keys: OrderedDict[str, bytes] = OrderedDict()
         self._logging: dict[str, bool] = {}
-        self._queue_lock = threading.Lock()
         self._erasing: set[str] = set()
         self._checkpointers = [
             _WalCheckpointer(str(database))
             for database in {_sqlite_file(engine), _sqlite_file(keys_engine)}
             if database is not None
         ]
-        self._queued: list[tuple[tuple[Turn, ...], "asyncio.Future[None]", asyncio.AbstractEventLoop]] = []
+        self._groups: list[GroupCommit[Any, Any]] = []
+        self._turn_writes: GroupCommit[tuple[Turn, ...], None] = self.group_commit(self._write_groups)
+        self._recent = RecentTurns()
         self.audit_log = AuditLog(engine)
 
     @classmethod
@@ -169,6 +325,22 @@ class TranscriptStore:
         """Runs database work on the store's thread, in order with every other store call."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
+    def group_commit(self, write: Callable[[list[I]], Sequence[R]], same_tick: bool = False) -> GroupCommit[I, R]:
+        """A queue whose items are written in groups on the store's thread (see `GroupCommit`);
+        `settle()` waits for it too."""
+        group: GroupCommit[I, R] = GroupCommit(self._executor, write, same_tick)
+        self._groups.append(group)
+        return group
+
+    def keep_recent(self, turns: int, idle_seconds: float) -> None:
+        """Keeps each active fan's last `turns` stored turns in memory for handoff packets
+        (see `RecentTurns`), dropping fans idle for `idle_seconds`. Call before use."""
+        self._recent = RecentTurns(turns, idle_seconds)
+
+    async def holds_recent(self, fan: str) -> bool:
+        """Whether any of the fan's turns are held in memory (for tests and checks)."""
+        return await self.run(lambda: fan in self._recent)
+
     # Data keys -------------------------------------------------------------------------
 
     def data_key(self, fan: str, create: bool) -> Optional[bytes]:
@@ -184,8 +356,12 @@ class TranscriptStore:
                     return None
                 key = crypto.new_data_key()
                 connection.execute(insert(data_keys).values(fan=fan, wrapped=self._master.wrap(key), created_at=datetime.utcnow()))
+                created = True
             else:
                 key = self._master.unwrap(wrapped)
+                created = False
+        if created:  # nothing of the fan can be stored yet (turns need the key): an exact entry
+            self._recent.start(fan)
         self._data_keys[fan] = key
         if len(self._data_keys) > DATA_KEY_CACHE:
             self._data_keys.popitem(last=False)
@@ -211,8 +387,27 @@ class TranscriptStore:
                 }
             )
         if rows:
+            self._hold_recent({turn.fan for turn in batch})
             with self._engine.begin() as connection:
                 connection.execute(insert(turns), rows)
+            self._recent.add(batch)
+
+    def _hold_recent(self, fans: set[str]) -> None:
+        """Reads into memory the recent turns of fans who are writing again (after a restart,
+        or idle): off the reply path, so a later handoff packet needs no read."""
+        missing = [fan for fan in fans if fan not in self._recent] if self._recent.limit else []
+        if not missing:
+            return
+        try:
+            with self._engine.connect() as connection:
+                for fan in missing:
+                    self.recent_history(fan, self._recent.limit, connection)
+        except Exception as error:  # only a cache: the packet will read the store instead
+            logger.warning("could not read a fan's recent turns into memory: %s", type(error).__name__)
+
+    def _write_groups(self, groups: list[tuple[Turn, ...]]) -> list[None]:
+        self._write(tuple(turn for group in groups for turn in group))
+        return [None] * len(groups)
 
     def submit(self, *batch: Turn) -> "asyncio.Future[None]":
         """Queues the write at once, without waiting for it.
@@ -222,25 +417,7 @@ class TranscriptStore:
         before an erasure is erased with the rest; the per-fan lock in `Bot` keeps a fan's
         own later writes behind their erasure.
         """
-        loop = asyncio.get_running_loop()
-        settled: asyncio.Future[None] = loop.create_future()
-        with self._queue_lock:
-            self._queued.append((batch, settled, loop))
-            start_flush = len(self._queued) == 1
-        if start_flush:
-            self._executor.submit(self._flush)
-        return settled
-
-    def _flush(self) -> None:
-        with self._queue_lock:
-            pending, self._queued = self._queued, []
-        error: Optional[BaseException] = None
-        try:
-            self._write(tuple(turn for batch, _, _ in pending for turn in batch))
-        except Exception as failure:  # every waiter of the group learns of it
-            error = failure
-        for _, settled, loop in pending:
-            loop.call_soon_threadsafe(_settle, settled, error)
+        return self._turn_writes.submit(batch)
 
     async def append(self, *batch: Turn) -> None:
         if batch:
@@ -277,14 +454,17 @@ class TranscriptStore:
     def read_recent_turns(self, fan: str, limit: int) -> list[dict[str, Any]]:
         """The fan's last turns, oldest first, for a moderator's handoff packet (store
         thread only; not audited as an export: the fan asked for the person who reads it)."""
-        key = self.data_key(fan, create=False)
         with self._engine.connect() as connection:
-            rows = connection.execute(
-                select(turns.c.role, turns.c.kind, turns.c.at, turns.c.body)
-                .where(turns.c.fan == fan)
-                .order_by(turns.c.id.desc())
-                .limit(limit)
-            ).mappings().all()
+            return self._read_recent_turns(connection, fan, limit)
+
+    def _read_recent_turns(self, connection: Connection, fan: str, limit: int) -> list[dict[str, Any]]:
+        key = self.data_key(fan, create=False)
+        rows = connection.execute(
+            select(turns.c.role, turns.c.kind, turns.c.at, turns.c.body)
+            .where(turns.c.fan == fan)
+            .order_by(turns.c.id.desc())
+            .limit(limit)
+        ).mappings().all()
         return [
             {"role": row["role"], "kind": row["kind"], "at": row["at"], "text": _readable(key, row["body"])}
             for row in reversed(rows)
@@ -294,8 +474,50 @@ class TranscriptStore:
         """When the fan was first told, in what is still stored, that they talk to an AI
         (store thread only)."""
         with self._engine.connect() as connection:
-            query = select(func.min(turns.c.at)).where(turns.c.fan == fan, turns.c.kind == "disclosure")
-            return connection.execute(query).scalar()
+            return self._read_first_disclosure(connection, fan)
+
+    @staticmethod
+    def _read_first_disclosure(connection: Connection, fan: str) -> Optional[datetime]:
+        query = select(func.min(turns.c.at)).where(turns.c.fan == fan, turns.c.kind == "disclosure")
+        return connection.execute(query).scalar()
+
+    def recent_history(
+        self, fan: str, limit: int, connection: Optional[Connection] = None
+    ) -> tuple[list[dict[str, Any]], Optional[datetime]]:
+        """`read_recent_turns` and `read_first_disclosure` in one, from memory when the fan's
+        recent turns are held there (store thread only); a read fills the memory.
+        `connection`: one open on the transcript database, to read with."""
+        cached = self._recent.get(fan, limit)
+        if cached is not None:
+            return cached
+        if connection is None:
+            with self._engine.connect() as own:
+                recent, disclosed = self._read_recent_turns(own, fan, limit), self._read_first_disclosure(own, fan)
+        else:
+            recent, disclosed = self._read_recent_turns(connection, fan, limit), self._read_first_disclosure(connection, fan)
+        if limit >= self._recent.limit and fan not in self._erasing:
+            self._recent.start(fan, recent, disclosed)
+        return recent, disclosed
+
+    def forget_erased_elsewhere(self, fans: Iterable[str], connection: Optional[Connection] = None) -> None:
+        """Drops what is held in memory of fans whose data key is gone from the database,
+        i.e. erased by another process (`bot forget`) while this one runs (store thread only).
+
+        `connection`, one open on the transcript database, is used when the keys live there too.
+        """
+        held = [fan for fan in set(fans) if fan in self._data_keys or fan in self._recent]
+        if not held:
+            return
+        query = select(data_keys.c.fan).where(data_keys.c.fan.in_(held))
+        if connection is not None and self._keys_engine is self._engine:
+            present = set(connection.execute(query).scalars())
+        else:
+            with self._keys_engine.connect() as keys_connection:
+                present = set(keys_connection.execute(query).scalars())
+        for fan in held:
+            if fan not in present:
+                self._data_keys.pop(fan, None)
+                self._recent.drop(fan)
 
     async def erase(self, fan: str, actor: str = "fan") -> ErasureReceipt:
         """Deletes the data key first (crypto-shredding), then every row naming the fan.
@@ -310,6 +532,7 @@ class TranscriptStore:
         def work() -> ErasureReceipt:
             self._data_keys.pop(fan, None)
             self._logging.pop(fan, None)
+            self._recent.drop(fan)
             with self._keys_engine.begin() as connection:
                 keys_deleted = connection.execute(delete(data_keys).where(data_keys.c.fan == fan)).rowcount
             with self._engine.begin() as connection:
@@ -350,7 +573,7 @@ class TranscriptStore:
         """Waits until queued writes and the row deletion of every erasure have finished."""
         while True:
             await self.run(lambda: None)
-            if not self._erasing and not self._queued:
+            if not self._erasing and not any(group.pending for group in self._groups):
                 return
 
     async def purge(self, before: datetime, dry_run: bool = False) -> int:
@@ -364,6 +587,7 @@ class TranscriptStore:
                 closed = connection.execute(
                     delete(tickets).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
                 ).rowcount
+            self._recent.drop_before(before)
             self.audit_log.record("retention_purge", "operator", {"turns": purged, "tickets": closed})
             return purged
 
@@ -438,6 +662,7 @@ class TranscriptStore:
 
     async def aclose(self) -> None:
         await self.settle()
+        self._recent.clear()
         for checkpointer in self._checkpointers:
             checkpointer.stop()
         self._executor.shutdown(wait=True)
@@ -446,11 +671,11 @@ class TranscriptStore:
             self._keys_engine.dispose()
 
 
-def _settle(settled: "asyncio.Future[None]", error: Optional[BaseException]) -> None:
+def _settle(settled: "asyncio.Future[Any]", result: Any, error: Optional[BaseException]) -> None:
     if settled.cancelled():
         return
     if error is None:
-        settled.set_result(None)
+        settled.set_result(result)
     else:
         settled.set_exception(error)
 
