@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 COMMANDS = ("/human", "/forget-me", "/my-data", "/privacy", "/why")
 #: Where a fan's DMs and slash commands live: their one direct conversation with the app.
 DM = "im"
+SHUTDOWN_GRACE_SECONDS = 10.0
 MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
 
@@ -106,6 +108,8 @@ class SlackConnector:
         self._socket: Optional[AsyncSocketModeHandler] = None
         self._runner: Optional[web.AppRunner] = None
         self._bot: Optional[Bot] = None
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._in_flight: set[asyncio.Task[Any]] = set()
         self.http_port: Optional[int] = None  # the bound port in http mode (useful with port 0)
         self._register()
 
@@ -113,6 +117,10 @@ class SlackConnector:
 
     async def run(self, bot: Bot) -> None:
         self._bot = bot
+        # One connection pool for every Web API call (Bolt's per-request clients share it);
+        # slack-sdk otherwise opens a new session, and a new connection, per call.
+        self._session = aiohttp.ClientSession()
+        self.client.session = self._session
         await self._check_token()
         if self._settings.mode == "socket":
             self._socket = AsyncSocketModeHandler(self.app, self._tokens.app_token, logger=self.app.logger, ping_interval=self._ping_interval)
@@ -127,13 +135,19 @@ class SlackConnector:
         await self._closed.wait()
 
     async def aclose(self) -> None:
+        """Stops taking events, lets replies already being worked on go out, then closes."""
         self._closed.set()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def _check_token(self) -> None:
         try:
@@ -226,8 +240,14 @@ class SlackConnector:
     async def _handle(self, incoming: Incoming, answer: Callable[[Outgoing], Awaitable[None]]) -> None:
         if self._bot is None:
             return
-        replies = await self._bot.handle(incoming, self.max_message_chars)
-        await self._router.deliver(replies, answer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            replies = await self._bot.handle(incoming, self.max_message_chars)
+            await self._router.deliver(replies, answer)
+        finally:
+            self._in_flight.discard(task)  # type: ignore[arg-type]
 
     # To Slack ---------------------------------------------------------------------------------
 

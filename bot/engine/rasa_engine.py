@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
+import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Coroutine, Optional, TypeVar
 
 from bot.engine import FALLBACK_INTENT, EngineResult, ModelMissingError
 from bot.engine.vocabulary import load_vocabulary, words
@@ -14,6 +18,26 @@ if TYPE_CHECKING:
     from bot.engine.tracker_store import ExpiringInMemoryTrackerStore
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _EngineThread:
+    """Rasa's inference is CPU work inside coroutines: on the connectors' event loop it
+    would hold up everything else (a slash command's 3-second ack, heartbeats). The agent
+    gets its own loop in its own thread; the connectors' loop only awaits the result."""
+
+    #: With the GIL handed over every 5 ms (Python's default), each step of an ack waits
+    #: behind a slice of model work; 1 ms keeps acks quick at no measurable cost to Rasa.
+    SWITCH_INTERVAL_SECONDS = 0.0002
+
+    def __init__(self) -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), self.SWITCH_INTERVAL_SECONDS))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="rasa-engine", daemon=True)
+        self._thread.start()
+
+    async def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
 
 
 class RasaEngine:
@@ -21,6 +45,7 @@ class RasaEngine:
         self._agent = agent
         self._trackers = trackers
         self._vocabulary = vocabulary
+        self._thread = _EngineThread()
 
     @classmethod
     def load(cls, model_path: Path, tracker_idle_seconds: float) -> "RasaEngine":
@@ -37,6 +62,10 @@ class RasaEngine:
 
         trackers = ExpiringInMemoryTrackerStore(idle_seconds=tracker_idle_seconds)
         agent = Agent.load(str(model_path), tracker_store=trackers)
+        # TensorFlow and Rasa leave millions of long-lived objects; a full garbage collection
+        # walking them paused every reply (and every ack) by hundreds of milliseconds.
+        gc.collect()
+        gc.freeze()
         logger.info("dialogue model loaded")
         return cls(agent, trackers, load_vocabulary(model_path))
 
@@ -46,8 +75,7 @@ class RasaEngine:
         return self._agent
 
     async def respond(self, pseudonym: str, text: str) -> EngineResult:
-        replies = await self._agent.handle_text(text, sender_id=pseudonym) or []
-        parse = self._trackers.latest_parse.get(pseudonym, {})
+        replies, parse = await self._thread.run(self._predict(pseudonym, text))
         intent = parse.get("intent") or {}
         name: Optional[str] = intent.get("name")
         confidence: Optional[float] = intent.get("confidence")
@@ -65,6 +93,13 @@ class RasaEngine:
             guess=guess,
         )
 
+    async def _predict(self, pseudonym: str, text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        replies = await self._agent.handle_text(text, sender_id=pseudonym) or []
+        return replies, self._trackers.latest_parse.get(pseudonym, {})
+
     async def forget(self, pseudonym: str) -> int:
+        return await self._thread.run(self._forget(pseudonym))
+
+    async def _forget(self, pseudonym: str) -> int:
         async with self._agent.lock_store.lock(pseudonym):
             return int(self._trackers.drop(pseudonym))
