@@ -33,6 +33,7 @@ from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.privacy.pseudonym import Pseudonymizer  # noqa: E402
 from bot.privacy.store import TranscriptStore  # noqa: E402
 from bot.testing.slack_standin import SlackStandIn  # noqa: E402
+from bot.handoff.desk import ConsoleDesk  # noqa: E402
 from connectors.router import Router  # noqa: E402
 from connectors.slack_connector import SlackConnector, SlackTokens  # noqa: E402
 
@@ -60,7 +61,7 @@ async def measure(mode: str, engine: RasaEngine, rounds: int, commands: int, fol
     standin = SlackStandIn(bot_token="xoxb-bench", app_token="xapp-bench", signing_secret="bench-secret", mode=mode, redeliver_unacked=False)
     await standin.start()
     settings = SlackSettings(mode=mode, http_port=free_port(), api_base_url=standin.api_base_url)
-    router = Router()
+    router = Router(ConsoleDesk(lambda message: None))  # /human tickets go nowhere here
     connector = SlackConnector(settings, SlackTokens("xoxb-bench", "xapp-bench", "bench-secret"), router, http_host="127.0.0.1")
     router.add_platform("slack", connector)
     task = asyncio.create_task(connector.run(bot))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 import discord
 import yarl
@@ -29,6 +29,7 @@ from connectors.router import Router
 logger = logging.getLogger(__name__)
 
 DM = "dm"
+SHUTDOWN_GRACE_SECONDS = 10.0
 #: Interaction tokens last 15 minutes; keep a margin.
 INTERACTION_TTL_SECONDS = 14 * 60
 DMS_CLOSED_TEXT = (
@@ -72,6 +73,7 @@ class DiscordConnector:
         self._seen = RecentKeys()
         self._interactions: dict[int, tuple[float, discord.Interaction]] = {}  # fan id -> their latest
         self._bot: Optional[Bot] = None
+        self._in_flight: set[asyncio.Task[Any]] = set()
         self._synced = False
         self.ready = asyncio.Event()
         self._register()
@@ -92,6 +94,9 @@ class DiscordConnector:
             ) from None
 
     async def aclose(self) -> None:
+        """Lets replies already being worked on go out, then closes the client."""
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
         if not self.client.is_closed():
             await self.client.close()
 
@@ -186,8 +191,14 @@ class DiscordConnector:
     async def _handle(self, incoming: Incoming, answer: Callable[[Outgoing], Awaitable[None]]) -> None:
         if self._bot is None:
             return
-        replies = await self._bot.handle(incoming, self.max_message_chars)
-        await self._router.deliver(replies, answer)
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            replies = await self._bot.handle(incoming, self.max_message_chars)
+            await self._router.deliver(replies, answer)
+        finally:
+            self._in_flight.discard(task)  # type: ignore[arg-type]
 
     # To Discord ----------------------------------------------------------------------------------
 

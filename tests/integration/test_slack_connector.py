@@ -263,3 +263,15 @@ async def test_a_slack_fan_ticket_on_the_console_desk(rasa_engine: RasaEngine, s
         await world.router.deliver(await world.bot.moderate(ModeratorAction("mod1", "/claim Robin")))
         await world.router.deliver(await world.bot.moderate(ModeratorAction("mod1", "Hello from the console desk")))
         await world.sent_to(world.dm(), contains="Hello from the console desk")
+
+
+async def test_a_refused_token_stops_start_up_with_one_line(bot: Bot) -> None:
+    async with SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN) as standin:
+        settings = SlackSettings(api_base_url=standin.api_base_url)
+        connector = SlackConnector(settings, SlackTokens("xoxb-wrong", APP_TOKEN), Router())
+        from connectors.base import ConnectorError
+
+        with pytest.raises(ConnectorError, match="SLACK_BOT_TOKEN") as raised:
+            await connector.run(bot)
+        assert "\n" not in str(raised.value) and "xoxb-wrong" not in str(raised.value)
+        await connector.aclose()
