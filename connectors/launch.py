@@ -7,8 +7,10 @@ Real deployments need real keys: the generated dev keys are for the console only
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, TextIO
@@ -120,17 +122,36 @@ async def _watch_timeouts(bot: Bot, router: Router, every_seconds: float) -> Non
             logger.exception("handoff timeout check failed; will retry")
 
 
-async def serve(bot: Bot, platforms: Platforms, timeout_check_seconds: float = TIMEOUT_CHECK_SECONDS) -> None:
-    """Runs every connector until one stops or fails; then closes them all cleanly."""
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGTERM (a service manager) and SIGINT (Ctrl-C) stop serving cleanly: replies being
+    worked on go out and queued transcript writes reach the database."""
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal_number, stop.set)
+
+
+async def serve(
+    bot: Bot, platforms: Platforms, timeout_check_seconds: float = TIMEOUT_CHECK_SECONDS, stop: Optional[asyncio.Event] = None
+) -> None:
+    """Runs every connector until one stops or fails, or `stop` is set (by SIGTERM or
+    SIGINT by default); then closes them all cleanly."""
+    if stop is None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
     runners: list[Any] = list(platforms.connectors)
     tasks = [asyncio.create_task(connector.run(bot), name=f"connector-{connector.name}") for connector in runners]
-    background = [asyncio.create_task(_watch_timeouts(bot, platforms.router, timeout_check_seconds))]
+    stopping = asyncio.create_task(stop.wait())
+    background = [stopping, asyncio.create_task(_watch_timeouts(bot, platforms.router, timeout_check_seconds))]
     if platforms.console_desk is not None:
         background.append(asyncio.create_task(platforms.console_desk.run(bot)))
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
         for task in done:
-            task.result()  # re-raises a connector's start-up error (bad token, port in use)
+            if task is not stopping:
+                task.result()  # re-raises a connector's start-up error (bad token, port in use)
+        if stopping in done:
+            logger.info("stopping on a signal: finishing replies in flight")
     finally:
         for task in background:
             task.cancel()

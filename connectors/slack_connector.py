@@ -129,7 +129,10 @@ class SlackConnector:
             self._runner = web.AppRunner(self._web_app(), access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self._http_host, self._settings.http_port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as error:
+                raise ConnectorError(f"slack: cannot listen on port {self._settings.http_port}: {error.strerror}") from None
             self.http_port = self._runner.addresses[0][1] if self._runner.addresses else self._settings.http_port
         logger.info("slack connector serving in %s mode", self._settings.mode)
         await self._closed.wait()
