@@ -262,3 +262,37 @@ async def test_a_refused_token_stops_start_up_with_one_line(bot: Bot) -> None:
             await connector.aclose()
         finally:
             restore()
+
+
+async def test_a_restart_mid_handoff_keeps_the_ticket_thread_working(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+    """A new process finds the ticket from the thread's name; the fan stays with the human."""
+    async with discord_world(rasa_engine, store) as world:
+        await world.standin.send_slash("human", FAN)
+        ticket = (await world.sent(DESK_ID, contains="Ticket #"))[0]
+        await world.standin.click_button(MODERATOR, "ticket:claim:1", ticket.message_id, DESK_ID)
+        await world.sent(world.dm(), contains="Robin")
+        thread_id = int(world.standin.threads[-1]["id"])
+        await world.connector.aclose()
+        await world.bot.drain()
+
+        router = Router()
+        settings = DiscordSettings(
+            api_base_url=world.standin.api_base, gateway_url=world.standin.gateway_url,
+            guild_id=str(world.standin.guild_id), moderator_role=str(MOD_ROLE),
+        )
+        restarted = DiscordConnector(settings, TOKEN, router, str(DESK_ID), guild_ready_timeout=0.1)
+        router.add_platform("discord", restarted)
+        router.desk = restarted.desk
+        bot = Bot(rasa_engine, Pseudonymizer(KEY), AssistantSettings(), ConversationMemory(1800), store, handoff=HandoffSettings(desk=f"discord:{DESK_ID}"))
+        task = asyncio.create_task(restarted.run(bot))
+        try:
+            await asyncio.wait_for(restarted.ready.wait(), 15)
+            await world.standin.send_guild_message(MODERATOR, thread_id, "Still here after the restart")
+            await world.sent(world.dm(), contains="Still here after the restart")
+            await world.standin.send_dm(FAN, "great, thanks")
+            await world.sent(thread_id, contains="great, thanks")
+        finally:
+            await restarted.aclose()
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(task, 10)
+            await bot.drain()

@@ -275,3 +275,33 @@ async def test_a_refused_token_stops_start_up_with_one_line(bot: Bot) -> None:
             await connector.run(bot)
         assert "\n" not in str(raised.value) and "xoxb-wrong" not in str(raised.value)
         await connector.aclose()
+
+
+async def test_a_restart_mid_handoff_keeps_the_desk_thread_working(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+    """A new process knows nothing of the desk's threads: it finds the ticket from the
+    thread's first message, and the fan stays with the human."""
+    async for world in start_world("socket", rasa_engine, store):
+        await world.standin.send_command("/human", "", FAN, GENERAL)
+        ticket_message = (await world.sent_to(DESK, contains="Ticket #"))[0]
+        await world.standin.click_button(MODERATOR, "ticket_claim", "1", DESK, ticket_message.ts)
+        await world.sent_to(world.dm(), contains="Sam Mod")
+        await world.connector.aclose()
+        await world.bot.drain()
+
+        router = Router()
+        settings = SlackSettings(api_base_url=world.standin.api_base_url)
+        restarted = SlackConnector(settings, SlackTokens(BOT_TOKEN, APP_TOKEN, SECRET), router, DESK, ping_interval=1.0)
+        router.add_platform("slack", restarted)
+        router.desk = restarted.desk
+        bot = Bot(rasa_engine, Pseudonymizer(b"slack-test-pseudonym-key-0123456789abcdef"), AssistantSettings(), ConversationMemory(1800), store, handoff=HandoffSettings(desk=f"slack:{DESK}"))
+        task = asyncio.create_task(restarted.run(bot))
+        try:
+            await world.standin.wait_for_socket(10)
+            await world.standin.send_channel_message(MODERATOR, DESK, "Still here after the restart", thread_ts=ticket_message.ts)
+            await world.sent_to(world.dm(), contains="Still here after the restart")
+            await world.standin.send_dm(FAN, "great, thanks")
+            await world.standin.wait_for_sent(lambda m: m.thread_ts == ticket_message.ts and "great, thanks" in (m.text or ""), timeout=20)
+        finally:
+            await restarted.aclose()
+            await asyncio.wait_for(task, 10)
+            await bot.drain()
