@@ -38,6 +38,7 @@ class DiscordDesk:
         self.channel_id = channel_id
         self._role = moderator_role
         self._threads: dict[str, int] = {}  # ticket number -> thread id
+        self._closed: set[int] = set()  # threads of resolved, cancelled or erased tickets
 
     # What the bot tells moderators -------------------------------------------------------
 
@@ -57,6 +58,10 @@ class DiscordDesk:
         target = thread or self._client.get_channel(self.channel_id) or await self._client.fetch_channel(self.channel_id)
         for piece in pieces:
             await send(target, piece)  # type: ignore[arg-type]
+        if ticket and thread is not None and message.kind is Kind.HANDOFF_RESOLVED:
+            # A closed ticket's thread stays closed: a later ticket may reuse the number.
+            self._threads.pop(ticket, None)
+            self._closed.add(thread.id)
 
     async def _thread(self, ticket: str) -> Optional[discord.Thread]:
         thread_id = self._threads.get(ticket)
@@ -72,7 +77,7 @@ class DiscordDesk:
 
     def ticket_of(self, thread: discord.Thread) -> Optional[str]:
         """From memory, or (after a restart) from the thread's name."""
-        if thread.parent_id != self.channel_id:
+        if thread.parent_id != self.channel_id or thread.id in self._closed:
             return None
         for ticket, thread_id in self._threads.items():
             if thread_id == thread.id:

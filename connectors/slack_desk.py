@@ -38,6 +38,7 @@ class SlackDesk:
         self._usergroup = moderator_usergroup
         self._threads: dict[str, str] = {}  # ticket number -> thread ts
         self._tickets: dict[str, str] = {}  # thread ts -> ticket number
+        self._closed: set[str] = set()  # threads of resolved, cancelled or erased tickets
         self._moderators: tuple[float, frozenset[str]] = (0.0, frozenset())
 
     # What the bot tells moderators ----------------------------------------------------
@@ -50,6 +51,14 @@ class SlackDesk:
             if thread is None and ticket and message.kind is Kind.HANDOFF_TICKET:
                 thread = str(answer["ts"])
                 self._remember(ticket, thread)
+        if ticket and thread and message.kind is Kind.HANDOFF_RESOLVED:
+            self._close(ticket, thread)
+
+    def _close(self, ticket: str, thread_ts: str) -> None:
+        """A closed ticket's thread stays closed: a later ticket may reuse the number."""
+        self._threads.pop(ticket, None)
+        self._tickets.pop(thread_ts, None)
+        self._closed.add(thread_ts)
 
     async def refuse(self, moderator_id: str, message: Outgoing, thread_ts: Optional[str], respond: Optional[Respond] = None) -> None:
         """Refusals go only to the person who tried, not to the whole desk: through the
@@ -111,6 +120,8 @@ class SlackDesk:
         """From memory, or (after a restart) from the ticket message at the top of the thread."""
         if thread_ts in self._tickets:
             return self._tickets[thread_ts]
+        if thread_ts in self._closed:
+            return None
         try:
             answer = await self._client.conversations_replies(channel=self.channel, ts=thread_ts, limit=1)
         except SlackApiError as error:

@@ -182,6 +182,9 @@ async def test_human_then_a_moderator_claims_and_replies_in_the_desk_thread(worl
 
     await world.standin.send_channel_message(MODERATOR, DESK, "!resolve", thread_ts=ticket_message.ts)
     await world.sent_to(world.dm(), contains="back with the AI assistant")
+    await world.standin.send_channel_message(MODERATOR, DESK, "one more thing", thread_ts=ticket_message.ts)
+    await world.settled()
+    assert not [m for m in world.standin.sent if "one more thing" in (m.text or "")]  # a closed thread relays nothing
     before = len([m for m in world.standin.sent if m.channel == world.dm()])
     await world.standin.send_dm(FAN, "when is the next episode released?")
     answer = (await world.sent_to(world.dm(), count=before + 1))[-1]
