@@ -32,8 +32,11 @@ def local_secrets(config: Config) -> Secrets:
 
 
 def open_store(config: Config, secrets: Secrets, url: str | None = None) -> TranscriptStore:
-    """Opens and migrates the store; a wrong master key stops here, before any write."""
-    return TranscriptStore.open(url or config.store.url, config.store.keys_url or None, secrets.master_keys)
+    """Opens and migrates the store; a wrong master or pseudonym key stops here, before any
+    migration or write."""
+    return TranscriptStore.open(
+        url or config.store.url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key
+    )
 
 
 def load_engine(config: Config) -> DialogueEngine:

@@ -224,19 +224,27 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
             if not report.ok:
                 print(f"bot: audit log FAILED verification after {report.records} record(s): {report.problem}")
                 return 1
-            print(f"bot: audit log intact: {report.records} record(s), head {report.head}")
+            since = f"; {report.after_head} record(s) written since the given head" if args.head else ""
+            print(f"bot: audit log intact: {report.records} record(s), head {report.head}{since}")
         else:
             platform, sep, user_id = args.user.partition(":")
             if not sep or not platform or not user_id:
                 raise OperatorError(f"--user {args.user!r}: expected PLATFORM:ID, e.g. slack:U0123ABC")
             fan = Pseudonymizer(secrets.pseudonym_key).fan(platform, user_id)
+            if not await store.holds_data(fan):
+                # A mistyped id and a store opened under another key look alike from here; the
+                # key fingerprint check at open has ruled out the second.
+                print(f"bot: no data held for {args.user} under this pseudonym key; nothing was {'exported' if args.command == 'export' else 'erased'}", file=sys.stderr)
+                return 1
             if args.command == "export":
                 print(json.dumps(await store.export(fan, actor="operator"), indent=2, sort_keys=True, ensure_ascii=False))
             else:
                 receipt = await store.erase(fan, actor="operator")
+                await store.settle()
                 print(
-                    f"bot: erased {receipt.records} stored record(s) ({receipt.turns} turn(s)); the running bot's "
-                    f"in-memory history of this fan expires within {config.assistant.conversation_idle_minutes:g} idle minutes"
+                    f"bot: erased {receipt.records} stored record(s) ({receipt.turns} turn(s), {receipt.tickets} ticket(s)); "
+                    f"the running bot's in-memory history of this fan expires within "
+                    f"{config.assistant.conversation_idle_minutes:g} idle minutes"
                 )
         return 0
     finally:
@@ -244,7 +252,7 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from bot.privacy.store import StoreError
+    from bot.privacy.store import KeyMismatchError, StoreError
 
     args = _parser().parse_args(argv)
     try:
@@ -263,7 +271,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return asyncio.run(_maintain(config, args))
     except ConfigError as error:
         print(f"bot: config error: {error}", file=sys.stderr)
-    except (SecretsError, MasterKeyError, StoreError, OperatorError, ModelMissingError, ConnectorError) as error:
+    except (SecretsError, MasterKeyError, KeyMismatchError, StoreError, OperatorError, ModelMissingError, ConnectorError) as error:
         print(f"bot: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130

@@ -25,6 +25,7 @@ async def purge_forever(
     """Purges at start and then every interval, until cancelled; failures are logged, not fatal."""
     while True:
         try:
+            await store.resume_erasures()
             purged = await store.purge(cutoff(retention_days, clock()))
             logger.info("retention purge removed %d turn(s)", purged)
         except Exception:

@@ -76,8 +76,50 @@ tickets = Table(
     Column("claimed_at", DateTime(timezone=False)),
     Column("closed_at", DateTime(timezone=False)),
     Column("timeout_notified", Boolean, nullable=False, default=False),
+    # Where the ticket lives on the moderator desk, so a restart finds it by location,
+    # never by the wording of a message (migration 0003).
+    Column("desk", String(16)),  # "console", "slack" or "discord"
+    Column("desk_channel", String(64)),  # the desk channel id
+    Column("desk_thread", String(64)),  # Slack thread ts, or Discord thread id
+    Column("desk_message", String(64)),  # the packet message (Slack ts, Discord message id)
+    Column("last_moderator_reply_at", DateTime(timezone=False)),  # for the claimed-silence notice
+    Column("silence_notified", Boolean, nullable=False, default=False),
     Index("ix_tickets_fan", "fan"),
     Index("ix_tickets_status", "status"),
+    # AUTOINCREMENT on SQLite: a number is never handed out twice, even after the newest
+    # ticket is erased or purged (PostgreSQL's sequence never reuses one either).
+    sqlite_autoincrement=True,
+)
+
+desk_posts = Table(
+    "desk_posts",
+    transcripts,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket", Integer, nullable=False),
+    Column("desk", String(16), nullable=False),  # "slack" or "discord"
+    Column("channel", String(64), nullable=False),  # channel or thread the message is in
+    Column("message", String(64), nullable=False),  # Slack ts or Discord message id
+    Column("posted_at", DateTime(timezone=False), nullable=False),
+    Index("ix_desk_posts_ticket", "ticket"),
+)
+
+store_meta = Table(
+    "store_meta",
+    transcripts,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+erasures = Table(
+    "erasures",
+    transcripts,
+    # A durable erasure job: recorded before the key is shredded, deleted (with its audit
+    # record, in one transaction) once every row is gone; resumed after a crash.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fan", String(PSEUDONYM), nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("requested_at", DateTime(timezone=False), nullable=False),
+    Index("ix_erasures_fan", "fan"),
 )
 
 data_keys = Table(
@@ -88,5 +130,6 @@ data_keys = Table(
     Column("created_at", DateTime(timezone=False), nullable=False),
 )
 
-#: Tables whose rows refer to a fan's pseudonym: erasure empties all of them.
-FAN_TABLES = (turns, preferences, tickets)
+#: Tables holding a fan's pseudonym that are not "data about the fan" but the machinery
+#: that erases it: the erasure job names the fan only until the erasure is complete.
+ERASURE_MACHINERY = (erasures,)

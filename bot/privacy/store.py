@@ -7,6 +7,8 @@ single writer and the event loop never blocks on I/O.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import os
 import sqlite3
@@ -14,27 +16,30 @@ import threading
 import time
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Generic, Iterable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence, TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import QueuePool
 
+from bot.handoff.locations import DeskPost
 from bot.privacy import crypto, migrate
-from bot.privacy.audit import AuditLog
+from bot.privacy.audit import APPEND_ATTEMPTS, AuditLog
 from bot.privacy.crypto import MasterKeys
-from bot.privacy.schema import FAN_TABLES, data_keys, preferences, tickets, turns
+from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, everything, readable
+from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
+from bot.privacy.fan_data import set_logging as _store_logging
+from bot.privacy.schema import data_keys, desk_posts, erasures, store_meta, tickets, turns
 
 T = TypeVar("T")
 I = TypeVar("I")
 R = TypeVar("R")
 logger = logging.getLogger(__name__)
 DATA_KEY_CACHE = 10_000
-#: Turns deleted per store job when erasing a fan (see `TranscriptStore.erase`).
-ERASE_BATCH = 500
 
 
 class StoreError(RuntimeError):
@@ -57,16 +62,30 @@ class Turn:
 
 @dataclass(frozen=True)
 class ErasureReceipt:
+    """What an erasure deleted: the data key, and rows per part of `bot.privacy.fan_data`."""
+
     data_keys: int
-    turns: int
-    preferences: int
-    tickets: int = 0
+    parts: Mapping[str, int] = field(default_factory=dict)
     #: Tickets that were still open or claimed: the desk is told they were erased.
     active_tickets: tuple[int, ...] = ()
+    #: Desk messages posted about the fan's tickets: the desks delete them.
+    desk_posts: tuple[DeskPost, ...] = ()
+
+    @property
+    def turns(self) -> int:
+        return self.parts.get("turns", 0)
+
+    @property
+    def preferences(self) -> int:
+        return self.parts.get("transcript_logging", 0)
+
+    @property
+    def tickets(self) -> int:
+        return self.parts.get("tickets", 0)
 
     @property
     def records(self) -> int:
-        return self.data_keys + self.turns + self.preferences + self.tickets
+        return self.data_keys + sum(self.parts.values())
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -95,11 +114,13 @@ class _WalCheckpointer:
         while not self._stop.wait(self._every):
             self.checkpoint()
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, truncate: bool = False) -> None:
+        """PASSIVE copies what it can without waiting; TRUNCATE (after a key is shredded)
+        waits for readers and empties the WAL file, so no copy of the key stays there."""
         try:
             connection = sqlite3.connect(self._path, timeout=1)
             try:
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                connection.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
             finally:
                 connection.close()
         except sqlite3.Error:
@@ -283,14 +304,18 @@ class RecentTurns:
 
 
 class TranscriptStore:
-    def __init__(self, engine: Engine, keys_engine: Engine, master: MasterKeys) -> None:
+    def __init__(
+        self, engine: Engine, keys_engine: Engine, master: MasterKeys, parts: Optional[Sequence[FanDataPart]] = None
+    ) -> None:
         self._engine = engine
         self._keys_engine = keys_engine
         self._master = master
+        self._parts: tuple[FanDataPart, ...] = tuple(parts) if parts is not None else everything()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._data_keys: OrderedDict[str, bytes] = OrderedDict()
         self._logging: dict[str, bool] = {}
-        self._erasing: set[str] = set()
+        #: Fans whose erasure is deleting rows in batches: their job id, actor and receipt.
+        self._erasing: dict[str, tuple[int, str, ErasureReceipt]] = {}
         self._checkpointers = [
             _WalCheckpointer(str(database))
             for database in {_sqlite_file(engine), _sqlite_file(keys_engine)}
@@ -302,20 +327,35 @@ class TranscriptStore:
         self.audit_log = AuditLog(engine)
 
     @classmethod
-    def open(cls, url: str, keys_url: Optional[str], master: MasterKeys) -> "TranscriptStore":
-        """Opens (and migrates) both databases, then proves the master keys open the data keys.
+    def open(
+        cls, url: str, keys_url: Optional[str], master: MasterKeys, pseudonym_key: Optional[bytes] = None
+    ) -> "TranscriptStore":
+        """Opens both databases, proves the keys are the store's, then migrates.
 
-        A wrong or missing master key raises before anything is written.
+        A wrong or missing master key (`MasterKeyError`), or a pseudonym key other than
+        the one the store was created with (`KeyMismatchError`), raises before any
+        migration or write. Erasures a crash interrupted are resumed once the store runs.
         """
         try:
             engine = open_engine(url)
             keys_engine = engine if not keys_url or keys_url == url else open_engine(keys_url)
-            migrate.upgrade(engine, "transcripts")
-            migrate.upgrade(keys_engine, "keys")
+        except StoreError:
+            raise
         except Exception as error:  # driver errors carry passwords in URLs: name the database only
             raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
-        _check_master_keys(keys_engine, master)  # before any thread starts or anything is written
-        return cls(engine, keys_engine, master)
+        _check_master_keys(keys_engine, master)  # before any migration, thread or write
+        if pseudonym_key is not None:
+            _check_pseudonym_key(engine, pseudonym_key)
+        try:
+            migrate.upgrade(engine, "transcripts")
+            migrate.upgrade(keys_engine, "keys")
+            if pseudonym_key is not None:
+                _record_pseudonym_key(engine, pseudonym_key)
+        except Exception as error:
+            raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
+        store = cls(engine, keys_engine, master)
+        store._executor.submit(store._resume_erasures_logged)
+        return store
 
     @property
     def engine(self) -> Engine:
@@ -424,30 +464,31 @@ class TranscriptStore:
             await self.submit(*batch)
 
     async def export(self, fan: str, actor: str = "fan") -> dict[str, Any]:
-        """Everything stored about the fan, decrypted (the text was redacted before storage)."""
+        """Everything stored about the fan, decrypted (the text was redacted before storage):
+        one section per part of `bot.privacy.fan_data`, the same parts erasure deletes."""
 
         def work() -> dict[str, Any]:
             key = self.data_key(fan, create=False)
             with self._engine.connect() as connection:
-                rows = connection.execute(select(turns).where(turns.c.fan == fan).order_by(turns.c.id)).mappings().all()
-                logging_enabled = self._logging_enabled(connection, fan)
-            self.audit_log.record("export_served", actor, {"turns": len(rows)})
-            return {
-                "pseudonym": fan,
-                "transcript_logging": "on" if logging_enabled else "off",
-                "turns": [
-                    {
-                        "at": row["at"].isoformat(timespec="seconds") + "Z",
-                        "conversation": row["conversation"][:12],
-                        "role": row["role"],
-                        "kind": row["kind"],
-                        "intent": row["intent"],
-                        "confidence": row["confidence"],
-                        "text": _readable(key, row["body"]),
-                    }
-                    for row in rows
-                ],
-            }
+                sections = {part.name: part.export(connection, fan, key) for part in self._parts}
+            self.audit_log.record("export_served", actor, {name: len(value) for name, value in sections.items() if isinstance(value, list)})
+            return {"pseudonym": fan, "encryption_key": "held" if key is not None else "none", **sections}
+
+        return await self.run(work)
+
+    async def holds_data(self, fan: str) -> bool:
+        """Whether anything at all is stored about the fan (a data key, or a row of any part)."""
+
+        def work() -> bool:
+            if self.data_key(fan, create=False) is not None:
+                return True
+            with self._engine.connect() as connection:
+                return any(
+                    connection.execute(select(table.c.fan).where(table.c.fan == fan).limit(1)).first() is not None
+                    for part in self._parts
+                    for table in part.tables
+                    if "fan" in table.c
+                )
 
         return await self.run(work)
 
@@ -466,7 +507,7 @@ class TranscriptStore:
             .limit(limit)
         ).mappings().all()
         return [
-            {"role": row["role"], "kind": row["kind"], "at": row["at"], "text": _readable(key, row["body"])}
+            {"role": row["role"], "kind": row["kind"], "at": row["at"], "text": readable(key, row["body"])}
             for row in reversed(rows)
         ]
 
@@ -520,54 +561,119 @@ class TranscriptStore:
                 self._recent.drop(fan)
 
     async def erase(self, fan: str, actor: str = "fan") -> ErasureReceipt:
-        """Deletes the data key first (crypto-shredding), then every row naming the fan.
+        """Erases everything about the fan; returns once the erasure is durable and the key gone.
 
-        The key, preferences and tickets go at once, and the first `ERASE_BATCH` turns with
-        them. A fan with more turns has the rest deleted in further batches queued on the
-        store thread, so other fans' writes are not held up behind one large erasure;
-        those rows are unreadable from the first moment (their key is gone). `settle()`
-        waits until they are gone too.
+        1. An erasure job naming the fan is committed first: from then on the erasure
+           finishes even if this process dies (`resume_erasures` at start and with each
+           retention run).
+        2. The data key is deleted (crypto-shredding): every row left is unreadable.
+        3. Every part of `bot.privacy.fan_data` is deleted in one transaction; a fan with
+           more than `ERASE_BATCH` turns has the rest deleted in batches queued on the
+           store thread, so other fans' writes are not held up behind one large erasure.
+        4. When no row is left, the job is deleted and the audit record written, in one
+           transaction: the audit record cannot fail after the key is gone without the
+           job staying behind to be finished (and audited) later.
+        `settle()` waits until step 4 is done.
         """
 
         def work() -> ErasureReceipt:
-            self._data_keys.pop(fan, None)
-            self._logging.pop(fan, None)
-            self._recent.drop(fan)
-            with self._keys_engine.begin() as connection:
-                keys_deleted = connection.execute(delete(data_keys).where(data_keys.c.fan == fan)).rowcount
+            self._drop_cached(fan)
             with self._engine.begin() as connection:
-                active = connection.execute(
-                    select(tickets.c.id).where(tickets.c.fan == fan, tickets.c.status.in_(["open", "claimed"]))
-                ).scalars().all()
-                turn_count = int(
-                    connection.execute(select(func.count()).select_from(turns).where(turns.c.fan == fan)).scalar() or 0
-                )
-                deleted = {
-                    table.name: connection.execute(delete(table).where(table.c.fan == fan)).rowcount
-                    for table in FAN_TABLES
-                    if table is not turns
-                }
-            receipt = ErasureReceipt(
-                keys_deleted, turn_count, deleted["preferences"], deleted["tickets"], tuple(sorted(active))
-            )
-            self.audit_log.record(
-                "erasure_executed", actor, {"records": receipt.records, "turns": receipt.turns, "tickets": receipt.tickets}
-            )
-            self._erasing.add(fan)
-            self._erase_turns_batch(fan)
-            return receipt
+                job = connection.execute(
+                    insert(erasures).values(fan=fan, actor=actor, requested_at=datetime.utcnow())
+                ).inserted_primary_key[0]
+            return self._execute_erasure(int(job), fan, actor)
 
         return await self.run(work)
 
-    def _erase_turns_batch(self, fan: str) -> None:
-        """Deletes up to `ERASE_BATCH` of an erased fan's turns; queues itself again while any remain."""
-        batch = select(turns.c.id).where(turns.c.fan == fan).limit(ERASE_BATCH).scalar_subquery()
+    def _drop_cached(self, fan: str) -> None:
+        self._data_keys.pop(fan, None)
+        self._logging.pop(fan, None)
+        self._recent.drop(fan)
+
+    def _execute_erasure(self, job: int, fan: str, actor: str) -> ErasureReceipt:
+        """Store thread: steps 2 and 3 of `erase`, then the batches and step 4."""
+        with self._keys_engine.begin() as connection:
+            keys_deleted = int(connection.execute(delete(data_keys).where(data_keys.c.fan == fan)).rowcount)
+        self._drop_cached(fan)
         with self._engine.begin() as connection:
-            removed = connection.execute(delete(turns).where(turns.c.id.in_(batch))).rowcount
-        if removed < ERASE_BATCH:
-            self._erasing.discard(fan)
-        else:
-            self._executor.submit(self._erase_turns_batch, fan)
+            erased = {part.name: part.erase(connection, fan) for part in self._parts}
+        self._after_shredding()
+        tickets_part = erased.get("tickets")
+        receipt = ErasureReceipt(
+            data_keys=keys_deleted,
+            parts={name: part.rows for name, part in erased.items()},
+            active_tickets=getattr(tickets_part, "active", ()),
+            desk_posts=getattr(tickets_part, "posts", ()),
+        )
+        self._erasing[fan] = (job, actor, receipt)
+        self._continue_erasure(fan)
+        return receipt
+
+    def _continue_erasure(self, fan: str) -> None:
+        """Deletes a batch of the erased fan's turns; queues itself again while any remain,
+        then completes the job."""
+        job, actor, receipt = self._erasing[fan]
+        with self._engine.begin() as connection:
+            removed = erase_turns_batch(connection, fan)
+        if removed >= ERASE_BATCH:
+            self._executor.submit(self._continue_erasure_logged, fan)
+            return
+        self._erasing.pop(fan, None)
+        self._complete_erasure(fan, actor, receipt)
+
+    def _complete_erasure(self, fan: str, actor: str, receipt: ErasureReceipt) -> None:
+        """Step 4: every job row of the fan (a repeated request too) and the audit record, in
+        one transaction, retried when another process appends to the audit log at the same
+        moment. If it still fails, the job stays and a later resume completes it."""
+        detail = {"records": receipt.records, "turns": receipt.turns, "tickets": receipt.tickets}
+        for attempt in range(APPEND_ATTEMPTS):
+            try:
+                with self._engine.begin() as connection:
+                    if connection.execute(delete(erasures).where(erasures.c.fan == fan)).rowcount:
+                        self.audit_log.record("erasure_executed", actor, detail, connection=connection)
+                return
+            except (IntegrityError, OperationalError):
+                time.sleep(min(0.001 * (attempt + 1), 0.05))
+        logger.error("an erasure's audit record could not be written; the job stays and is resumed later")
+
+    def _continue_erasure_logged(self, fan: str) -> None:
+        try:
+            self._continue_erasure(fan)
+        except Exception as error:  # the job row stays: the next resume finishes it
+            self._erasing.pop(fan, None)
+            logger.error("an erasure batch failed; it will be resumed: %s", type(error).__name__)
+
+    def _after_shredding(self) -> None:
+        """SQLite: a truncating checkpoint, so no copy of the deleted key stays in the WAL
+        (secure_delete already zeroes freed pages in the database file)."""
+        for checkpointer in self._checkpointers:
+            checkpointer.checkpoint(truncate=True)
+
+    async def resume_erasures(self) -> int:
+        """Finishes erasures a crash (or another process's crash) interrupted: their job row
+        is still there. Returns how many it resumed; runs at open and with every retention run."""
+        return await self.run(self._resume_erasures)
+
+    def _resume_erasures(self) -> int:
+        with self._engine.connect() as connection:
+            jobs = connection.execute(select(erasures.c.id, erasures.c.fan, erasures.c.actor).order_by(erasures.c.id)).all()
+        resumed = 0
+        for job in jobs:
+            if job.fan not in self._erasing:  # not already deleting batches in this process
+                self._execute_erasure(job.id, job.fan, job.actor)
+                resumed += 1
+        if resumed:
+            logger.warning("resumed %d interrupted erasure(s)", resumed)
+        return resumed
+
+    def _resume_erasures_logged(self) -> None:
+        """Store thread, at open, in order with every later store job: nothing new about an
+        erased fan can overtake the rest of their erasure."""
+        try:
+            self._resume_erasures()
+        except Exception as error:
+            logger.error("resuming interrupted erasures failed; the retention task retries: %s", type(error).__name__)
 
     async def settle(self) -> None:
         """Waits until queued writes and the row deletion of every erasure have finished."""
@@ -584,6 +690,8 @@ class TranscriptStore:
                 if dry_run:
                     return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
+                old = select(tickets.c.id).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
+                connection.execute(delete(desk_posts).where(desk_posts.c.ticket.in_(old.scalar_subquery())))
                 closed = connection.execute(
                     delete(tickets).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
                 ).rowcount
@@ -605,11 +713,6 @@ class TranscriptStore:
 
     # Preferences -----------------------------------------------------------------------
 
-    @staticmethod
-    def _logging_enabled(connection: Connection, fan: str) -> bool:
-        value = connection.execute(select(preferences.c.logging_enabled).where(preferences.c.fan == fan)).scalar()
-        return True if value is None else bool(value)
-
     async def logging_enabled(self, fan: str) -> bool:
         """Whether the fan's turns are kept (`/privacy off` stops it); cached, read per message."""
         cached = self._logging.get(fan)
@@ -618,7 +721,7 @@ class TranscriptStore:
 
         def work() -> bool:
             with self._engine.connect() as connection:
-                return self._logging_enabled(connection, fan)
+                return _stored_logging_enabled(connection, fan)
 
         enabled = await self.run(work)
         if len(self._logging) > DATA_KEY_CACHE:
@@ -629,11 +732,7 @@ class TranscriptStore:
     async def set_logging(self, fan: str, enabled: bool) -> None:
         def work() -> None:
             with self._engine.begin() as connection:
-                changed = connection.execute(
-                    update(preferences).where(preferences.c.fan == fan).values(logging_enabled=enabled)
-                ).rowcount
-                if not changed:
-                    connection.execute(insert(preferences).values(fan=fan, logging_enabled=enabled))
+                _store_logging(connection, fan, enabled)
             self._logging[fan] = enabled
 
         await self.run(work)
@@ -680,22 +779,54 @@ def _settle(settled: "asyncio.Future[Any]", result: Any, error: Optional[BaseExc
         settled.set_exception(error)
 
 
-def _readable(key: Optional[bytes], body: bytes) -> str:
-    """Decrypted text, or a marker: one damaged row must not hide the rest of an export."""
-    if key is None:
-        return "[unreadable: key erased]"
-    try:
-        return crypto.decrypt(key, body)
-    except crypto.CiphertextError:
-        return "[unreadable: corrupted]"
+class KeyMismatchError(RuntimeError):
+    """BOT_PSEUDONYM_KEY is not the key the store was created with; one line for the operator."""
+
+
+PSEUDONYM_FINGERPRINT = "pseudonym_key_fingerprint"
+
+
+def pseudonym_key_fingerprint(pseudonym_key: bytes) -> str:
+    """HMAC-SHA256 of a fixed label under the key: identifies the key, reveals nothing of it."""
+    return hmac.new(pseudonym_key, b"fan-assistant pseudonym key fingerprint v1", hashlib.sha256).hexdigest()
 
 
 def _check_master_keys(keys_engine: Engine, master: MasterKeys) -> None:
-    """Raises `MasterKeyError` unless the master keys open a stored data key (if any)."""
-    with keys_engine.connect() as connection:
-        sample = connection.execute(select(data_keys.c.wrapped).limit(1)).scalar()
+    """Raises `MasterKeyError` unless the master keys open a stored data key (if any).
+    Reads only, and only a table that exists: it runs before any migration."""
+    try:
+        with keys_engine.connect() as connection:
+            if not inspect(connection).has_table("data_keys"):
+                return
+            sample = connection.execute(select(data_keys.c.wrapped).limit(1)).scalar()
+    except Exception as error:
+        raise StoreError(f"cannot open the store ({_describe(str(keys_engine.url))}): {type(error).__name__}: {_first_line(error)}") from None
     if sample is not None:
         master.unwrap(sample)
+
+
+def _check_pseudonym_key(engine: Engine, pseudonym_key: bytes) -> None:
+    """Raises `KeyMismatchError` when the store records another pseudonym key's fingerprint.
+    A store from before migration 0003 has none yet: it records this key's on opening."""
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("store_meta"):
+                return
+            stored = connection.execute(select(store_meta.c.value).where(store_meta.c.name == PSEUDONYM_FINGERPRINT)).scalar()
+    except Exception as error:
+        raise StoreError(f"cannot open the store ({_describe(str(engine.url))}): {type(error).__name__}: {_first_line(error)}") from None
+    if stored is not None and not hmac.compare_digest(stored, pseudonym_key_fingerprint(pseudonym_key)):
+        raise KeyMismatchError(
+            "BOT_PSEUDONYM_KEY is not the key this store was created with (fingerprints differ): "
+            "every fan would look new and erasures would miss them; use the store's key"
+        )
+
+
+def _record_pseudonym_key(engine: Engine, pseudonym_key: bytes) -> None:
+    with engine.begin() as connection:
+        stored = connection.execute(select(store_meta.c.value).where(store_meta.c.name == PSEUDONYM_FINGERPRINT)).scalar()
+        if stored is None:
+            connection.execute(insert(store_meta).values(name=PSEUDONYM_FINGERPRINT, value=pseudonym_key_fingerprint(pseudonym_key)))
 
 
 def _sqlite_file(engine: Engine) -> Optional[str]:

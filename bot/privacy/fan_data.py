@@ -1,0 +1,123 @@
+"""Everything about a fan, defined once: export (`/my-data`, `bot export`) and erasure
+(`/forget-me`, `bot forget`) both walk the same parts, so they cannot drift apart.
+
+A part covers some tables holding a fan's pseudonym; `tests/unit/test_fan_data.py` checks
+that every such table in the schema is covered by a part (or is erasure machinery).
+The wrapped data key is not a part: erasure shreds it first, on its own (crypto-shredding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Protocol
+
+from sqlalchemy import Table, delete, func, select, update, insert
+from sqlalchemy.engine import Connection
+
+from bot.privacy import crypto
+from bot.privacy.schema import preferences, turns
+
+#: Turns deleted in the erasure's own transaction; more are deleted in queued batches.
+ERASE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What one part deleted: `rows` in all (for turns: counted before the batches)."""
+
+    part: str
+    rows: int
+
+
+class FanDataPart(Protocol):
+    #: The key of this part in an export, and its name in an erasure receipt.
+    name: str
+    tables: tuple[Table, ...]
+
+    def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
+        """The part's data about the fan, decrypted with `key` (None: key erased)."""
+
+    def erase(self, connection: Connection, fan: str) -> Erased:
+        """Deletes the part's rows about the fan inside the caller's transaction."""
+
+
+def readable(key: Optional[bytes], body: bytes) -> str:
+    """Decrypted text, or a marker: one damaged row must not hide the rest of an export."""
+    if key is None:
+        return "[unreadable: key erased]"
+    try:
+        return crypto.decrypt(key, body)
+    except crypto.CiphertextError:
+        return "[unreadable: corrupted]"
+
+
+def iso(moment: Any) -> Optional[str]:
+    return None if moment is None else moment.isoformat(timespec="seconds") + "Z"
+
+
+class TurnsPart:
+    """The minimized, encrypted transcript."""
+
+    name = "turns"
+    tables = (turns,)
+
+    def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
+        rows = connection.execute(select(turns).where(turns.c.fan == fan).order_by(turns.c.id)).mappings().all()
+        return [
+            {
+                "at": iso(row["at"]),
+                "conversation": row["conversation"][:12],
+                "role": row["role"],
+                "kind": row["kind"],
+                "intent": row["intent"],
+                "confidence": row["confidence"],
+                "text": readable(key, row["body"]),
+            }
+            for row in rows
+        ]
+
+    def erase(self, connection: Connection, fan: str) -> Erased:
+        """Counts every turn and deletes the first `ERASE_BATCH`; `erase_batch` does the rest."""
+        count = int(connection.execute(select(func.count()).select_from(turns).where(turns.c.fan == fan)).scalar() or 0)
+        erase_turns_batch(connection, fan)
+        return Erased(self.name, count)
+
+
+def erase_turns_batch(connection: Connection, fan: str) -> int:
+    """Deletes up to `ERASE_BATCH` of the fan's turns; returns how many."""
+    batch = select(turns.c.id).where(turns.c.fan == fan).limit(ERASE_BATCH).scalar_subquery()
+    return int(connection.execute(delete(turns).where(turns.c.id.in_(batch))).rowcount)
+
+
+class PreferencesPart:
+    """The fan's choices (`/privacy on|off`)."""
+
+    name = "transcript_logging"
+    tables = (preferences,)
+
+    def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
+        return "on" if logging_enabled(connection, fan) else "off"
+
+    def erase(self, connection: Connection, fan: str) -> Erased:
+        return Erased(self.name, int(connection.execute(delete(preferences).where(preferences.c.fan == fan)).rowcount))
+
+
+def logging_enabled(connection: Connection, fan: str) -> bool:
+    value = connection.execute(select(preferences.c.logging_enabled).where(preferences.c.fan == fan)).scalar()
+    return True if value is None else bool(value)
+
+
+def set_logging(connection: Connection, fan: str, enabled: bool) -> None:
+    changed = connection.execute(update(preferences).where(preferences.c.fan == fan).values(logging_enabled=enabled)).rowcount
+    if not changed:
+        connection.execute(insert(preferences).values(fan=fan, logging_enabled=enabled))
+
+
+def everything() -> tuple[FanDataPart, ...]:
+    """Every part, in export order. Imported lazily: the ticket part lives with the tickets."""
+    from bot.handoff.fan_data import TicketsPart
+
+    return (TurnsPart(), PreferencesPart(), TicketsPart())
+
+
+PartFactory = Callable[[], tuple[FanDataPart, ...]]
