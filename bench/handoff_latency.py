@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.config import AssistantSettings, HandoffSettings  # noqa: E402
 from bot.conversation import ConversationMemory  # noqa: E402
 from bot.core import Bot  # noqa: E402
-from bot.handoff.service import ModeratorAction  # noqa: E402
+from bot.handoff.actions import Claim, ModeratorAction, Reply, Resolve  # noqa: E402
 from bot.messages import Incoming, Kind  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.privacy.pseudonym import Pseudonymizer  # noqa: E402
@@ -93,15 +93,15 @@ async def measure(fans: int, url: str, spread: float) -> None:
 
     tickets = [int(next(r.ticket for r in replies if r.kind is Kind.HANDOFF_TICKET)) for _, replies in started]
     claims = await asyncio.gather(
-        *(bot.moderate(ModeratorAction(f"mod{i}", f"/claim Mod {i}", ticket)) for i, ticket in enumerate(tickets))
+        *(bot.moderate(ModeratorAction(f"mod{i}", Claim(f"Mod {i}"), ticket, authorised=True)) for i, ticket in enumerate(tickets))
     )
     assert all(result[0].kind is Kind.MODERATOR_JOINED for result in claims)
     replies = await asyncio.gather(
-        *(timed(bot.moderate(ModeratorAction(f"mod{i}", "Thanks, looking into it now.", ticket))) for i, ticket in enumerate(tickets))
+        *(timed(bot.moderate(ModeratorAction(f"mod{i}", Reply("Thanks, looking into it now."), ticket, authorised=True))) for i, ticket in enumerate(tickets))
     )
     assert all(result[0].kind is Kind.MODERATOR_REPLY for _, result in replies)
     report(f"moderator reply -> message for the fan, {fans} concurrent", [ms for ms, _ in replies])
-    await asyncio.gather(*(bot.moderate(ModeratorAction(f"mod{i}", "/resolve", ticket)) for i, ticket in enumerate(tickets)))
+    await asyncio.gather(*(bot.moderate(ModeratorAction(f"mod{i}", Resolve(), ticket, authorised=True)) for i, ticket in enumerate(tickets)))
     await bot.drain()
     await store.aclose()
 

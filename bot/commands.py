@@ -122,17 +122,28 @@ class CommandHandlers:
             return [Outgoing(Kind.PRIVACY_NOTICE, "OK, nothing was erased.")]
         receipt = await self._store.erase(fan)
         await self._handoff.forget(fan)
+        removal = await self._handoff.remove_desk_copies(receipt.desk_posts)
         dialogues = await self._engine.forget(fan)
         conversations = self._memory.forget(fan)
         total = receipt.records + dialogues + conversations
         tickets = f", {receipt.tickets} handoff ticket(s)" if receipt.tickets else ""
+        desk = ""
+        if receipt.desk_posts:
+            desk = f" From the moderators' desk I deleted {removal.deleted} message(s) posted about your request(s)."
+            if removal.edited:
+                desk += f" {removal.edited} I could not delete, so I replaced their text with \"[erased at the fan's request]\"."
+            if removal.failed:
+                desk += (
+                    f" {removal.failed} I could neither delete nor edit: they are still there; this was recorded "
+                    "for the operator to remove."
+                )
         return [
             Outgoing(
                 Kind.ERASURE_DONE,
-                f"Done: I erased everything I held about you, {total} record(s): your encryption key "
+                f"Done: I erased {total} record(s) I held about you: your encryption key "
                 f"({receipt.data_keys}), {receipt.turns} stored message(s), your privacy setting "
                 f"({receipt.preferences}){tickets}, the AI model's in-memory history ({dialogues}) and the state of "
-                f"{conversations} conversation(s). Copies in backups can no longer be decrypted without the "
+                f"{conversations} conversation(s).{desk} Copies in backups can no longer be decrypted without the "
                 "erased key. Your next message starts afresh.",
             ),
             *self._handoff.erased(receipt.active_tickets),

@@ -17,7 +17,8 @@ from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.disclosure import bot_challenge_text, disclosure_text
 from bot.engine import FALLBACK_INTENT, DialogueEngine, EngineResult
 from bot.guards import asks_if_human
-from bot.handoff.service import Handoff, ModeratorAction
+from bot.handoff.actions import ModeratorAction
+from bot.handoff.service import Handoff
 from bot.locks import KeyedLocks
 from bot.messages import Incoming, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
@@ -99,7 +100,8 @@ class Bot:
             return replies
 
     async def moderate(self, action: ModeratorAction) -> list[Outgoing]:
-        """A moderator's line at the desk; holds the fan's lock so it cannot race an erasure."""
+        """A moderator's typed action at a desk (parsed and authorised by that desk); holds
+        the fan's lock so it cannot race an erasure."""
         ticket = await self._handoff.find(action.ticket)
         if ticket is None:
             return await self._handoff.moderate(action)

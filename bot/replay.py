@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional, TextIO, Union
 
 from bot.core import Bot
-from bot.handoff.service import ModeratorAction
-from bot.messages import Incoming, Outgoing
+from bot.handoff.actions import DeskLineError, console_action
+from bot.messages import Incoming, Kind, Outgoing
 
 REPLAY_PLATFORM = "replay"
 
@@ -93,7 +93,11 @@ async def replay(bot: Bot, lines: Iterable[str], out: TextIO, err: TextIO, max_c
             replies = await bot.handle(Incoming(REPLAY_PLATFORM, line.user, "direct", line.text), max_chars)
         else:
             actor = line.moderator
-            replies = await bot.moderate(ModeratorAction(line.moderator, line.text, _ticket_number(line.ticket)))
+            try:  # a replay's moderator lines are the console desk's: its list, its parsing
+                action = console_action(line.moderator, line.text, _ticket_number(line.ticket), bot.handoff.settings.moderators)
+                replies = await bot.moderate(action)
+            except DeskLineError as error:  # refused at the desk, as the console desk does
+                replies = [Outgoing(Kind.REFUSED, str(error), to="desk")]
         for reply in replies:
             print(output_line(reply, actor), file=out, flush=True)
     await bot.drain()

@@ -82,6 +82,9 @@ class DiscordConnector:
 
     async def run(self, bot: Bot) -> None:
         self._bot = bot
+        if self.desk is not None:  # the desk reads ticket locations from the store, and erases its copies
+            self.desk.bind(bot.handoff.tickets)
+            bot.handoff.use_desk_copies(self.desk)
         try:
             await self.client.login(self._token)
             await self.client.connect(reconnect=True)

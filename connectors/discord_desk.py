@@ -3,27 +3,40 @@
 The ticket message carries Claim / Resolve buttons; everything about the ticket goes into
 its thread, and a moderator's message in the thread reaches the fan on whatever platform
 they are. Discord's composer takes a leading "/" for slash commands, so thread lines use
-"!": `!unclaim`, `!resolve`, `!transfer @someone [name]`, `!claim [name]`.
+"!": `!unclaim`, `!resolve`, `!transfer @someone [name]`, `!claim [name]`, `!takeover [name]`.
+
+The packet message and thread ids are stored on the ticket row when the packet is posted;
+a thread message or a button finds its ticket there (never by a thread's name), and every
+message posted about a ticket is recorded so an erasure can delete it, and the thread.
+Who may act: members holding `[discord] moderator_role`; this desk's rule only.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from typing import Optional, Union
+from datetime import datetime
+from typing import Any, Optional, Sequence, Union
 
 import discord
 
 from bot.core import Bot
-from bot.handoff.service import ModeratorAction
+from bot.handoff.actions import (
+    Claim, DeskAction, DeskLineError, ModeratorAction, Resolve, Takeover, Transfer, TransferRequest, parse_line,
+)
+from bot.handoff.desk import ERASED_TEXT, Removal
+from bot.handoff.locations import DeskLocation, DeskPost
+from bot.handoff.states import ACTIVE
+from bot.handoff.ticket_store import Ticket, TicketStore
 from bot.messages import Kind, Outgoing
 from connectors.discord_render import NO_PINGS, buttons, render
 from connectors.router import Router
+from connectors.slack_desk import closed_text
 
 logger = logging.getLogger(__name__)
 
-TICKET_NUMBER = re.compile(r"Ticket #(\d+)")
-USER_MENTION = re.compile(r"^<@!?(\d+)>")
+DESK = "discord"
+PREFIX = "!"
+UNKNOWN_MESSAGE, UNKNOWN_CHANNEL = 10008, 10003
 
 
 async def send(target: discord.abc.Messageable, text: str, view: Optional[discord.ui.View] = None) -> discord.Message:
@@ -37,36 +50,54 @@ class DiscordDesk:
         self._client = client
         self.channel_id = channel_id
         self._role = moderator_role
-        self._threads: dict[str, int] = {}  # ticket number -> thread id
-        self._closed: set[int] = set()  # threads of resolved, cancelled or erased tickets
+        self._tickets: Optional[TicketStore] = None
+
+    def bind(self, tickets: TicketStore) -> None:
+        """The store the desk reads ticket locations from and records its posts in."""
+        self._tickets = tickets
+
+    @property
+    def tickets(self) -> TicketStore:
+        assert self._tickets is not None, "DiscordDesk.bind() first: the connector does it when it starts"
+        return self._tickets
 
     # What the bot tells moderators -------------------------------------------------------
 
     async def post(self, message: Outgoing) -> None:
-        ticket = message.ticket
-        thread = await self._thread(ticket) if ticket else None
+        number = int(message.ticket) if message.ticket and message.ticket.isdigit() else None
+        ticket = await self.tickets.get(number) if number is not None else None
+        if number is not None and ticket is None and message.kind is Kind.HANDOFF_RELAY:
+            return  # the ticket was erased meanwhile: a fan's words never go out about it
         pieces = render(message)
-        if thread is None and ticket and message.kind is Kind.HANDOFF_TICKET:
-            channel = self._client.get_channel(self.channel_id) or await self._client.fetch_channel(self.channel_id)
-            assert isinstance(channel, discord.TextChannel), "the desk must be a text channel"
+        sent: list[discord.Message] = []
+        if ticket is not None and ticket.location is None and message.kind is Kind.HANDOFF_TICKET:
+            channel = await self._desk_channel()
             first = await send(channel, pieces[0], buttons(message) if len(pieces) == 1 else None)
-            thread = await first.create_thread(name=f"Ticket #{ticket}", auto_archive_duration=1440)
-            self._threads[ticket] = thread.id
+            sent.append(first)
+            thread = await first.create_thread(name=f"Ticket #{ticket.id}", auto_archive_duration=1440)
+            await self.tickets.place(ticket.id, DeskLocation(DESK, str(self.channel_id), str(thread.id), str(first.id)))
             for index, piece in enumerate(pieces[1:], start=2):
-                await send(thread, piece, buttons(message) if index == len(pieces) else None)
-            return
-        target = thread or self._client.get_channel(self.channel_id) or await self._client.fetch_channel(self.channel_id)
-        for piece in pieces:
-            await send(target, piece)  # type: ignore[arg-type]
-        if ticket and thread is not None and message.kind is Kind.HANDOFF_RESOLVED:
-            # A closed ticket's thread stays closed: a later ticket may reuse the number.
-            self._threads.pop(ticket, None)
-            self._closed.add(thread.id)
+                sent.append(await send(thread, piece, buttons(message) if index == len(pieces) else None))
+        else:
+            target = await self._thread(ticket) or await self._desk_channel()
+            for piece in pieces:
+                sent.append(await send(target, piece))
+        if ticket is not None:
+            posts = [DeskPost(ticket.id, DESK, str(m.channel.id), str(m.id)) for m in sent]
+            orphans = await self.tickets.posted(posts, datetime.utcnow())
+            if orphans:  # erased while we posted
+                await self.remove(orphans)
 
-    async def _thread(self, ticket: str) -> Optional[discord.Thread]:
-        thread_id = self._threads.get(ticket)
-        if thread_id is None:
+    async def _desk_channel(self) -> discord.TextChannel:
+        channel = self._client.get_channel(self.channel_id) or await self._client.fetch_channel(self.channel_id)
+        assert isinstance(channel, discord.TextChannel), "the desk must be a text channel"
+        return channel
+
+    async def _thread(self, ticket: Optional[Ticket]) -> Optional[discord.Thread]:
+        """The ticket's stored thread (after a restart too); None when it has none or it is gone."""
+        if ticket is None or ticket.location is None or not ticket.location.thread:
             return None
+        thread_id = int(ticket.location.thread)
         thread = self._client.get_channel(thread_id)
         if thread is None:
             try:
@@ -75,18 +106,46 @@ class DiscordDesk:
                 return None
         return thread if isinstance(thread, discord.Thread) else None
 
-    def ticket_of(self, thread: discord.Thread) -> Optional[str]:
-        """From memory, or (after a restart) from the thread's name."""
-        if thread.parent_id != self.channel_id or thread.id in self._closed:
-            return None
-        for ticket, thread_id in self._threads.items():
-            if thread_id == thread.id:
-                return ticket
-        found = TICKET_NUMBER.fullmatch(thread.name or "")
-        if found:
-            self._threads[found.group(1)] = thread.id
-            return found.group(1)
-        return None
+    # Erasure ---------------------------------------------------------------------------------
+
+    async def remove(self, posts: Sequence[DeskPost]) -> Removal:
+        """Deletes each of the bot's messages (DELETE /channels/{id}/messages/{id}), thread
+        messages first, then each ticket thread the bot created (DELETE /channels/{id}: a
+        thread started from a message shares that message's id). Where Discord refuses
+        (403, Missing Permissions), the message is edited to the erased marker instead."""
+        outcome = Removal()
+        desk = str(self.channel_id)
+        ordered = sorted(posts, key=lambda p: (p.channel == desk, int(p.message) if p.message.isdigit() else 0))
+        for post in ordered:
+            outcome += await self._remove_one(post) if post.desk == DESK else Removal(failed=1)
+        for post in ordered:
+            if post.desk == DESK and post.channel == desk and post.message.isdigit():
+                await self._delete_thread(int(post.message))
+        return outcome
+
+    async def _remove_one(self, post: DeskPost) -> Removal:
+        message = self._client.get_partial_messageable(int(post.channel)).get_partial_message(int(post.message))
+        try:
+            await message.delete()
+            return Removal(deleted=1)
+        except discord.NotFound:  # 10008 Unknown Message / 10003 Unknown Channel: nothing left there
+            return Removal(deleted=1)
+        except discord.HTTPException as error:
+            logger.warning("could not delete a desk message: %s %s", error.status, error.code)
+        try:
+            await message.edit(content=ERASED_TEXT, view=None)
+            return Removal(edited=1)
+        except discord.HTTPException as error:
+            logger.warning("could not edit a desk message either: %s %s", error.status, error.code)
+            return Removal(failed=1)
+
+    async def _delete_thread(self, thread_id: int) -> None:
+        try:
+            await self._client.http.delete_channel(thread_id, reason="erased at the fan's request")
+        except discord.NotFound:
+            return  # no thread on that message (a top-level notice), or deleted already
+        except discord.HTTPException as error:
+            logger.warning("could not delete a ticket thread: %s %s", error.status, error.code)
 
     # What moderators do --------------------------------------------------------------------
 
@@ -96,41 +155,78 @@ class DiscordDesk:
         return any(role.id == self._role for role in member.roles)
 
     async def on_thread_message(self, bot: Bot, router: Router, message: discord.Message) -> None:
-        assert isinstance(message.channel, discord.Thread)
-        ticket = self.ticket_of(message.channel)
-        if ticket is None:
+        thread = message.channel
+        assert isinstance(thread, discord.Thread)
+        if thread.parent_id != self.channel_id:
             return
-        text = message.content.strip()
-        line = "/" + text[1:] if text.startswith("!") else text
-        verified = self.is_moderator(message.author)
-        if line.lower().startswith("/transfer"):
-            line, verified = self._transfer_line(message, line, verified)
-        elif line.lower().startswith("/claim") and len(line.split()) == 1:
-            line = f"/claim {message.author.display_name}"
-        replies = await bot.moderate(ModeratorAction(str(message.author.id), line, int(ticket), verified))
-        for refusal in [r for r in replies if r.to == "desk" and r.kind is Kind.REFUSED]:
-            await message.reply(render(refusal)[0], allowed_mentions=NO_PINGS)
-        await router.deliver([r for r in replies if not (r.to == "desk" and r.kind is Kind.REFUSED)])
+        ticket = await self.tickets.at_thread(DESK, str(self.channel_id), str(thread.id))
+        bot_user = self._client.user
+        if ticket is None and (bot_user is None or thread.owner_id != bot_user.id):
+            return  # a thread moderators opened themselves: not about a ticket
+        if ticket is None or ticket.status not in ACTIVE:
+            await self._refuse_privately(message, closed_text(ticket))
+            return
+        try:
+            action = self._typed(parse_line(message.content, PREFIX), message)
+        except DeskLineError as error:
+            await self._refuse_privately(message, str(error))
+            return
+        replies = await bot.moderate(ModeratorAction(str(message.author.id), action, ticket.id, self.is_moderator(message.author)))
+        refusals = [r for r in replies if r.to == "desk" and r.kind is Kind.REFUSED]
+        for refusal in refusals:
+            await self._refuse_privately(message, refusal.text)
+        await router.deliver([r for r in replies if r not in refusals])
 
-    def _transfer_line(self, message: discord.Message, line: str, verified: bool) -> tuple[str, bool]:
-        _, _, rest = line.partition(" ")
-        mention = USER_MENTION.match(rest.strip())
-        if mention is None or message.guild is None:
-            return "/transfer", verified
-        target = message.guild.get_member(int(mention.group(1)))
-        named = next((m for m in message.mentions if m.id == int(mention.group(1))), None)
-        name = rest.strip()[mention.end() :].strip() or (named.display_name if named else "A moderator")
-        return f"/transfer {mention.group(1)} {name}", verified and self.is_moderator(target or named)
+    async def _refuse_privately(self, message: discord.Message, text: str) -> None:
+        """Discord has ephemeral messages only for interaction responses (a plain message
+        cannot be one: discord.py discussion #7050, Discord's EPHEMERAL flag is an
+        interaction response flag), so a refusal of a thread message goes to the moderator's
+        DMs, seen by them only; with their DMs closed, as a reply in the thread."""
+        text = render(Outgoing(Kind.REFUSED, text, to="desk"))[0]
+        try:
+            await message.author.send(text, allowed_mentions=NO_PINGS)
+            return
+        except discord.HTTPException:
+            pass
+        try:
+            await message.reply(text, mention_author=False, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as error:
+            logger.warning("could not show a refusal at the desk: %s %s", error.status, error.code)
 
-    async def on_button(self, bot: Bot, router: Router, interaction: discord.Interaction, action: str, ticket: str) -> None:
-        """Claim / Resolve: answered at once (deferred), refusals only to the presser."""
+    def _typed(self, parsed: Any, message: discord.Message) -> DeskAction:
+        """Fills in what only Discord knows: display names, the transfer target and its role."""
+        if isinstance(parsed, Claim) and not parsed.name:
+            return Claim(message.author.display_name[:64])
+        if isinstance(parsed, Takeover) and not parsed.name:
+            return Takeover(message.author.display_name[:64])
+        if isinstance(parsed, TransferRequest):
+            raw = parsed.target
+            digits = raw.removeprefix("<@").removeprefix("!").removesuffix(">")
+            if not (raw.startswith("<@") and raw.endswith(">") and digits.isdigit()) or message.guild is None:
+                raise DeskLineError(f"Transfer to a moderator: {PREFIX}transfer @someone [display name].")
+            target = message.guild.get_member(int(digits)) or next((m for m in message.mentions if m.id == int(digits)), None)
+            name = parsed.name or (target.display_name if target else "A moderator")
+            return Transfer(digits, name[:64], self.is_moderator(target))
+        return parsed  # type: ignore[no-any-return]
+
+    async def on_button(self, bot: Bot, router: Router, interaction: discord.Interaction, action: str, value: str) -> None:
+        """Claim / Resolve: answered at once (deferred); the ticket is the one stored at the
+        clicked message (or its thread); refusals only to the presser (ephemeral)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        verified = self.is_moderator(interaction.user)
-        line = f"/claim {interaction.user.display_name}" if action == "claim" else "/resolve"
-        replies = await bot.moderate(ModeratorAction(str(interaction.user.id), line, int(ticket), verified))
+        ticket = None
+        if interaction.message is not None:
+            ticket = await self.tickets.at_message(DESK, str(self.channel_id), str(interaction.message.id))
+        if ticket is None and isinstance(interaction.channel, discord.Thread):
+            ticket = await self.tickets.at_thread(DESK, str(self.channel_id), str(interaction.channel.id))
+        if ticket is None or str(ticket.id) != value or ticket.status not in ACTIVE:
+            shown = ticket if ticket is not None and str(ticket.id) == value else None
+            await interaction.followup.send(render(Outgoing(Kind.REFUSED, closed_text(shown), to="desk"))[0], ephemeral=True, allowed_mentions=NO_PINGS)
+            return
+        typed: DeskAction = Claim(interaction.user.display_name[:64]) if action == "claim" else Resolve()
+        replies = await bot.moderate(ModeratorAction(str(interaction.user.id), typed, ticket.id, self.is_moderator(interaction.user)))
         refusals = [r for r in replies if r.to == "desk" and r.kind is Kind.REFUSED]
         for refusal in refusals:
             await interaction.followup.send(render(refusal)[0], ephemeral=True, allowed_mentions=NO_PINGS)
         if not refusals:
-            await interaction.followup.send(f"Done: {action} ticket #{ticket}.", ephemeral=True)
+            await interaction.followup.send(f"Done: {action} ticket #{ticket.id}.", ephemeral=True)
         await router.deliver([r for r in replies if r not in refusals])

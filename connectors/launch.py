@@ -18,7 +18,7 @@ from typing import Any, Mapping, Optional, TextIO
 from bot.config import Config, ConfigError
 from bot.core import Bot
 from bot.handoff.desk import ConsoleDesk, ModeratorDesk
-from bot.handoff.service import ModeratorAction
+from bot.handoff.actions import DeskLineError, ModeratorAction, console_action
 from connectors.base import Connector
 from connectors.console import render
 from connectors.router import Router
@@ -69,26 +69,31 @@ def configured_platforms(config: Config, environ: Mapping[str, str] = os.environ
         variable = "SLACK_BOT_TOKEN" if desk_platform == "slack" else "DISCORD_TOKEN"
         raise ConfigError(f"handoff.desk is {config.handoff.desk!r} but {variable} is not set, so there is no desk")
     if desk_platform == "console" and platforms.connectors:
-        platforms.console_desk = ConsoleDeskInput(platforms.router)
+        platforms.console_desk = ConsoleDeskInput(platforms.router, config.handoff.moderators)
         platforms.router.desk = platforms.console_desk.desk
     return platforms
 
 
 class ConsoleDeskInput:
     """The console desk beside platform fans: tickets print on stdout, and a moderator
-    types `MODERATOR_ID [#TICKET] TEXT` lines on stdin (TEXT: /claim NAME, a reply, ...)."""
+    types `MODERATOR_ID [#TICKET] TEXT` lines on stdin (TEXT: /claim NAME, a reply, ...).
+    Its rule for who may act: the id is in `[handoff] moderators` (this desk's list only)."""
 
     name = "console-desk"
     max_message_chars = 4000
 
-    def __init__(self, router: Router, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
+    def __init__(
+        self, router: Router, moderators: tuple[str, ...] = (), stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
+    ) -> None:
         self._router = router
+        self._moderators = moderators
         self._stdin = stdin
         self._stdout = stdout
-        self.desk: ModeratorDesk = ConsoleDesk(lambda message: print(render(message), file=self._stdout, flush=True))
+        self.desk: ConsoleDesk = ConsoleDesk(lambda message: print(render(message), file=self._stdout, flush=True))
 
-    @staticmethod
-    def parse(line: str) -> Optional[ModeratorAction]:
+    def parse(self, line: str) -> Optional[ModeratorAction]:
+        """The line as a typed action, parsed once here; None when it is not one (raises
+        `DeskLineError` for an unknown desk command)."""
         moderator, _, rest = line.strip().partition(" ")
         ticket: Optional[int] = None
         if rest.startswith("#"):
@@ -96,14 +101,21 @@ class ConsoleDeskInput:
             if not number.isdigit():
                 return None
             ticket = int(number)
-        return ModeratorAction(moderator, rest.strip(), ticket) if moderator and rest.strip() else None
+        if not moderator or not rest.strip():
+            return None
+        return console_action(moderator, rest.strip(), ticket, self._moderators)
 
     async def run(self, bot: Bot) -> None:
+        bot.handoff.use_desk_copies(self.desk)
         while True:
             line = await asyncio.to_thread(self._stdin.readline)
             if not line:
                 return  # end of input: the platforms keep running
-            action = self.parse(line)
+            try:
+                action = self.parse(line)
+            except DeskLineError as error:
+                print(f"desk: {error}", file=self._stdout, flush=True)
+                continue
             if action is None:
                 print("desk: expected MODERATOR_ID [#TICKET] TEXT", file=self._stdout, flush=True)
                 continue

@@ -117,6 +117,9 @@ class SlackConnector:
 
     async def run(self, bot: Bot) -> None:
         self._bot = bot
+        if self.desk is not None:  # the desk reads ticket locations from the store, and erases its copies
+            self.desk.bind(bot.handoff.tickets)
+            bot.handoff.use_desk_copies(self.desk)
         # One connection pool for every Web API call (Bolt's per-request clients share it);
         # slack-sdk otherwise opens a new session, and a new connection, per call.
         self._session = aiohttp.ClientSession()
@@ -238,7 +241,8 @@ class SlackConnector:
         await ack()
         if self.desk is None or self._bot is None or not self._seen.first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
             return
-        await self.desk.on_button(self._bot, self._router, body["user"]["id"], action["action_id"], action.get("value", ""), respond)
+        message = body.get("message") or {"ts": (body.get("container") or {}).get("message_ts", "")}
+        await self.desk.on_button(self._bot, self._router, body["user"]["id"], action["action_id"], action.get("value", ""), message, respond)
 
     async def _handle(self, incoming: Incoming, answer: Callable[[Outgoing], Awaitable[None]]) -> None:
         if self._bot is None:

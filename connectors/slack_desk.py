@@ -4,31 +4,52 @@ Each new ticket is posted with Claim / Resolve buttons; everything about that ti
 afterwards (relayed fan messages, claims, notices) goes into the ticket's thread, and a
 moderator's reply in that thread goes to the fan, whatever platform the fan is on.
 Slack's composer takes a leading "/" for its own slash commands, so thread lines use
-"!" instead: `!unclaim`, `!resolve`, `!transfer @someone [name]`, `!claim [name]`.
+"!" instead: `!unclaim`, `!resolve`, `!transfer @someone [name]`, `!claim [name]`,
+`!takeover [name]`.
+
+Where a ticket lives (channel, thread ts, packet ts) is stored on the ticket row when the
+packet is posted; a thread line or a button finds its ticket there, in the database, never
+by a message's wording or this process's memory. Every message posted about a ticket is
+recorded, so an erasure can delete it (`remove`). Who may act: members of the moderator
+user group, or of the desk channel; this desk's rule only.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
-from typing import Any, Awaitable, Callable, Optional
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Optional, Sequence
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import Bot
-from bot.handoff.service import ModeratorAction
+from bot.handoff.actions import (
+    Claim, DeskAction, DeskLineError, ModeratorAction, Resolve, Takeover, Transfer, TransferRequest, parse_line,
+)
+from bot.handoff.desk import ERASED_TEXT, Removal
+from bot.handoff.locations import DeskLocation, DeskPost
+from bot.handoff.states import ACTIVE
+from bot.handoff.ticket_store import Ticket, TicketStore
 from bot.messages import Kind, Outgoing
 from connectors.router import Router
 from connectors.slack_render import CLAIM_TICKET, render
 
 logger = logging.getLogger(__name__)
 
-TICKET_NUMBER = re.compile(r"Ticket #(\d+)")
-USER_MENTION = re.compile(r"^<@([A-Z0-9]+)(?:\|[^>]*)?>")
+DESK = "slack"
+PREFIX = "!"
 MODERATORS_CACHE_SECONDS = 60.0
+#: Slack errors meaning "nothing left to delete there" (chat.delete reference).
+GONE = frozenset({"message_not_found", "thread_not_found"})
 Respond = Callable[..., Awaitable[Any]]
+
+
+def closed_text(ticket: Optional[Ticket]) -> str:
+    if ticket is None:
+        return "This thread's ticket is closed or was erased: your message was not sent to anyone."
+    return f"Ticket #{ticket.id} is {ticket.status.value}: your message was not sent to anyone."
 
 
 class SlackDesk:
@@ -36,63 +57,124 @@ class SlackDesk:
         self._client = client
         self.channel = channel
         self._usergroup = moderator_usergroup
-        self._threads: dict[str, str] = {}  # ticket number -> thread ts
-        self._tickets: dict[str, str] = {}  # thread ts -> ticket number
-        self._closed: set[str] = set()  # threads of resolved, cancelled or erased tickets
+        self._tickets: Optional[TicketStore] = None
+        self._bot_user: Optional[str] = None
         self._moderators: tuple[float, frozenset[str]] = (0.0, frozenset())
+
+    def bind(self, tickets: TicketStore) -> None:
+        """The store the desk reads ticket locations from and records its posts in."""
+        self._tickets = tickets
+
+    @property
+    def tickets(self) -> TicketStore:
+        assert self._tickets is not None, "SlackDesk.bind() first: the connector does it when it starts"
+        return self._tickets
 
     # What the bot tells moderators ----------------------------------------------------
 
     async def post(self, message: Outgoing) -> None:
-        ticket = message.ticket
-        thread = self._threads.get(ticket) if ticket else None
+        number = int(message.ticket) if message.ticket and message.ticket.isdigit() else None
+        ticket = await self.tickets.get(number) if number is not None else None
+        if number is not None and ticket is None and message.kind is Kind.HANDOFF_RELAY:
+            return  # the ticket was erased meanwhile: a fan's words never go out about it
+        thread = ticket.location.thread if ticket is not None and ticket.location is not None else None
+        posted: list[str] = []
         for piece in render(message):
             answer = await self._client.chat_postMessage(channel=self.channel, thread_ts=thread, unfurl_links=False, **piece)
-            if thread is None and ticket and message.kind is Kind.HANDOFF_TICKET:
-                thread = str(answer["ts"])
-                self._remember(ticket, thread)
-        if ticket and thread and message.kind is Kind.HANDOFF_RESOLVED:
-            self._close(ticket, thread)
-
-    def _close(self, ticket: str, thread_ts: str) -> None:
-        """A closed ticket's thread stays closed: a later ticket may reuse the number."""
-        self._threads.pop(ticket, None)
-        self._tickets.pop(thread_ts, None)
-        self._closed.add(thread_ts)
+            posted.append(str(answer["ts"]))
+            if thread is None and ticket is not None and message.kind is Kind.HANDOFF_TICKET:
+                thread = posted[0]
+                await self.tickets.place(ticket.id, DeskLocation(DESK, self.channel, thread, thread))
+        if ticket is not None:
+            orphans = await self.tickets.posted([DeskPost(ticket.id, DESK, self.channel, ts) for ts in posted], datetime.utcnow())
+            if orphans:  # erased while we posted
+                await self.remove(orphans)
 
     async def refuse(self, moderator_id: str, message: Outgoing, thread_ts: Optional[str], respond: Optional[Respond] = None) -> None:
         """Refusals go only to the person who tried, not to the whole desk: through the
         button's response_url when there is one (it works for non-members of the channel)."""
         for piece in render(message):
-            if respond is not None:
-                await respond(response_type="ephemeral", replace_original=False, **piece)
-            else:
-                await self._client.chat_postEphemeral(channel=self.channel, user=moderator_id, thread_ts=thread_ts, **piece)
+            try:
+                if respond is not None:
+                    await respond(response_type="ephemeral", replace_original=False, **piece)
+                else:
+                    await self._client.chat_postEphemeral(channel=self.channel, user=moderator_id, thread_ts=thread_ts, **piece)
+            except SlackApiError as error:
+                logger.warning("could not show a refusal at the desk: %s", error.response.get("error"))
 
-    def _remember(self, ticket: str, thread_ts: str) -> None:
-        self._threads[ticket] = thread_ts
-        self._tickets[thread_ts] = ticket
+    # Erasure ------------------------------------------------------------------------------
+
+    async def remove(self, posts: Sequence[DeskPost]) -> Removal:
+        """chat.delete each of the bot's messages (replies first, the packet last); where
+        Slack refuses (`cant_delete_message`), chat.update it to the erased marker."""
+        outcome = Removal()
+        for post in sorted(posts, key=lambda p: p.message, reverse=True):
+            if post.desk != DESK:
+                outcome += Removal(failed=1)
+                continue
+            outcome += await self._remove_one(post)
+        return outcome
+
+    async def _remove_one(self, post: DeskPost) -> Removal:
+        try:
+            await self._client.chat_delete(channel=post.channel, ts=post.message)
+            return Removal(deleted=1)
+        except SlackApiError as error:
+            code = error.response.get("error")
+            if code in GONE:
+                return Removal(deleted=1)
+            logger.warning("could not delete a desk message: %s", code)
+        try:
+            await self._client.chat_update(channel=post.channel, ts=post.message, text=ERASED_TEXT, blocks=[])
+            return Removal(edited=1)
+        except SlackApiError as error:
+            logger.warning("could not edit a desk message either: %s", error.response.get("error"))
+            return Removal(failed=1)
 
     # What moderators do -----------------------------------------------------------------
 
     async def on_thread_reply(self, bot: Bot, router: Router, user: str, text: str, thread_ts: str) -> None:
-        ticket = await self._ticket_of(thread_ts)
-        if ticket is None:
+        ticket = await self.tickets.at_thread(DESK, self.channel, thread_ts)
+        if ticket is None and not await self._bot_thread(thread_ts):
             return  # a thread that is not about a ticket: moderators talking among themselves
-        line = "/" + text[1:] if text.startswith("!") else text
-        verified = await self.is_moderator(user)
-        if line.lower().startswith("/transfer"):
-            line, verified = await self._resolve_transfer_target(line, verified)
-        elif line.lower().startswith("/claim") and len(line.split()) == 1:
-            line = f"/claim {await self.display_name(user)}"
-        await self._act(bot, router, ModeratorAction(user, line, int(ticket), verified), thread_ts)
-
-    async def on_button(self, bot: Bot, router: Router, user: str, action_id: str, ticket: str, respond: Respond) -> None:
-        if not ticket.isdigit():
+        if ticket is None or ticket.status not in ACTIVE:
+            await self.refuse(user, Outgoing(Kind.REFUSED, closed_text(ticket), to="desk"), thread_ts)
             return
-        verified = await self.is_moderator(user)
-        line = f"/claim {await self.display_name(user)}" if action_id == CLAIM_TICKET else "/resolve"
-        await self._act(bot, router, ModeratorAction(user, line, int(ticket), verified), self._threads.get(ticket), respond)
+        try:
+            action = await self._typed(parse_line(text, PREFIX), user)
+        except DeskLineError as error:
+            await self.refuse(user, Outgoing(Kind.REFUSED, str(error), to="desk"), thread_ts)
+            return
+        await self._act(bot, router, ModeratorAction(user, action, ticket.id, await self.is_moderator(user)), thread_ts)
+
+    async def on_button(
+        self, bot: Bot, router: Router, user: str, action_id: str, value: str, message: dict[str, Any], respond: Respond
+    ) -> None:
+        """Claim / Resolve on a packet: the ticket is the one stored at that message."""
+        ticket = await self.tickets.at_message(DESK, self.channel, str(message.get("ts", "")))
+        if ticket is None and message.get("thread_ts"):  # a long packet's buttons are on its last piece
+            ticket = await self.tickets.at_thread(DESK, self.channel, str(message["thread_ts"]))
+        if ticket is None or str(ticket.id) != value or ticket.status not in ACTIVE:
+            await self.refuse(user, Outgoing(Kind.REFUSED, closed_text(ticket if ticket and str(ticket.id) == value else None), to="desk"), None, respond)
+            return
+        action: DeskAction = Claim(await self.display_name(user)) if action_id == CLAIM_TICKET else Resolve()
+        thread = ticket.location.thread if ticket.location else None
+        await self._act(bot, router, ModeratorAction(user, action, ticket.id, await self.is_moderator(user)), thread, respond)
+
+    async def _typed(self, parsed: Any, user: str) -> DeskAction:
+        """Fills in what only Slack knows: display names, and the transfer target's id and rights."""
+        if isinstance(parsed, Claim) and not parsed.name:
+            return Claim(await self.display_name(user))
+        if isinstance(parsed, TransferRequest):
+            target = parsed.target
+            if not (target.startswith("<@") and target.endswith(">")):
+                raise DeskLineError(f"Transfer to a moderator: {PREFIX}transfer @someone [display name].")
+            target_id = target[2:-1].split("|", 1)[0]
+            name = parsed.name or await self.display_name(target_id)
+            return Transfer(target_id, name, await self.is_moderator(target_id))
+        if isinstance(parsed, Takeover) and not parsed.name:
+            return Takeover(await self.display_name(user))
+        return parsed  # type: ignore[no-any-return]
 
     async def _act(
         self, bot: Bot, router: Router, action: ModeratorAction, thread_ts: Optional[str], respond: Optional[Respond] = None
@@ -100,39 +182,21 @@ class SlackDesk:
         replies = await bot.moderate(action)
         refusals = [r for r in replies if r.to == "desk" and r.kind is Kind.REFUSED]
         for refusal in refusals:
-            try:
-                await self.refuse(action.moderator_id, refusal, thread_ts, respond)
-            except SlackApiError as error:
-                logger.warning("could not show a refusal at the desk: %s", error.response.get("error"))
+            await self.refuse(action.moderator_id, refusal, thread_ts, respond)
         await router.deliver([r for r in replies if r not in refusals])
 
-    async def _resolve_transfer_target(self, line: str, verified: bool) -> tuple[str, bool]:
-        """`/transfer <@U123> [name]`: the target must be a moderator too."""
-        _, _, rest = line.partition(" ")
-        mention = USER_MENTION.match(rest.strip())
-        if mention is None:
-            return "/transfer", verified  # refused by the core with the usage line
-        target = mention.group(1)
-        name = rest.strip()[mention.end() :].strip() or await self.display_name(target)
-        return f"/transfer {target} {name}", verified and await self.is_moderator(target)
-
-    async def _ticket_of(self, thread_ts: str) -> Optional[str]:
-        """From memory, or (after a restart) from the ticket message at the top of the thread."""
-        if thread_ts in self._tickets:
-            return self._tickets[thread_ts]
-        if thread_ts in self._closed:
-            return None
+    async def _bot_thread(self, thread_ts: str) -> bool:
+        """Whether the thread hangs off one of the bot's own desk messages (or off a message
+        deleted since): a ticket's thread whose ticket is gone. Asks Slack who wrote the
+        parent; the parent's wording is never read."""
         try:
+            if self._bot_user is None:
+                self._bot_user = str((await self._client.auth_test())["user_id"])
             answer = await self._client.conversations_replies(channel=self.channel, ts=thread_ts, limit=1)
         except SlackApiError as error:
-            logger.warning("could not read a desk thread: %s", error.response.get("error"))
-            return None
+            return error.response.get("error") in GONE
         messages: list[dict[str, Any]] = answer.get("messages") or []
-        found = TICKET_NUMBER.search(messages[0].get("text", "")) if messages else None
-        if found is None:
-            return None
-        self._remember(found.group(1), thread_ts)
-        return found.group(1)
+        return bool(messages) and messages[0].get("user") == self._bot_user
 
     async def is_moderator(self, user: str) -> bool:
         """Membership of the moderator user group, or of the desk channel; cached briefly."""

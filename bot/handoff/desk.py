@@ -7,8 +7,10 @@ them to the configured desk (`[handoff] desk`). Moderators' lines come back thro
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
 
+from bot.handoff.locations import DeskPost
 from bot.messages import Outgoing
 
 
@@ -18,10 +20,41 @@ class ModeratorDesk(Protocol):
 
 
 class ConsoleDesk:
-    """The desk on a terminal (or any line sink): one rendered line per message."""
+    """The desk on a terminal (or any line sink): one rendered line per message. A terminal
+    keeps no messages the bot could delete, so it records none and removes none."""
 
     def __init__(self, write_line: Callable[[Outgoing], None]) -> None:
         self._write_line = write_line
 
     async def post(self, message: Outgoing) -> None:
         self._write_line(message)
+
+    async def remove(self, posts: Sequence["DeskPost"]) -> "Removal":
+        return Removal(failed=len(posts))
+
+
+ERASED_TEXT = "[erased at the fan's request]"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What became of a fan's desk copies on erasure."""
+
+    deleted: int = 0  #: gone from the desk (deleted now, or already gone)
+    edited: int = 0  #: could not be deleted: replaced by ERASED_TEXT
+    failed: int = 0  #: could be neither deleted nor edited: still there as posted
+
+    def __add__(self, other: "Removal") -> "Removal":
+        return Removal(self.deleted + other.deleted, self.edited + other.edited, self.failed + other.failed)
+
+    @property
+    def left(self) -> int:
+        """Messages not deleted (edited or untouched)."""
+        return self.edited + self.failed
+
+
+class DeskCopies(Protocol):
+    async def remove(self, posts: Sequence[DeskPost]) -> Removal:
+        """Deletes the bot's own desk messages (a Discord ticket thread too); where a message
+        cannot be deleted, edits it to ERASED_TEXT; says how many of each and how many failed.
+        Posts of another desk are counted as failed (this desk cannot reach them)."""

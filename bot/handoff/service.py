@@ -5,11 +5,15 @@ desk is (console, a Slack or Discord channel) is the connector's business.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from bot.config import HandoffSettings
+from bot.handoff.actions import DEFAULT_NAME, Claim, ModeratorAction, Reply, Resolve, Takeover, Transfer, Unclaim
+from bot.handoff.desk import DeskCopies, Removal
+from bot.handoff.locations import DeskPost
 from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status
 from bot.handoff.ticket_store import Ticket, TicketStore
 from bot.messages import Address, Kind, Outgoing
@@ -23,21 +27,7 @@ REASONS = {
     "complaint": "the fan complained",
     "harassment": "the fan reported harassment",
 }
-DEFAULT_NAME = "A moderator"
-
-
-@dataclass(frozen=True)
-class ModeratorAction:
-    """One line a moderator wrote at the desk; `ticket` None means the newest active ticket.
-
-    `verified` is set by a platform desk that has checked the moderator role or group
-    itself; otherwise the id must be in `[handoff] moderators`.
-    """
-
-    moderator_id: str
-    text: str
-    ticket: Optional[int] = None
-    verified: bool = False
+logger = logging.getLogger(__name__)
 
 
 class Handoff:
@@ -54,10 +44,38 @@ class Handoff:
         self._pseudonyms = pseudonyms
         self._clock = clock
         self._active: Optional[dict[str, Ticket]] = None  # fan -> active ticket, loaded once
+        self._desk_copies: Optional[DeskCopies] = None
 
     @property
     def tickets(self) -> TicketStore:
         return self._tickets
+
+    @property
+    def settings(self) -> HandoffSettings:
+        return self._settings
+
+    def use_desk_copies(self, desk: Optional[DeskCopies]) -> None:
+        """The desk that removes a fan's desk messages on erasure (wired by whoever runs
+        the desk); None: nothing can be removed from here (e.g. `bot forget`)."""
+        self._desk_copies = desk
+
+    async def remove_desk_copies(self, posts: Sequence[DeskPost], actor: str = "fan") -> Removal:
+        """Erasure: every desk message posted about the fan's tickets is deleted (or, where
+        it cannot be, edited to "[erased at the fan's request]"); what could not be deleted
+        is audited, counts only."""
+        if not posts:
+            return Removal()
+        if self._desk_copies is None:
+            outcome = Removal(failed=len(posts))
+        else:
+            try:
+                outcome = await self._desk_copies.remove(posts)
+            except Exception as error:  # the erasure itself is done; say what is left
+                logger.error("removing desk copies failed: %s", type(error).__name__)
+                outcome = Removal(failed=len(posts))
+        if outcome.left:
+            await self._store.audit("desk_copies_left", actor, {"edited": outcome.edited, "not_removed": outcome.failed})
+        return outcome
 
     # The index of active tickets ----------------------------------------------------
     # This process is the only one moving tickets, so active tickets are kept in memory
@@ -131,7 +149,8 @@ class Handoff:
             + (disclosed.isoformat(sep=" ", timespec="seconds") + " UTC" if disclosed else "not in the stored history"),
             f"Last {len(turns)} turn(s), personal data redacted:",
             *[f"  {turn['role']}: {turn['text']}" for turn in turns],
-            "Claim with /claim [your display name]; reply in plain text; /unclaim, /transfer MODERATOR_ID [name] or /resolve.",
+            "Desk commands (\"!\" on Slack and Discord, \"/\" on the console): claim [your display name]; reply in plain text; "
+            "unclaim, transfer MODERATOR [name], takeover [name] or resolve.",
         ]
         return Outgoing(Kind.HANDOFF_TICKET, "\n".join(lines), to="desk", ticket=str(ticket.id))
 
@@ -162,28 +181,31 @@ class Handoff:
 
     # The desk's side ----------------------------------------------------------------
 
-    async def moderate(self, action: ModeratorAction) -> list[Outgoing]:
-        if not action.verified and action.moderator_id not in self._settings.moderators:
-            return [self._to_desk(Kind.REFUSED, "Only configured moderators can act on tickets.", action.ticket)]
-        ticket = await self.find(action.ticket)
+    async def moderate(self, act: ModeratorAction) -> list[Outgoing]:
+        """One typed desk action; the desk has already decided `authorised` by its own rule."""
+        if not act.authorised:
+            return [self._to_desk(Kind.REFUSED, "Only moderators can act on tickets.", act.ticket)]
+        ticket = await self.find(act.ticket)
         if ticket is None:
-            what = f"ticket #{action.ticket}" if action.ticket is not None else "an active ticket"
-            return [self._to_desk(Kind.REFUSED, f"There is no {what} to act on.", action.ticket)]
-        moderator = self._pseudonyms.moderator(self._settings.desk, action.moderator_id)
-        words = action.text.strip().split(maxsplit=1)
-        command = words[0].lower() if words and words[0].startswith("/") else None
+            what = f"ticket #{act.ticket}" if act.ticket is not None else "an active ticket"
+            return [self._to_desk(Kind.REFUSED, f"There is no {what} to act on: it is closed or erased.", act.ticket)]
+        moderator = self._pseudonyms.moderator(self._settings.desk, act.moderator_id)
+        action = act.action
         try:
-            if command == "/claim":
-                return await self._claim(ticket, moderator, words[1].strip()[:64] if len(words) > 1 else DEFAULT_NAME)
-            if command in ("/unclaim", "/resolve", "/transfer"):
-                if ticket.moderator != moderator:
-                    return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is not claimed by you.", ticket.id)]
-                if command == "/transfer":
-                    return await self._transfer(ticket, moderator, words[1] if len(words) > 1 else "", action.verified)
-                return await (self._unclaim(ticket, moderator) if command == "/unclaim" else self._resolve(ticket, moderator))
-            if command is not None:
-                return [self._to_desk(Kind.REFUSED, f"Unknown desk command {words[0]}: use /claim, /unclaim, /transfer, /resolve or plain text.", ticket.id)]
-            return await self._reply(ticket, moderator, action.text.strip())
+            if isinstance(action, Claim):
+                return await self._claim(ticket, moderator, action.name or DEFAULT_NAME)
+            if isinstance(action, Takeover):
+                return await self._takeover(ticket, moderator, action.name or DEFAULT_NAME)
+            if isinstance(action, Reply):
+                return await self._reply(ticket, moderator, action.text.strip())
+            if ticket.moderator != moderator:
+                return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is not claimed by you.", ticket.id)]
+            if isinstance(action, Transfer):
+                return await self._transfer(ticket, moderator, action)
+            if isinstance(action, Unclaim):
+                return await self._unclaim(ticket, moderator)
+            assert isinstance(action, Resolve)
+            return await self._resolve(ticket, moderator)
         except IllegalTransition as error:
             return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id}: {error}.", ticket.id)]
 
@@ -195,15 +217,31 @@ class Handoff:
             self._to_desk(Kind.MODERATOR_JOINED, f"You claimed ticket #{ticket.id} as {name}.", ticket.id),
         ]
 
-    async def _transfer(self, ticket: Ticket, moderator: str, argument: str, verified: bool) -> list[Outgoing]:
-        """`/transfer MODERATOR_ID [display name]`: hands a claimed ticket to another moderator.
+    async def _takeover(self, ticket: Ticket, moderator: str, name: str) -> list[Outgoing]:
+        """`!takeover [name]`: explicit, audited (ticket_taken_over); the previous holder is
+        told in the ticket's thread, where they work."""
+        if ticket.status is not Status.CLAIMED:
+            return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is not claimed: claim it instead.", ticket.id)]
+        if ticket.moderator == moderator:
+            return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is already yours.", ticket.id)]
+        previous = ticket.moderator_name or DEFAULT_NAME
+        moved = await self._tickets.move(ticket, Action.TAKEOVER, self._clock(), moderator, moderator, name)
+        await self._remember(moved)
+        return [
+            self._to_fan(moved, Kind.MODERATOR_JOINED, f"{name}, another human moderator, is taking over your conversation."),
+            self._to_desk(
+                Kind.MODERATOR_JOINED,
+                f"{name} took over ticket #{ticket.id} from {previous}; {previous}'s replies no longer reach the fan.",
+                ticket.id,
+            ),
+        ]
 
-        On a platform desk (`verified`), the desk has already checked the target's role."""
-        target_id, _, name = argument.strip().partition(" ")
-        if not target_id or not verified and target_id not in self._settings.moderators:
-            return [self._to_desk(Kind.REFUSED, "Transfer to a configured moderator: /transfer MODERATOR_ID [display name].", ticket.id)]
-        target = self._pseudonyms.moderator(self._settings.desk, target_id)
-        display = name.strip()[:64] or DEFAULT_NAME
+    async def _transfer(self, ticket: Ticket, moderator: str, transfer: Transfer) -> list[Outgoing]:
+        """Hands a claimed ticket to another moderator, whom the desk has authorised."""
+        if not transfer.target or not transfer.target_authorised:
+            return [self._to_desk(Kind.REFUSED, "Transfer to a moderator of this desk: transfer MODERATOR [display name].", ticket.id)]
+        target = self._pseudonyms.moderator(self._settings.desk, transfer.target)
+        display = transfer.name.strip()[:64] or DEFAULT_NAME
         moved = await self._tickets.move(ticket, Action.TRANSFER, self._clock(), moderator, target, display)
         await self._remember(moved)
         return [
@@ -230,14 +268,15 @@ class Handoff:
 
     async def _reply(self, ticket: Ticket, moderator: str, text: str) -> list[Outgoing]:
         if ticket.status is not Status.CLAIMED:
-            return [self._to_desk(Kind.REFUSED, f"Claim ticket #{ticket.id} first (/claim [name]).", ticket.id)]
+            return [self._to_desk(Kind.REFUSED, f"Claim ticket #{ticket.id} first (claim [name]).", ticket.id)]
         if ticket.moderator != moderator:
             return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is claimed by another moderator.", ticket.id)]
         if not text:
             return [self._to_desk(Kind.REFUSED, "An empty reply was not sent.", ticket.id)]
-        self._store.submit(
-            Turn(ticket.fan, ticket.conversation, "moderator", Kind.MODERATOR_REPLY.value, self._clock(), minimized(text))
-        )
+        now = self._clock()
+        self._store.submit(Turn(ticket.fan, ticket.conversation, "moderator", Kind.MODERATOR_REPLY.value, now, minimized(text)))
+        await self._tickets.note_reply(ticket.id, now)
+        await self._remember(replace(ticket, last_moderator_reply_at=now, silence_notified=False))
         return [self._to_fan(ticket, Kind.MODERATOR_REPLY, f"{ticket.moderator_name or DEFAULT_NAME} (human moderator): {text}", from_ai=False)]
 
     # Timeouts -------------------------------------------------------------------------

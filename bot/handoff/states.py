@@ -1,7 +1,8 @@
 """The ticket state machine: every legal move is listed; anything else is refused.
 
 open -> claimed (a moderator takes it) -> resolved (back to the AI)
-claimed -> open (unclaim: back in the queue) ; claimed -> claimed (transfer)
+claimed -> open (unclaim, or the operator's release: back in the queue)
+claimed -> claimed (transfer; takeover by another moderator)
 open | claimed -> cancelled (the fan returns to the bot) ; open | claimed -> erased (/forget-me)
 """
 
@@ -25,6 +26,8 @@ class Action(str, Enum):
     RESOLVE = "resolve"
     CANCEL = "cancel"
     ERASE = "erase"
+    TAKEOVER = "takeover"
+    RELEASE = "release"
 
 
 ACTIVE = frozenset({Status.OPEN, Status.CLAIMED})
@@ -33,6 +36,8 @@ _MOVES: dict[tuple[Status, Action], Status] = {
     (Status.OPEN, Action.CLAIM): Status.CLAIMED,
     (Status.CLAIMED, Action.UNCLAIM): Status.OPEN,
     (Status.CLAIMED, Action.TRANSFER): Status.CLAIMED,
+    (Status.CLAIMED, Action.TAKEOVER): Status.CLAIMED,
+    (Status.CLAIMED, Action.RELEASE): Status.OPEN,
     (Status.CLAIMED, Action.RESOLVE): Status.RESOLVED,
     (Status.OPEN, Action.CANCEL): Status.CANCELLED,
     (Status.CLAIMED, Action.CANCEL): Status.CANCELLED,
@@ -54,4 +59,5 @@ def next_status(current: Status, action: Action) -> Status:
 
 def _past(action: Action) -> str:
     return {"claim": "claimed", "unclaim": "unclaimed", "transfer": "transferred", "resolve": "resolved",
-            "cancel": "cancelled", "erase": "erased"}[action.value]
+            "cancel": "cancelled", "erase": "erased",
+            "takeover": "taken over", "release": "released"}[action.value]

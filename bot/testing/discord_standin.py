@@ -69,6 +69,7 @@ THREAD_TYPES = (NEWS_THREAD, PUBLIC_THREAD, PRIVATE_THREAD)
 _EVERYONE_PERMISSIONS = sum(1 << b for b in (0, 6, 10, 11, 14, 15, 16, 18, 26, 31, 35, 36, 38))
 _BOT_PERMISSIONS = _EVERYONE_PERMISSIONS | (1 << 13) | (1 << 34)  # + manage messages, manage threads
 _ADMINISTRATOR = 1 << 3
+_MANAGE_CHANNELS, _MANAGE_MESSAGES, _MANAGE_THREADS = 1 << 4, 1 << 13, 1 << 34
 _ALL_PERMISSIONS = (1 << 51) - 1
 
 _NAME_RE = re.compile(r"^[-_\w]{1,32}$")
@@ -296,6 +297,9 @@ class DiscordStandIn:
         self.sent: list[SentMessage] = []
         self.threads: list[Json] = []
         self.deleted: list[tuple[int, int]] = []  # (channel_id, message_id)
+        self.deleted_channels: list[int] = []  # threads (or channels) the bot deleted
+        #: (method, id) -> ApiError to answer with, see `fail`
+        self._failures: dict[tuple[str, int], ApiError] = {}
         self.synced: list[Union[str, int]] = []  # "global" or a guild id, per sync call
         self.identifies = 0
         self.resumes = 0
@@ -914,6 +918,7 @@ class DiscordStandIn:
             ("POST", r"/channels/(?P<channel_id>\d+)/typing", self._no_content, True),
             ("POST", r"/channels/(?P<channel_id>\d+)/threads", self._post_thread, True),
             ("POST", r"/channels/(?P<channel_id>\d+)/messages/(?P<message_id>\d+)/threads", self._post_thread, True),
+            ("DELETE", r"/channels/(?P<channel_id>\d+)", self._delete_channel, True),
             ("PUT", r"/channels/(?P<channel_id>\d+)/thread-members/@me", self._no_content, True),
             ("DELETE", r"/channels/(?P<channel_id>\d+)/thread-members/@me", self._no_content, True),
             ("POST", r"/interactions/(?P<interaction_id>\d+)/(?P<token>[^/]+)/callback", self._callback, False),
@@ -1187,6 +1192,7 @@ class DiscordStandIn:
 
     async def _patch_message(self, request: web.Request, body: Any, files: list[Json], channel_id: str, message_id: str) -> Json:
         message = self._message_or_404(channel_id, message_id)
+        self._raise_failure("PATCH message", int(message_id))
         if int(message["author"]["id"]) != self.bot_user_id:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         self._edit(message, body or {}, files)
@@ -1195,9 +1201,46 @@ class DiscordStandIn:
         return message
 
     async def _delete_message(self, request: web.Request, body: Any, files: list[Json], channel_id: str, message_id: str) -> None:
+        """DELETE /channels/{channel.id}/messages/{message.id}: a bot deletes its own messages;
+        another user's needs MANAGE_MESSAGES, else 403 with code 50013 Missing Permissions;
+        an unknown message is 404 code 10008 Unknown Message (Discord's "Delete Message"
+        and JSON error codes docs; discord.py raises NotFound / Forbidden for them)."""
         message = self._message_or_404(channel_id, message_id)
+        self._raise_failure("DELETE message", int(message_id))
+        if int(message["author"]["id"]) != self.bot_user_id:
+            self._require_permission(int(channel_id), _MANAGE_MESSAGES)
         await self._delete(message)
         return None
+
+    async def _delete_channel(self, request: web.Request, body: Any, files: list[Json], channel_id: str) -> Json:
+        """DELETE /channels/{channel.id}: for a thread, needs MANAGE_THREADS (else 403, 50013);
+        the thread and its messages go, THREAD_DELETE is dispatched; returns the channel."""
+        channel = self._channel_or_404(channel_id)
+        self._raise_failure("DELETE channel", int(channel_id))
+        is_thread = channel["type"] in THREAD_TYPES
+        self._require_permission(int(channel_id), _MANAGE_THREADS if is_thread else _MANAGE_CHANNELS)
+        for message in [m for m in self._messages.values() if m["channel_id"] == str(channel_id)]:
+            del self._messages[int(message["id"])]
+        del self._channels[int(channel_id)]
+        self.deleted_channels.append(int(channel_id))
+        event = {"id": channel["id"], "guild_id": channel.get("guild_id"), "parent_id": channel.get("parent_id"), "type": channel["type"]}
+        await self._dispatch_if_connected("THREAD_DELETE" if is_thread else "CHANNEL_DELETE", event if is_thread else channel)
+        return channel
+
+    def fail(self, method: str, target_id: int, status: int = 403, code: int = 50013, message: str = "Missing Permissions") -> None:
+        """Makes "DELETE message", "PATCH message" or "DELETE channel" on `target_id` answer
+        with that Discord error (e.g. a channel permission overwrite taking the bot's rights)."""
+        self._failures[(method, int(target_id))] = ApiError(status, code, message)
+
+    def _raise_failure(self, method: str, target_id: int) -> None:
+        failure = self._failures.get((method, target_id))
+        if failure is not None:
+            raise failure
+
+    def _require_permission(self, channel_id: int, permission: int) -> None:
+        guild_id = self._channels.get(channel_id, {}).get("guild_id")
+        if guild_id is None or not self._permissions(self._guilds[int(guild_id)], self.bot_user_id) & permission:
+            raise ApiError(403, 50013, "Missing Permissions")
 
     async def _delete(self, message: Json) -> None:
         del self._messages[int(message["id"])]

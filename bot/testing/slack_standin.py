@@ -151,6 +151,10 @@ class SlackStandIn:
         self._rate_limits: dict[str, list[int]] = {}  # method -> [calls left to refuse, retry_after]
         self._response_urls: dict[str, _ResponseTarget] = {}
         self._tickets: set[str] = set()
+        #: (method, ts) -> the Slack error to answer with: `fail("chat.delete", ts, "cant_delete_message")`
+        self._failures: dict[tuple[str, str], str] = {}
+        #: (channel, ts) of each message the bot deleted with chat.delete
+        self.deleted: list[tuple[str, str]] = []
         self._sockets: list[_Socket] = []
         self._pending_acks: dict[str, asyncio.Future[Optional[dict[str, Any]]]] = {}
         self._ts_count = 0
@@ -165,6 +169,7 @@ class SlackStandIn:
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
             "conversations.open": self._conversations_open,
             "conversations.replies": self._conversations_replies,
             "conversations.members": self._conversations_members,
@@ -249,6 +254,15 @@ class SlackStandIn:
     def rate_limit(self, method: str = "chat.postMessage", times: int = 1, retry_after: int = 1) -> None:
         """The next `times` calls to `method` get HTTP 429 with `Retry-After: retry_after`."""
         self._rate_limits[method] = [times, retry_after]
+
+    def fail(self, method: str, ts: str, error: str) -> None:
+        """Makes `method` ("chat.delete", "chat.update") answer `error` for the message `ts`,
+        as Slack does when, e.g., a workspace's retention or compliance settings forbid it."""
+        self._failures[(method, ts)] = error
+
+    def messages_in(self, channel: str) -> list[dict[str, Any]]:
+        """What a person would see in the channel now (deleted messages are gone)."""
+        return list(self._history.get(channel, []))
 
     def dm_channel(self, user_id: str) -> str:
         """The bot's DM channel with a user: deterministic, "D" + the id without its U/W."""
@@ -376,6 +390,9 @@ class SlackStandIn:
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel_arg(args)
+        failure = self._failures.get(("chat.update", str(args.get("ts") or "")))
+        if failure:
+            raise _SlackError(failure)
         message = self._find(channel, str(args.get("ts") or ""))
         if message is None:
             raise _SlackError("message_not_found")
@@ -389,6 +406,28 @@ class SlackStandIn:
             SentMessage("chat.update", channel, text, blocks, message.get("thread_ts"), ts=message["ts"], raw=args)
         )
         return {"channel": channel, "ts": message["ts"], "text": text, "message": message}
+
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        """chat.delete (docs.slack.dev/reference/methods/chat.delete): "When used with a bot
+        token, this method may delete only messages posted by that bot" (else
+        `cant_delete_message`); an unknown ts is `message_not_found`, an unknown channel
+        `channel_not_found`. A deleted parent's replies stay (Slack keeps the thread)."""
+        channel = self._channel_arg(args)
+        ts = str(args.get("ts") or "")
+        if channel not in self._channels and channel not in self._history and not channel.startswith("D"):
+            raise _SlackError("channel_not_found")
+        failure = self._failures.get(("chat.delete", ts))
+        if failure:
+            raise _SlackError(failure)
+        message = self._find(channel, ts)
+        if message is None:
+            raise _SlackError("message_not_found")
+        if message.get("bot_id") != self.bot_id:
+            raise _SlackError("cant_delete_message")
+        self._history[channel].remove(message)
+        self.deleted.append((channel, ts))
+        self._notify()
+        return {"channel": channel, "ts": ts}
 
     def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = [u for u in str(args.get("users") or "").split(",") if u]

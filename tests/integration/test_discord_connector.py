@@ -161,7 +161,7 @@ async def test_human_then_a_moderator_works_the_ticket_thread(world: DiscordWorl
 
     # A non-moderator pressing Claim is refused, only to them.
     await world.standin.click_button(OUTSIDER, "ticket:claim:1", ticket.message_id, DESK_ID)
-    refusal = await world.sent(kind="followup", contains="Only configured moderators")
+    refusal = await world.sent(kind="followup", contains="Only moderators")
     assert refusal[-1].ephemeral
 
     await world.standin.send_dm(FAN, "I was charged twice")

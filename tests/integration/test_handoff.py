@@ -17,7 +17,7 @@ import pytest
 from bot.config import AssistantSettings, HandoffSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
-from bot.handoff.service import ModeratorAction
+from bot.handoff.actions import console_action
 from bot.messages import Incoming
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
@@ -137,8 +137,8 @@ async def test_two_moderators_claiming_at_once_one_wins(url: str, master: Master
     bot = make_bot(store, Clock())
     await bot.handle(Incoming("replay", "ann", "direct", "/human"))
     results = await asyncio.gather(
-        bot.moderate(ModeratorAction("mod1", "/claim Alex")),
-        bot.moderate(ModeratorAction("mod2", "/claim Sam")),
+        bot.moderate(console_action("mod1", "/claim Alex", None, bot.handoff.settings.moderators)),
+        bot.moderate(console_action("mod2", "/claim Sam", None, bot.handoff.settings.moderators)),
     )
     kinds = sorted(tuple(reply.kind.value for reply in result) for result in results)
     assert kinds == [("moderator_joined", "moderator_joined"), ("refused",)]

@@ -261,10 +261,11 @@ async def test_a_slack_fan_ticket_on_the_console_desk(rasa_engine: RasaEngine, s
                 break
             await asyncio.sleep(0.05)
         assert printed[0].kind is Kind.HANDOFF_TICKET
-        from bot.handoff.service import ModeratorAction
+        from bot.handoff.actions import console_action
 
-        await world.router.deliver(await world.bot.moderate(ModeratorAction("mod1", "/claim Robin")))
-        await world.router.deliver(await world.bot.moderate(ModeratorAction("mod1", "Hello from the console desk")))
+        moderators = world.bot.handoff.settings.moderators
+        await world.router.deliver(await world.bot.moderate(console_action("mod1", "/claim Robin", None, moderators)))
+        await world.router.deliver(await world.bot.moderate(console_action("mod1", "Hello from the console desk", None, moderators)))
         await world.sent_to(world.dm(), contains="Hello from the console desk")
 
 

@@ -11,7 +11,9 @@ from bot.config import load_config
 from bot.messages import Address, Kind, Outgoing
 from connectors import discord_render, slack_render
 from connectors.dedupe import RecentKeys
+from bot.handoff.actions import Claim, DeskLineError, Reply, Resolve, Transfer
 from connectors.launch import ConsoleDeskInput
+from connectors.router import Router
 from connectors.router import Router
 from connectors.slack_connector import COMMANDS
 from connectors.splitting import split_text
@@ -123,12 +125,19 @@ def test_slack_manifest_matches_the_connector() -> None:
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {"app_mention", "message.im", "message.channels", "message.groups"}
 
 
-def test_console_desk_lines() -> None:
-    assert ConsoleDeskInput.parse("mod1 #3 /claim Sam") is not None
-    action = ConsoleDeskInput.parse("mod1 #3 /claim Sam")
-    assert (action.moderator_id, action.ticket, action.text) == ("mod1", 3, "/claim Sam")
-    assert ConsoleDeskInput.parse("mod1 hello there").ticket is None
-    assert ConsoleDeskInput.parse("mod1") is None and ConsoleDeskInput.parse("mod1 #x hi") is None
+def test_console_desk_lines_are_typed_actions_authorised_by_the_console_list_only() -> None:
+    desk = ConsoleDeskInput(Router(), moderators=("mod1",))
+    action = desk.parse("mod1 #3 /claim Sam")
+    assert action is not None and (action.moderator_id, action.ticket, action.action, action.authorised) == ("mod1", 3, Claim("Sam"), True)
+    reply = desk.parse("mod1 hello there")
+    assert reply is not None and reply.ticket is None and reply.action == Reply("hello there")
+    assert desk.parse("mod1") is None and desk.parse("mod1 #x hi") is None
+    transfer = desk.parse("mod1 /transfer mod2 Sam")
+    assert transfer is not None and transfer.action == Transfer("mod2", "Sam", target_authorised=False)
+    outsider = desk.parse("someone /resolve")
+    assert outsider is not None and outsider.action == Resolve() and not outsider.authorised
+    with pytest.raises(DeskLineError):
+        desk.parse("mod1 /resolv")
 
 
 def test_platform_url_variables_and_validation() -> None:

@@ -12,6 +12,8 @@ LEGAL = {
     (Status.OPEN, Action.CLAIM): Status.CLAIMED,
     (Status.CLAIMED, Action.UNCLAIM): Status.OPEN,
     (Status.CLAIMED, Action.TRANSFER): Status.CLAIMED,
+    (Status.CLAIMED, Action.TAKEOVER): Status.CLAIMED,
+    (Status.CLAIMED, Action.RELEASE): Status.OPEN,
     (Status.CLAIMED, Action.RESOLVE): Status.RESOLVED,
     (Status.OPEN, Action.CANCEL): Status.CANCELLED,
     (Status.CLAIMED, Action.CANCEL): Status.CANCELLED,
