@@ -60,7 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("action", choices=["verify", "show"], help="check the hash chain, or print the records")
     audit.add_argument("--head", help="the head hash recorded earlier; detects records cut off the end")
     handoff = commands.add_parser("handoff", help="human handoff tickets")
-    handoff.add_argument("action", choices=["list"], help="show the queue (no fan identities)")
+    handoff.add_argument(
+        "action", choices=["list", "release"],
+        help="list: show the queue (no fan identities); release N: put claimed ticket N back in the queue",
+    )
+    handoff.add_argument("ticket", nargs="?", type=int, help="the ticket number (release)")
     handoff.add_argument("--all", action="store_true", help="include resolved and cancelled tickets")
     for name, text in (("export", "print everything stored about one fan"), ("forget", "erase one fan's stored data")):
         fan = commands.add_parser(name, help=text)
@@ -203,6 +207,25 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
             count = await store.purge(before, dry_run=args.dry_run)
             verb = "would delete" if args.dry_run else "deleted"
             print(f"bot: {verb} {count} turn(s) older than {before.isoformat(timespec='seconds')}Z")
+        elif args.command == "handoff" and args.action == "release":
+            from bot.handoff.states import Action, IllegalTransition, Status
+            from bot.handoff.ticket_store import TicketStore
+
+            if args.ticket is None:
+                raise OperatorError("bot handoff release: give the ticket number, e.g. bot handoff release 3")
+            tickets = TicketStore(store)
+            ticket = await tickets.get(args.ticket)
+            if ticket is None or ticket.status is not Status.CLAIMED:
+                state = ticket.status.value if ticket else "not stored (erased, purged or never opened)"
+                raise OperatorError(f"ticket #{args.ticket} is {state}: only a claimed ticket can be released")
+            try:
+                await tickets.move(ticket, Action.RELEASE, datetime.utcnow(), "operator")
+            except IllegalTransition as error:
+                raise OperatorError(f"ticket #{args.ticket}: {error}") from None
+            print(
+                f"bot: ticket #{args.ticket} is back in the queue; the running bot tells the fan and the desk "
+                "at its next timeout check (within 30 seconds)"
+            )
         elif args.command == "handoff":
             from bot.handoff.ticket_store import TicketStore
 

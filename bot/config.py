@@ -101,6 +101,8 @@ class HandoffSettings:
     moderators: tuple[str, ...] = _check(_no_check, default=())
     claim_timeout_minutes: float = _check(_positive, default=10.0)
     history_turns: int = _check(_positive, default=10)
+    #: A claimed ticket without a word from its moderator this long: the desk and the fan are told once.
+    claimed_silence_minutes: float = _check(_positive, default=15.0)
 
 
 def _one_of(*choices: str) -> Callable[[Any], Optional[str]]:

@@ -282,13 +282,16 @@ class Handoff:
     # Timeouts -------------------------------------------------------------------------
 
     async def expire(self) -> list[Outgoing]:
-        """Tells fans whose ticket nobody claimed in time what they can do; once per ticket."""
-        cutoff = self._clock() - timedelta(minutes=self._settings.claim_timeout_minutes)
+        """Due notices, each once: tickets nobody claimed in time (the fan is told what they
+        can do), claimed tickets whose moderator went silent (the desk and the fan), and
+        tickets the operator released from another process (`bot handoff release`)."""
+        notices = await self._released_elsewhere()
+        now = self._clock()
+        cutoff = now - timedelta(minutes=self._settings.claim_timeout_minutes)
         due = [
             t for t in (await self._index()).values()
             if t.status is Status.OPEN and not t.timeout_notified and t.created_at < cutoff
         ]
-        notices = []
         for ticket in sorted(due, key=lambda t: t.id):
             await self._tickets.mark_timeout_notified(ticket.id)
             await self._remember(replace(ticket, timeout_notified=True))
@@ -301,7 +304,71 @@ class Handoff:
                     "assistant, or leave a message here: the moderators will read it when they pick it up.",
                 )
             )
+        return notices + await self._silent_claims(now)
+
+    async def _silent_claims(self, now: datetime) -> list[Outgoing]:
+        """Claimed tickets without a moderator reply for `claimed_silence_minutes`: one
+        notice each, even with several processes checking (a conditional update decides)."""
+        minutes = self._settings.claimed_silence_minutes
+        cutoff = now - timedelta(minutes=minutes)
+        silent = [
+            t for t in (await self._index()).values()
+            if t.status is Status.CLAIMED and not t.silence_notified and t.quiet_since is not None and t.quiet_since < cutoff
+        ]
+        notices: list[Outgoing] = []
+        for ticket in sorted(silent, key=lambda t: t.id):
+            won = await self._tickets.claim_silence_notice(ticket)
+            await self._remember(replace(ticket, silence_notified=True))
+            if not won:
+                continue
+            name = ticket.moderator_name or DEFAULT_NAME
+            notices += [
+                self._to_fan(
+                    ticket, Kind.HANDOFF_TIMEOUT,
+                    f"{name} hasn't written for {minutes:g} minutes, sorry. I've asked the other moderators to take over; "
+                    "you can keep waiting, or type /human cancel to go back to the AI assistant.",
+                ),
+                self._to_desk(
+                    Kind.HANDOFF_TIMEOUT,
+                    f"Ticket #{ticket.id}: no reply from {name} for {minutes:g} minutes. Another moderator can take it "
+                    "over with takeover [name] (\"!takeover\" on Slack and Discord).",
+                    ticket.id,
+                ),
+            ]
         return notices
+
+    async def _released_elsewhere(self) -> list[Outgoing]:
+        """Tickets this process knows as claimed that the store says are back in the queue
+        (the operator's `bot handoff release`): the index follows the store, the fan and the
+        desk are told."""
+        index = await self._index()
+        claimed = {fan: t for fan, t in index.items() if t.status is Status.CLAIMED}
+        if not claimed:
+            return []
+        stored = {t.id: t for t in await self._tickets.listing(active_only=True)}
+        notices: list[Outgoing] = []
+        for fan, known in claimed.items():
+            now = stored.get(known.id)
+            if index.get(fan) is not known or now is None or now.status is not Status.OPEN:
+                continue  # moved here meanwhile, or closed (the closing process told them)
+            index[fan] = now
+            place = await self._position(now)
+            notices += [
+                self._to_fan(now, Kind.HANDOFF_STARTED, f"The moderator had to step away; you're back in the queue (place {place}). Another person will pick this up."),
+                self._to_desk(Kind.HANDOFF_TICKET, f"Ticket #{now.id} was released by the operator: it is back in the queue.", now.id),
+            ]
+        return notices
+
+    async def release(self, ticket_id: int) -> Ticket:
+        """The operator puts a claimed ticket back in the queue (`bot handoff release N`);
+        audited as ticket_released. Raises `IllegalTransition` when it is not claimed."""
+        ticket = await self._tickets.get(ticket_id)
+        if ticket is None:
+            raise IllegalTransition(f"there is no ticket #{ticket_id}")
+        released = await self._tickets.move(ticket, Action.RELEASE, self._clock(), "operator")
+        if self._active is not None:
+            await self._remember(released)
+        return released
 
     # Helpers --------------------------------------------------------------------------
 
