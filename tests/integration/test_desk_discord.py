@@ -1,0 +1,144 @@
+"""Issue 10 items 1 and 2 on the Discord desk, through the real discord.py client and the
+Discord stand-in, on SQLite and PostgreSQL: an erased fan's thread, number and buttons never
+reach the next fan, even after a restart; erasure deletes the desk messages (and the ticket
+thread) and says what it could not; a fan who writes first after a restart is relayed into
+their ticket's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator
+
+import pytest
+
+from bot.config import AssistantSettings, DiscordSettings, HandoffSettings
+from bot.conversation import ConversationMemory
+from bot.core import Bot
+from bot.engine.rasa_engine import RasaEngine
+from bot.handoff.desk import ERASED_TEXT
+from bot.handoff.states import Status
+from bot.privacy.crypto import MasterKeys
+from bot.privacy.pseudonym import Pseudonymizer
+from bot.privacy.store import TranscriptStore
+from bot.testing.discord_standin import DiscordStandIn
+from connectors.discord_connector import DiscordConnector
+from connectors.router import Router
+from tests.integration.databases import database_url  # noqa: F401 - the fixture
+from tests.integration.test_discord_connector import DESK_ID, FAN, KEY, MOD_ROLE, MODERATOR, OTHER_FAN, TOKEN, discord_world
+
+PHONE = "+44 20 7946 0958"
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[TranscriptStore]:  # noqa: F811
+    opened = TranscriptStore.open(database_url, None, MasterKeys.parse(MasterKeys.generate()))
+    yield opened
+    await opened.aclose()
+
+
+@contextlib.asynccontextmanager
+async def restarted(standin: DiscordStandIn, engine: RasaEngine, store: TranscriptStore) -> AsyncIterator[Bot]:
+    router = Router()
+    settings = DiscordSettings(
+        api_base_url=standin.api_base, gateway_url=standin.gateway_url, guild_id=str(standin.guild_id), moderator_role=str(MOD_ROLE)
+    )
+    connector = DiscordConnector(settings, TOKEN, router, str(DESK_ID), guild_ready_timeout=0.1)
+    router.add_platform("discord", connector)
+    router.desk = connector.desk
+    bot = Bot(engine, Pseudonymizer(KEY), AssistantSettings(), ConversationMemory(1800), store, handoff=HandoffSettings(desk=f"discord:{DESK_ID}"))
+    task = asyncio.create_task(connector.run(bot))
+    try:
+        await asyncio.wait_for(connector.ready.wait(), 15)
+        yield bot
+    finally:
+        await connector.aclose()
+        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+            await asyncio.wait_for(task, 10)
+        await bot.drain()
+
+
+async def thread_of(standin: DiscordStandIn, count: int) -> int:
+    for _ in range(200):
+        if len(standin.threads) >= count:
+            break
+        await asyncio.sleep(0.05)
+    return int(standin.threads[count - 1]["id"])
+
+
+async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+    async with discord_world(rasa_engine, store) as world:
+        standin = world.standin
+        await standin.send_slash("human", FAN)
+        packet_a = (await world.sent(DESK_ID, contains="Ticket #1 ·"))[0]
+        thread_a = await thread_of(standin, 1)
+        await standin.send_dm(FAN, f"call me on {PHONE}")
+        relay = (await world.sent(thread_a, contains=PHONE))[0]
+        await standin.click_button(MODERATOR, "ticket:claim:1", packet_a.message_id, DESK_ID)
+        claimed = (await world.sent(thread_a, contains="You claimed"))[0]
+        await world.sent(world.dm(), contains="Robin")
+
+        # Discord refuses some: a relay can be edited, a notice neither deleted nor edited,
+        # and the thread itself stays (so a moderator can still write in it below).
+        standin.fail("DELETE message", relay.message_id or 0)
+        standin.fail("DELETE message", claimed.message_id or 0)
+        standin.fail("PATCH message", claimed.message_id or 0)
+        standin.fail("DELETE channel", thread_a)
+        await standin.send_slash("forget-me", FAN)
+        request = await world.sent(kind="followup", contains="/forget-me confirm")
+        await standin.click_button(FAN, "forget_me:confirm", request[-1].message_id, world.dm(), guild=False)
+        receipt = (await world.sent(kind="followup", contains="erased"))[-1]
+        assert receipt.ephemeral
+        assert "deleted 1 message(s)" in (receipt.content or "") and "1 I could not delete" in (receipt.content or "")
+        assert "1 I could neither delete nor edit" in (receipt.content or "")
+        assert (DESK_ID, packet_a.message_id) in standin.deleted
+        desk_now = standin.messages(DESK_ID) + standin.messages(thread_a)
+        assert not [m for m in desk_now if PHONE in (m.get("content") or "")]
+        assert [m["content"] for m in desk_now if int(m["id"]) == relay.message_id] == [ERASED_TEXT]
+
+        await standin.send_slash("human", OTHER_FAN)
+        await world.sent(DESK_ID, contains="Ticket #2 ·")
+        thread_b = await thread_of(standin, 2)
+        await world.connector.aclose()
+        await world.bot.drain()
+
+        async with restarted(standin, rasa_engine, store) as bot:
+            before = len(standin.sent)
+            # A moderator's message in A's old thread reaches nobody; only they are told (DM).
+            await standin.send_guild_message(MODERATOR, thread_a, "are you still there?")
+            refusal = await world.sent(standin.dm_channel_id(MODERATOR), contains="closed or was erased")
+            assert refusal[-1].kind == "message"
+            # A's old Claim button does nothing to B's ticket.
+            await standin.click_button(MODERATOR, "ticket:claim:1", packet_a.message_id, DESK_ID)
+            refused = await world.sent(kind="followup", contains="closed or was erased")
+            assert refused[-1].ephemeral
+            ticket_b = await bot.handoff.tickets.get(2)
+            assert ticket_b is not None and ticket_b.status is Status.OPEN
+            # B writes first after the restart: relayed into B's thread, not the desk channel.
+            await standin.send_dm(OTHER_FAN, "hello, anyone?")
+            relayed = await world.sent(contains="hello, anyone?", kind="message")
+            assert relayed[0].channel_id == thread_b
+            await standin.send_guild_message(MODERATOR, thread_b, "!claim")
+            await standin.send_guild_message(MODERATOR, thread_b, "Hi B, how can I help?")
+            await world.sent(world.dm(OTHER_FAN), contains="how can I help")
+            await asyncio.sleep(0.3)
+            after = standin.sent[before:]
+            assert not [m for m in after if "are you still there" in (m.content or "")]
+            assert not [m for m in after if m.channel_id == world.dm(FAN)]
+
+
+async def test_erasure_deletes_the_ticket_thread_the_bot_created(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+    async with discord_world(rasa_engine, store) as world:
+        standin = world.standin
+        await standin.send_slash("human", FAN)
+        packet = (await world.sent(DESK_ID, contains="Ticket #1 ·"))[0]
+        thread = await thread_of(standin, 1)
+        await standin.send_dm(FAN, f"my number is {PHONE}")
+        await world.sent(thread, contains=PHONE)
+        await standin.send_slash("forget-me", FAN)
+        request = await world.sent(kind="followup", contains="/forget-me confirm")
+        await standin.click_button(FAN, "forget_me:confirm", request[-1].message_id, world.dm(), guild=False)
+        receipt = (await world.sent(kind="followup", contains="erased"))[-1]
+        assert "deleted 2 message(s)" in (receipt.content or "") and "could not" not in (receipt.content or "")
+        assert thread in standin.deleted_channels and (DESK_ID, packet.message_id) in standin.deleted
+        assert not [m for m in standin.messages() if PHONE in (m.get("content") or "") and int(m["channel_id"]) != world.dm()]
