@@ -269,6 +269,12 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
                     f"the running bot's in-memory history of this fan expires within "
                     f"{config.assistant.conversation_idle_minutes:g} idle minutes"
                 )
+                if receipt.desk_posts:  # no desk connection here: say what stays at the desk
+                    print(
+                        f"bot: {len(receipt.desk_posts)} message(s) the bot posted about this fan's tickets remain at the "
+                        "moderator desk and could not be deleted from this command; delete them at the desk "
+                        "(a fan's own /forget-me deletes them)"
+                    )
         return 0
     finally:
         await store.aclose()
