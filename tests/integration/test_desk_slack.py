@@ -24,7 +24,9 @@ from bot.testing.slack_standin import SlackStandIn
 from connectors.router import Router
 from connectors.slack_connector import SlackConnector, SlackTokens
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
-from tests.integration.test_slack_connector import APP_TOKEN, BOT_TOKEN, DESK, FAN, GENERAL, MODERATOR, OTHER_FAN, SECRET, start_world
+from tests.integration.test_slack_connector import (
+    APP_TOKEN, BOT_TOKEN, DESK, FAN, GENERAL, MODERATOR, OTHER_FAN, OUTSIDER, SECRET, start_world,
+)
 
 PSEUDONYM_KEY = b"slack-test-pseudonym-key-0123456789abcdef"
 PHONE = "+44 20 7946 0958"
@@ -123,3 +125,19 @@ async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan
             await standin.send_channel_message(MODERATOR, DESK, "one more thing", thread_ts=packet_b.ts)
             closed = await standin.wait_for_sent(lambda m: m.method == "chat.postEphemeral" and "is resolved" in (m.text or ""), timeout=20)
             assert closed[-1].user == MODERATOR
+
+
+async def test_the_slack_desk_authorises_by_its_own_rule_only(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+    """An id in `[handoff] moderators` (the console desk's list) gains nothing on Slack: only
+    the desk channel's members (or the moderator user group) may act there."""
+    async for world in start_world("socket", rasa_engine, store, moderators=(OUTSIDER,)):
+        standin = world.standin
+        await standin.send_command("/human", "", FAN, GENERAL)
+        packet = (await world.sent_to(DESK, contains="Ticket #1 ·"))[0]
+        await standin.click_button(OUTSIDER, "ticket_claim", "1", DESK, packet.ts)
+        refusal = await standin.wait_for_sent(lambda m: m.user == OUTSIDER and "Only moderators" in (m.text or ""), timeout=20)
+        assert refusal[0].response_type == "ephemeral"
+        ticket = await world.bot.handoff.tickets.get(1)
+        assert ticket is not None and ticket.status is Status.OPEN
+        await standin.send_channel_message(MODERATOR, DESK, "!claim", thread_ts=packet.ts)
+        await world.sent_to(world.dm(), contains="Sam Mod")
