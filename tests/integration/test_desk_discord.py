@@ -119,6 +119,7 @@ async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan
             relayed = await world.sent(contains="hello, anyone?", kind="message")
             assert relayed[0].channel_id == thread_b
             await standin.send_guild_message(MODERATOR, thread_b, "!claim")
+            await world.sent(world.dm(OTHER_FAN), contains="Robin")
             await standin.send_guild_message(MODERATOR, thread_b, "Hi B, how can I help?")
             await world.sent(world.dm(OTHER_FAN), contains="how can I help")
             await asyncio.sleep(0.3)

@@ -113,6 +113,7 @@ async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan
             relayed = await standin.wait_for_sent(lambda m: "hello, anyone?" in (m.text or ""), timeout=20)
             assert relayed[0].channel == DESK and relayed[0].thread_ts == packet_b.ts
             await standin.send_channel_message(MODERATOR, DESK, "!claim", thread_ts=packet_b.ts)
+            await world.sent_to(world.dm(OTHER_FAN), contains="Sam Mod")
             await standin.send_channel_message(MODERATOR, DESK, "Hi B, how can I help?", thread_ts=packet_b.ts)
             await world.sent_to(world.dm(OTHER_FAN), contains="how can I help")
             await asyncio.sleep(0.3)
