@@ -156,7 +156,8 @@ async def _replay(config: Config, script: str, out_path: Optional[Path], store_u
 
     with contextlib.ExitStack() as stack:
         try:
-            source = sys.stdin if script == "-" else stack.enter_context(open(script, encoding="utf-8"))
+            # Binary: each line is decoded on its own, so invalid UTF-8 is one skipped line.
+            source = sys.stdin.buffer if script == "-" else stack.enter_context(open(script, "rb"))
         except OSError as error:
             raise OperatorError(f"cannot read {script}: {error.strerror}") from None
         out = sys.stdout if out_path is None else stack.enter_context(out_path.open("w", encoding="utf-8"))

@@ -196,12 +196,29 @@ class GroupCommit(Generic[I, R]):
             pending, self._queued = self._queued, []
         try:
             results = self._write([item for item, _, _ in pending])
-        except Exception as failure:  # every waiter of the group learns of it
-            for _, settled, loop in pending:
+        except Exception as failure:
+            if len(pending) == 1:
+                _, settled, loop = pending[0]
                 loop.call_soon_threadsafe(_settle, settled, None, failure)
+                return
+            self._one_by_one(pending)
             return
         for (_, settled, loop), result in zip(pending, results):
             loop.call_soon_threadsafe(_settle, settled, result, None)
+
+    def _one_by_one(self, pending: list[tuple[I, "asyncio.Future[R]", asyncio.AbstractEventLoop]]) -> None:
+        """A group failed: each item is retried alone, so one bad item (say, text no encoder
+        accepts) fails only its own waiter and never takes the rest of the group with it."""
+        failed = 0
+        for item, settled, loop in pending:
+            try:
+                [result] = self._write([item])
+            except Exception as failure:
+                failed += 1
+                loop.call_soon_threadsafe(_settle, settled, None, failure)
+            else:
+                loop.call_soon_threadsafe(_settle, settled, result, None)
+        logger.error("a group commit failed; %d of %d item(s) failed again alone and were dropped", failed, len(pending))
 
 
 @dataclass
