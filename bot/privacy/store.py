@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence, TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.pool import QueuePool
@@ -331,6 +331,7 @@ class TranscriptStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._data_keys: OrderedDict[str, bytes] = OrderedDict()
         self._logging: dict[str, bool] = {}
+        self._keys_dirty = False  # PostgreSQL: a key was shredded since the last `compact_keys`
         #: Fans whose erasure is deleting rows in batches: their job id, actor and receipt.
         self._erasing: dict[str, tuple[int, str, ErasureReceipt]] = {}
         self._checkpointers = [
@@ -615,7 +616,7 @@ class TranscriptStore:
         self._drop_cached(fan)
         with self._engine.begin() as connection:
             erased = {part.name: part.erase(connection, fan) for part in self._parts}
-        self._after_shredding()
+        self._scrub()
         tickets_part = erased.get("tickets")
         receipt = ErasureReceipt(
             data_keys=keys_deleted,
@@ -649,6 +650,7 @@ class TranscriptStore:
                 with self._engine.begin() as connection:
                     if connection.execute(delete(erasures).where(erasures.c.fan == fan)).rowcount:
                         self.audit_log.record("erasure_executed", actor, detail, connection=connection)
+                self._scrub()  # the job row named the fan
                 return
             except (IntegrityError, OperationalError):
                 time.sleep(min(0.001 * (attempt + 1), 0.05))
@@ -661,11 +663,34 @@ class TranscriptStore:
             self._erasing.pop(fan, None)
             logger.error("an erasure batch failed; it will be resumed: %s", type(error).__name__)
 
-    def _after_shredding(self) -> None:
-        """SQLite: a truncating checkpoint, so no copy of the deleted key stays in the WAL
-        (secure_delete already zeroes freed pages in the database file)."""
+    def _scrub(self) -> None:
+        """No copy of a shredded key or an erased fan's pseudonym stays in the files.
+
+        SQLite: `secure_delete` zeroes deleted content in the database file; a truncating
+        checkpoint copies the zeroed pages there and empties the WAL, which still held the
+        old pages. PostgreSQL keeps dead tuples until a rewrite: the key table is marked for
+        `compact_keys` (run by the retention task), and its WAL and backups are the
+        operator's to expire (see the README).
+        """
         for checkpointer in self._checkpointers:
             checkpointer.checkpoint(truncate=True)
+        if self._keys_engine.dialect.name == "postgresql":
+            self._keys_dirty = True
+
+    async def compact_keys(self) -> bool:
+        """PostgreSQL: rewrites the key table (`VACUUM FULL`, a brief exclusive lock on a small
+        table) when erasures happened since the last run, so no shredded key's bytes remain
+        in its data files. Returns whether it ran."""
+
+        def work() -> bool:
+            if not self._keys_dirty:
+                return False
+            with self._keys_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("VACUUM FULL data_keys"))
+            self._keys_dirty = False
+            return True
+
+        return await self.run(work)
 
     async def resume_erasures(self) -> int:
         """Finishes erasures a crash (or another process's crash) interrupted: their job row
