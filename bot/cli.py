@@ -78,11 +78,15 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _configure_logging(config: Config) -> None:
+    from bot import log_privacy
+
     logging.basicConfig(
         level=config.logging.level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # the SDKs log routes with platform ids in them
+        log_privacy.install(handler)
 
 
 def _require_model(config: Config) -> None:
