@@ -160,7 +160,11 @@ def _token_like(part: str) -> bool:
         if not run.isdigit() and _looks_random(run, named_secret=True):
             return True
     return _UUID_RE.search(part) is not None or secret_rules.PATTERN.search(part) is not None
-_WEBHOOK_RE = re.compile(r"hooks\.slack\.com|/webhooks?/|/hooks/", re.IGNORECASE)
+# Webhooks are credentials; links into a chat (Discord channels, Slack archives) point at a
+# person's message, so their numeric ids count, unlike a public post's or a doc's id.
+_WEBHOOK_RE = re.compile(
+    r"hooks\.slack\.com|/webhooks?/|/hooks/|discord(?:app)?\.com/channels/\d|slack\.com/archives/", re.IGNORECASE
+)
 
 
 def _trim_url(url: str) -> str:
@@ -369,14 +373,14 @@ _IBAN_LENGTHS: dict[str, int] = {
     "BH": 22, "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
     "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
     "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27,
-    "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
+    "GT": 28, "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
     "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
     "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27,
     "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28,
     "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
     "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-}  # fmt: skip
+}  # fmt: skip  (checked against python-stdnum's IBAN registry: no country differs or is missing)
 # A country code (any case), an optional separator, the check digits, then characters with
 # at most one separator (space, dash, dot) between them. The country's fixed length says
 # where the IBAN ends; python-stdnum checks the check digits and the country's BBAN format.
@@ -465,6 +469,9 @@ def _ipv4_pass(text: str, counts: Counts) -> str:
         candidate = match.group()
         if _search_word(_VERSION_CONTEXT_RE, text, match.start()):
             return candidate  # "firmware 4.2.1.0"
+        window, _ = _window(text, match.start(), 16)
+        if _PHONE_CONTEXT_RE.search(window) or window.rstrip().endswith(("tel.", "tel:", "tél.", "tél")):
+            return candidate  # "Tel. 40.61.23.45": a French phone, left to the number pass
         try:
             ipaddress.IPv4Address(candidate)
         except ValueError:
@@ -481,7 +488,7 @@ def _ipv4_pass(text: str, counts: Counts) -> str:
 # glued to a word, "%" or another number ("12.99", "9/10", "10:30").
 
 _NUMBER_RUN_RE = re.compile(
-    r"(?:\+(?<=[,/:;]\+)|[(+\d](?<![\w+.,/#$€£¥:-][(+\d]))(?=(?:[ ().+-]{0,3}\d){6})"
+    r"(?:[(+\d](?<=[^\W\d_][,/:;][(+\d])|\+(?<=[,/:;]\+)|[(+\d](?<![\w+.,/#$€£¥:-][(+\d]))(?=(?:[ ().+-]{0,3}\d){6})"
     r"(?:(?<=\()\+\d{1,4}\)|(?<=\()\d{1,5}\)|(?<=\+) ?\d+|(?<=\d)\d*)"
     r"(?:(?:[ .-]|(?<=\)))(?:\(\d{1,5}\)|\d+))*(?:(?=[xX]\d)|(?![\w%]|[.,/:]\d))"
 )
@@ -504,10 +511,19 @@ _COMMON_RUN_RE = re.compile(
     r"|(?P<plus>\(?\+[\d ().-]+)"
     r"|(?P<nanp>(?:\(\d{3}\) ?|\d{3}[-. ])\d{3}[-. ]\d{4})"
 )
+# A quantity word after a number: "1 000 000 members", "1500000000 views".
+_QUANTITY_AFTER_RE = re.compile(
+    r"\s?(?:views?|votes?|members?|subs(?:cribers)?|followers?|people|fans|likes|hours?|minutes?|points?"
+    r"|pts|copies|downloads|streams|plays|users|times|years?|days?|km|miles|kr|eur|usd|gbp|dollars?|euros?)\b",
+    re.IGNORECASE,
+)
 _DATE_RUN_RE = re.compile(r"\d{4}([-.])\d{1,2}\1\d{1,2}|\d{1,2}([-.])\d{1,2}\2\d{4}")
 _REFERENCE_CONTEXT_RE = re.compile(
     r"(?:order|ticket|case|invoice|booking|confirmation|tracking|transaction|receipt|reference"
-    r"|ref|request|shipment|parcel)s?\s*(?:#|no\.?|nr\.?|number|num|id|code)?"
+    r"|ref|request|shipment|parcel|pedido|encomenda|commande|bestellung|bestellnummer|bestelling|ordine"
+    r"|zam[oó]wienie|factura|facture|rechnung|fattura|fatura|reserva|r[ée]servation|buchung|prenotazione"
+    r"|sendung|colis|paquete|envío|envio|numéro de suivi|número de seguimiento|sendungsnummer)"
+    r"(?:s|en|es)?\s*(?:#|no\.?|nr\.?|n[º°o]\.?|number|num|id|code|número|numéro|nummer|numero)?"
     r"\s*(?:(?:is|was)\b|[:#=])?\s*$"
 )
 _PHONE_CONTEXT_RE = re.compile(
@@ -560,22 +576,27 @@ def _identifier(text: str, start: int) -> bool:
     return _search_word(_IDENTIFIER_CONTEXT_RE, text, start)
 
 
-def _phone_shape(piece: str, lengths: tuple[int, ...], context: bool) -> bool:
+def _phone_shape(piece: str, lengths: tuple[int, ...], context: bool, library: bool = False) -> bool:
     """Whether a stretch of digit groups is written the way phone numbers are: our shape
-    rules, then libphonenumber's metadata for the configured regions."""
+    rules, then (`library`: the stretch is a whole run, no quantity word after it)
+    libphonenumber's metadata for the configured regions."""
     if _shape_rules(piece, lengths, context):
         return True
-    if context or piece[0] in "+(" or piece.startswith("00"):
+    if not library or context or piece.startswith(("+", "(+", "00")):
         return False
     digits = sum(lengths)
     number = "".join(c for c in piece if c.isdigit())
     if len(lengths) == 1:
-        # A bare run: a mobile of 9 digits (612345678) or a national number of 10-11.
-        return 9 <= digits <= 11 and _book.national(number, mobile_only=digits == 9)
-    if lengths[0] > 5 or min(lengths[1:]) < 2 or not 7 <= digits <= 13:
+        # A bare run: a mobile of 9 digits (612345678) or a national one with its trunk 0.
+        if digits == 9:
+            return _book.national(number, mobile_only=True)
+        return 10 <= digits <= 11 and number[0] == "0" and _book.national(number)
+    if lengths[0] > 5 or min(lengths[1:]) < 2 or not 7 <= digits <= 12:
         return False
-    if lengths in _DATE_SHAPES or (lengths == (4, 4) and number[:2] in ("19", "20") and number[4:6] in ("19", "20")):
-        return False  # dates and year ranges
+    if lengths in _DATE_SHAPES or all(n == 4 and number[k * 4 : k * 4 + 2] in ("19", "20") for k, n in enumerate(lengths)):
+        return False  # dates, years and year ranges
+    if lengths[0] <= 2 and all(n == 3 for n in lengths[1:]):
+        return False  # 1 234 567: a count written with thousands separators
     if "." in piece and len(lengths) < 3:
         return False  # 22621.2861: builds and decimals
     return _book.national(number)
@@ -636,6 +657,7 @@ def _first_in_run(text: str, start: int, end: int) -> Optional[tuple[int, int, s
             _REFERENCE_CONTEXT_RE, text, start
         ):
             return start, end, PHONE
+    library = _QUANTITY_AFTER_RE.match(text, end) is None
     if run.isdigit():  # one bare number: the search below, unrolled
         size = len(run)
         if 12 <= size <= 19 and _is_card(run) and not _identifier(text, start):
@@ -644,7 +666,7 @@ def _first_in_run(text: str, start: int, end: int) -> Optional[tuple[int, int, s
             return None
         if 17 <= size <= 20:
             placeholder = MENTION
-        elif _phone_shape(run, (size,), False) or (
+        elif _phone_shape(run, (size,), False, library) or (
             _phone_shape(run, (size,), True) and _search_word(_PHONE_CONTEXT_RE, text, start)
         ):
             placeholder = PHONE
@@ -678,7 +700,7 @@ def _first_in_run(text: str, start: int, end: int) -> Optional[tuple[int, int, s
                     return start + offsets[i], start + offsets[j] + len(chunks[j]), CARD
             if phone is None and count <= 17:
                 piece = run[offsets[i] : offsets[j] + len(chunks[j])]
-                if _phone_shape(piece, shape, False):
+                if _phone_shape(piece, shape, False, library and i == 0 and j == len(chunks) - 1):
                     phone = j
                 elif maybe_phone is None and _phone_shape(piece, shape, True):
                     maybe_phone = j

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 from typing import Optional
 
 from email_validator import EmailNotValidError, validate_email
 
 #: The domain after "@": labels of letters (any script), digits and hyphens; a TLD of
 #: letters or a punycode label (xn--...).
-DOMAIN_RE = re.compile(
-    r"@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)*\.(?:[^\W\d_]{2,63}|xn--[a-z0-9-]{2,59})(?![\w-])",
-    re.IGNORECASE,
-)
+#: Any character but white space, ASCII punctuation and the Unicode punctuation blocks
+#: (general, CJK, full-width, guillemets, inverted marks); letters' combining marks count
+#: (Devanagari, Thai...), which `\w` alone misses.
+_L = r"[^\s!-/:-@\[-`{-~\u00a1\u00ab\u00bb\u00bf\u2000-\u206f\u3000-\u303f\uff01-\uff0f\uff1a-\uff20]"
+_LABEL = rf"{_L}(?:(?:{_L}|-)*{_L})?"
+DOMAIN_RE = re.compile(rf"@{_LABEL}(?:\.{_LABEL})*\.(?:xn--[a-z0-9-]{{2,59}}|{_L}{{2,63}})(?!{_L}|-)", re.IGNORECASE)
 _ATEXT_ASCII = frozenset("!#$%&'*+-/=?^_`{|}~.")
 _ATEXT_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "So", "Sk"})
 
@@ -40,7 +41,6 @@ def local_start(text: str, at: int, floor: int) -> Optional[int]:
     return start if start < at else None
 
 
-@lru_cache(maxsize=2048)
 def valid(address: str) -> bool:
     try:
         validate_email(address, check_deliverability=False, globally_deliverable=False, test_environment=True)

@@ -10,7 +10,6 @@ its length, so a check costs one or two `parse` + `is_valid_number` calls (about
 
 from __future__ import annotations
 
-from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
@@ -57,7 +56,6 @@ class PhoneBook:
         return False
 
 
-@lru_cache(maxsize=4096)
 def _international(digits: str) -> bool:
     try:
         number = phonenumbers.parse("+" + digits, None)
@@ -66,7 +64,6 @@ def _international(digits: str) -> bool:
     return phonenumbers.is_valid_number(number) or phonenumbers.is_possible_number(number)
 
 
-@lru_cache(maxsize=4096)
 def _national(digits: str, region: str, mobile_only: bool) -> bool:
     try:
         number = phonenumbers.parse(digits, region)
