@@ -591,7 +591,7 @@ def _phone_shape(piece: str, lengths: tuple[int, ...], context: bool, library: b
         if digits == 9:
             return _book.national(number, mobile_only=True)
         return 10 <= digits <= 11 and number[0] == "0" and _book.national(number)
-    if lengths[0] > 5 or min(lengths[1:]) < 2 or not 7 <= digits <= 12:
+    if lengths[0] > 5 or min(lengths[1:]) < 2 or not 8 <= digits <= 12:
         return False
     if lengths in _DATE_SHAPES or all(n == 4 and number[k * 4 : k * 4 + 2] in ("19", "20") for k, n in enumerate(lengths)):
         return False  # dates, years and year ranges
@@ -657,7 +657,7 @@ def _first_in_run(text: str, start: int, end: int) -> Optional[tuple[int, int, s
             _REFERENCE_CONTEXT_RE, text, start
         ):
             return start, end, PHONE
-    library = _QUANTITY_AFTER_RE.match(text, end) is None
+    library = _QUANTITY_AFTER_RE.match(text, end) is None and not _search_word(_VERSION_CONTEXT_RE, text, start)
     if run.isdigit():  # one bare number: the search below, unrolled
         size = len(run)
         if 12 <= size <= 19 and _is_card(run) and not _identifier(text, start):
