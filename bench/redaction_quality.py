@@ -168,11 +168,12 @@ def main() -> int:
         texts += [row["text"] for row in rows]
     nlu = nlu_examples()
     false_alarms("rasa_project/data/nlu.yml in-domain examples", nlu, show=True)
-    false_alarms("built-in ordinary chat", TYPICAL, show=True)
+    plain = [t for t in TYPICAL if "@" not in t]  # one sample message carries an e-mail on purpose
+    false_alarms("built-in ordinary chat without personal data", plain, show=True)
     shared = [line.strip() for f in sorted(SHARED_EVAL.glob("*.txt")) for line in f.read_text(encoding="utf-8").splitlines() if line.strip()] if SHARED_EVAL.is_dir() else []
     if shared:
         false_alarms("/work/shared/eval dev sets (measured only)", shared, show=False)
-    ordinary = nlu + TYPICAL + shared
+    ordinary = nlu + plain + shared
     false_alarms("all ordinary messages", ordinary, show=False)
     print()
     for label, sample, rounds in (
