@@ -13,6 +13,7 @@ from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.engine import DialogueEngine
 from bot.privacy.pseudonym import Pseudonymizer
+from bot.privacy.redact import configure as configure_redaction
 from bot.privacy.secrets import Secrets, secrets_with_dev_fallback
 from bot.privacy.store import TranscriptStore
 
@@ -53,6 +54,7 @@ def build_bot(
     clock: Callable[[], datetime] = datetime.utcnow,
 ) -> Bot:
     memory = ConversationMemory(idle_seconds=config.assistant.conversation_idle_minutes * 60)
+    configure_redaction(config.privacy.phone_regions)
     return Bot(
         engine,
         Pseudonymizer(secrets.pseudonym_key),

@@ -79,10 +79,27 @@ class StoreSettings:
     keys_url: str = _check(_optional_database_url, default="")
 
 
+def _phone_regions(value: Any) -> Optional[str]:
+    from bot.privacy.redaction.phones import known_region
+
+    unknown = [code for code in value if not known_region(code)]
+    if not value or unknown:
+        return f"must be a non-empty list of ISO 3166 region codes known to libphonenumber (unknown: {', '.join(map(str, unknown)) or 'none given'})"
+    return None
+
+
+def _default_phone_regions() -> tuple[str, ...]:
+    from bot.privacy.redaction.phones import DEFAULT_REGIONS
+
+    return DEFAULT_REGIONS
+
+
 @dataclass(frozen=True)
 class PrivacySettings:
     retention_days: float = _check(_positive, default=30.0)
     purge_interval_minutes: float = _check(_positive, default=60.0)
+    #: Regions whose national phone formats minimization recognises ("+"/"00" numbers: all).
+    phone_regions: tuple[str, ...] = _check(_phone_regions, default_factory=_default_phone_regions)
 
 
 def _desk(value: Any) -> Optional[str]:

@@ -22,7 +22,7 @@ from bot.locks import KeyedLocks
 from bot.messages import Incoming, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
-from bot.transcript import TranscriptWriter
+from bot.transcript import TranscriptWriter, minimized
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class Bot:
             state.last_answer = Explanation("guard", "bot_challenge", None)
             return [Outgoing(Kind.ANSWER, bot_challenge_text(self._settings), intent="bot_challenge")]
         try:
-            result = await self._engine.respond(fan, text)
+            result = await self._engine.respond(fan, minimized(text))  # the model sees what the store keeps
         except Exception:  # the model must never take the conversation down
             logger.exception("dialogue engine failed")
             return [Outgoing(Kind.ERROR, ENGINE_FAILURE_TEXT)]
