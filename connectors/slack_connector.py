@@ -21,7 +21,6 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError, SlackSettings
@@ -29,6 +28,7 @@ from bot.core import Bot
 from bot.messages import Address, Incoming, Outgoing
 from connectors.base import ConnectorError
 from connectors.dedupe import RecentKeys
+from connectors.slack_signature import SlackSignature
 from connectors.router import Router
 from connectors.slack_desk import SlackDesk
 from connectors.slack_render import CANCEL_ERASURE, CLAIM_TICKET, CONFIRM_ERASURE, RESOLVE_TICKET, render
@@ -159,14 +159,19 @@ class SlackConnector:
             raise ConnectorError(f"slack: the bot token was refused ({error.response.get('error')}); check SLACK_BOT_TOKEN") from None
 
     def _web_app(self) -> web.Application:
-        verifier = SignatureVerifier(self._tokens.signing_secret)
+        signature = SlackSignature(self._tokens.signing_secret)
 
         async def events(request: web.Request) -> web.Response:
             body = await request.read()
-            timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-            if not verifier.is_valid(body, timestamp, request.headers.get("X-Slack-Signature", "")):
+            headers = request.headers
+            if not signature.valid(body, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")):
                 logger.warning("refused a Slack request: invalid signature or stale timestamp")
                 return web.json_response({"error": "invalid request"}, status=401)
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:  # signed, yet not what Slack sends: refuse, do not crash
+                logger.warning("refused a signed Slack request whose body is not UTF-8")
+                return web.json_response({"error": "invalid request"}, status=400)
             return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
 
         app = web.Application(client_max_size=1024**2)
