@@ -32,11 +32,11 @@ def local_secrets(config: Config) -> Secrets:
     return secrets
 
 
-def open_store(config: Config, secrets: Secrets, url: str | None = None) -> TranscriptStore:
+def open_store(config: Config, secrets: Secrets, url: str | None = None, create: bool = True) -> TranscriptStore:
     """Opens and migrates the store; a wrong master or pseudonym key stops here, before any
-    migration or write."""
+    migration or write. `create` False: a missing store is an error, not a new empty one."""
     return TranscriptStore.open(
-        url or config.store.url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key
+        url or config.store.url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key, create=create
     )
 
 

@@ -339,6 +339,8 @@ class TranscriptStore:
             for database in {_sqlite_file(engine), _sqlite_file(keys_engine)}
             if database is not None
         ]
+        self._files = {path: _identity(path) for path in (_sqlite_file(engine), _sqlite_file(keys_engine)) if path}
+        self.problem: Optional[str] = None  # set by `check_health` while the store is unusable
         self._groups: list[GroupCommit[Any, Any]] = []
         self._turn_writes: GroupCommit[tuple[Turn, ...], None] = self.group_commit(self._write_groups)
         self._recent = RecentTurns()
@@ -346,14 +348,26 @@ class TranscriptStore:
 
     @classmethod
     def open(
-        cls, url: str, keys_url: Optional[str], master: MasterKeys, pseudonym_key: Optional[bytes] = None
+        cls,
+        url: str,
+        keys_url: Optional[str],
+        master: MasterKeys,
+        pseudonym_key: Optional[bytes] = None,
+        create: bool = True,
     ) -> "TranscriptStore":
         """Opens both databases, proves the keys are the store's, then migrates.
 
         A wrong or missing master key (`MasterKeyError`), or a pseudonym key other than
         the one the store was created with (`KeyMismatchError`), raises before any
-        migration or write. Erasures a crash interrupted are resumed once the store runs.
+        migration or write. With `create` False (a deployment, an operator command), a
+        missing or empty database raises `StoreMissingError` instead of becoming a new,
+        empty store: a vanished data folder must not silently lose the tickets and the
+        audit chain (`bot db init` creates a store deliberately). Erasures a crash
+        interrupted are resumed once the store runs.
         """
+        if not create:
+            for each in {url, keys_url or url}:
+                _require_existing_file(each)
         try:
             engine = open_engine(url)
             keys_engine = engine if not keys_url or keys_url == url else open_engine(keys_url)
@@ -361,6 +375,9 @@ class TranscriptStore:
             raise
         except Exception as error:  # driver errors carry passwords in URLs: name the database only
             raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
+        if not create:
+            _require_schema(engine, "transcripts", url)
+            _require_schema(keys_engine, "keys", keys_url or url)
         _check_master_keys(keys_engine, master)  # before any migration, thread or write
         if pseudonym_key is not None:
             _check_pseudonym_key(engine, pseudonym_key)
@@ -398,6 +415,40 @@ class TranscriptStore:
     async def holds_recent(self, fan: str) -> bool:
         """Whether any of the fan's turns are held in memory (for tests and checks)."""
         return await self.run(lambda: fan in self._recent)
+
+    # Health ----------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        return self.problem is None
+
+    async def check_health(self, timeout: float = 10.0) -> Optional[str]:
+        """Whether the store is still usable: each SQLite file is the one opened (not removed
+        or replaced under the running bot) and a small write commits. Returns (and keeps in
+        `problem`) a one-line description without content, or None when healthy."""
+
+        def probe() -> Optional[str]:
+            for path, identity in self._files.items():
+                current = _identity(path)
+                if current is None:
+                    return f"the SQLite file {path} was removed while the bot runs"
+                if current != identity:
+                    return f"the SQLite file {path} was replaced while the bot runs"
+            with self._engine.begin() as connection:
+                changed = connection.execute(
+                    update(store_meta).where(store_meta.c.name == "health_probe").values(value=datetime.utcnow().isoformat())
+                ).rowcount
+                if not changed:
+                    connection.execute(insert(store_meta).values(name="health_probe", value=datetime.utcnow().isoformat()))
+            return None
+
+        try:
+            self.problem = await asyncio.wait_for(self.run(probe), timeout)
+        except asyncio.TimeoutError:
+            self.problem = f"the database did not answer within {timeout:g} s"
+        except Exception as error:
+            self.problem = f"a test write failed: {type(error).__name__}: {_first_line(error)}"[:300]
+        return self.problem
 
     # Data keys -------------------------------------------------------------------------
 
@@ -821,6 +872,57 @@ def _settle(settled: "asyncio.Future[Any]", result: Any, error: Optional[BaseExc
         settled.set_exception(error)
 
 
+class StoreMissingError(StoreError):
+    """A deployment or operator command found no store where the config points."""
+
+
+def _missing(url: str) -> StoreMissingError:
+    return StoreMissingError(
+        f"no store at {_describe(url)} (a missing or empty database): restore it from a backup, fix [store] url, "
+        "or create a new store deliberately with `bot db init`"
+    )
+
+
+def _require_existing_file(url: str) -> None:
+    database = _sqlite_path(url)
+    if database is not None and not database.is_file():
+        raise _missing(url)
+
+
+def _require_schema(engine: Engine, role: str, url: str) -> None:
+    try:
+        with engine.connect() as connection:
+            present = inspect(connection).has_table(f"alembic_version_{role}")
+    except Exception as error:
+        raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
+    if not present:
+        raise _missing(url)
+
+
+def store_exists(url: str, keys_url: Optional[str] = None) -> bool:
+    """Whether a store (its schema) is already at `url`; creates nothing."""
+    for each in {url, keys_url or url}:
+        try:
+            _require_existing_file(each)
+            engine = open_engine(each)
+        except StoreError:
+            return False
+        try:
+            _require_schema(engine, "transcripts" if each == url else "keys", each)
+        except StoreError:
+            return False
+        finally:
+            engine.dispose()
+    return True
+
+
+def _sqlite_path(url: str) -> Optional[Path]:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
 class KeyMismatchError(RuntimeError):
     """BOT_PSEUDONYM_KEY is not the key the store was created with; one line for the operator."""
 
@@ -869,6 +971,14 @@ def _record_pseudonym_key(engine: Engine, pseudonym_key: bytes) -> None:
         stored = connection.execute(select(store_meta.c.value).where(store_meta.c.name == PSEUDONYM_FINGERPRINT)).scalar()
         if stored is None:
             connection.execute(insert(store_meta).values(name=PSEUDONYM_FINGERPRINT, value=pseudonym_key_fingerprint(pseudonym_key)))
+
+
+def _identity(path: str) -> Optional[tuple[int, int]]:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino)
 
 
 def _sqlite_file(engine: Engine) -> Optional[str]:
