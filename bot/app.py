@@ -36,7 +36,8 @@ def open_store(config: Config, secrets: Secrets, url: str | None = None, create:
     """Opens and migrates the store; a wrong master or pseudonym key stops here, before any
     migration or write. `create` False: a missing store is an error, not a new empty one."""
     return TranscriptStore.open(
-        url or config.store.url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key, create=create
+        url or config.store.url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key, create=create,
+        spool_path=None if url else config.store.spool_path,
     )
 
 

@@ -270,7 +270,8 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from bot.privacy.store import KeyMismatchError, StoreError
 
-    faulthandler.enable()  # a fatal signal (SIGBUS on a store file made unwritable) still leaves a line
+    with contextlib.suppress(ValueError, OSError, AttributeError):  # stderr without a file descriptor
+        faulthandler.enable()  # a fatal signal (SIGBUS on a store file made unwritable) still leaves a line
 
     args = _parser().parse_args(argv)
     try:

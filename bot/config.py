@@ -77,6 +77,9 @@ def _optional_database_url(value: Any) -> Optional[str]:
 class StoreSettings:
     url: str = _check(_database_url, default="sqlite:///.data/transcripts.db")
     keys_url: str = _check(_optional_database_url, default="")
+    #: Local file where transcript writes wait (encrypted with the master keys) while the
+    #: database is down; written back in order when it answers again.
+    spool_path: Path = _check(_non_empty, default=Path(".data/spool.db"))
 
 
 def _phone_regions(value: Any) -> Optional[str]:

@@ -21,7 +21,7 @@ from bot.handoff.service import Handoff, ModeratorAction
 from bot.locks import KeyedLocks
 from bot.messages import Incoming, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
-from bot.privacy.store import TranscriptStore
+from bot.privacy.store import StoreUnavailable, TranscriptStore
 from bot.transcript import TranscriptWriter, minimized
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,10 @@ HANDOFF_OFFER_TEXT = (
 FALLBACK_TEXT = (
     "Sorry, I'm not sure I understood that, and I'd rather not guess: I'm an automated assistant. "
     "Try rephrasing, or type /human to reach a person."
+)
+STORE_DOWN_TEXT = (
+    "Sorry, I can't reach my records right now, so I couldn't act on that. Please try again in a minute, "
+    "or type /human to reach a person."
 )
 ENGINE_FAILURE_TEXT = "Sorry, something went wrong on my side and I can't answer right now. Type /human to reach a person."
 
@@ -90,7 +94,11 @@ class Bot:
             first_contact = not state.disclosed
             state.disclosed = True
             sender = Sender(fan, conversation, incoming.address, first_contact)
-            exchange = await self._reply(sender, state, incoming, max_chars)
+            try:
+                exchange = await self._reply(sender, state, incoming, max_chars)
+            except StoreUnavailable:  # say so at once; the fan's message was not acted on
+                logger.error("the store did not answer while handling a message")
+                exchange = Exchange([Outgoing(Kind.ERROR, STORE_DOWN_TEXT)])
             replies = exchange.replies
             if first_contact and not exchange.relayed:
                 replies.insert(0, Outgoing(Kind.DISCLOSURE, disclosure_text(self._settings)))

@@ -23,7 +23,7 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence
 
 from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.pool import QueuePool
 
 from bot.handoff.locations import DeskPost
@@ -34,6 +34,7 @@ from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, ev
 from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
 from bot.privacy.fan_data import set_logging as _store_logging
 from bot.privacy.schema import data_keys, desk_posts, erasures, store_meta, tickets, turns
+from bot.privacy.spool import Spool
 
 T = TypeVar("T")
 I = TypeVar("I")
@@ -44,6 +45,14 @@ DATA_KEY_CACHE = 10_000
 
 class StoreError(RuntimeError):
     """The database cannot be opened or used; the message names the URL's database."""
+
+
+class StoreUnavailable(StoreError):
+    """The database did not answer (down, unreachable, locked): try again later."""
+
+
+#: Driver errors that mean "not reachable now" rather than "this statement is wrong".
+OUTAGES = (OperationalError, InterfaceError, DisconnectionError)
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,9 @@ def open_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise StoreError("an in-memory SQLite store would vanish on exit: use a file, e.g. sqlite:///.data/transcripts.db")
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, future=True, pool_pre_ping=True)
+        # An unreachable server fails in seconds, not after the operating system's TCP timeout.
+        connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
+        return create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
     # SQLAlchemy 1.4 opens a new connection per use for SQLite files (NullPool), paying the
     # pragmas every time: milliseconds per write. Keep connections; the store's single
     # worker thread is the only writer.
@@ -196,6 +207,11 @@ class GroupCommit(Generic[I, R]):
             pending, self._queued = self._queued, []
         try:
             results = self._write([item for item, _, _ in pending])
+        except OUTAGES as failure:  # the database is away: every waiter learns it, honestly named
+            unavailable = StoreUnavailable(f"the database did not answer: {type(failure).__name__}")
+            for _, settled, loop in pending:
+                loop.call_soon_threadsafe(_settle, settled, None, unavailable)
+            return
         except Exception as failure:
             if len(pending) == 1:
                 _, settled, loop = pending[0]
@@ -322,9 +338,15 @@ class RecentTurns:
 
 class TranscriptStore:
     def __init__(
-        self, engine: Engine, keys_engine: Engine, master: MasterKeys, parts: Optional[Sequence[FanDataPart]] = None
+        self,
+        engine: Engine,
+        keys_engine: Engine,
+        master: MasterKeys,
+        parts: Optional[Sequence[FanDataPart]] = None,
+        spool: Optional[Spool] = None,
     ) -> None:
         self._engine = engine
+        self._spool = spool
         self._keys_engine = keys_engine
         self._master = master
         self._parts: tuple[FanDataPart, ...] = tuple(parts) if parts is not None else everything()
@@ -342,7 +364,7 @@ class TranscriptStore:
         self._files = {path: _identity(path) for path in (_sqlite_file(engine), _sqlite_file(keys_engine)) if path}
         self.problem: Optional[str] = None  # set by `check_health` while the store is unusable
         self._groups: list[GroupCommit[Any, Any]] = []
-        self._turn_writes: GroupCommit[tuple[Turn, ...], None] = self.group_commit(self._write_groups)
+        self._turn_writes: GroupCommit[tuple[tuple[Turn, ...], bool], None] = self.group_commit(self._write_groups)
         self._recent = RecentTurns()
         self.audit_log = AuditLog(engine)
 
@@ -354,6 +376,7 @@ class TranscriptStore:
         master: MasterKeys,
         pseudonym_key: Optional[bytes] = None,
         create: bool = True,
+        spool_path: Optional[Path] = None,
     ) -> "TranscriptStore":
         """Opens both databases, proves the keys are the store's, then migrates.
 
@@ -388,7 +411,7 @@ class TranscriptStore:
                 _record_pseudonym_key(engine, pseudonym_key)
         except Exception as error:
             raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
-        store = cls(engine, keys_engine, master)
+        store = cls(engine, keys_engine, master, spool=Spool(spool_path, master) if spool_path else None)
         store._executor.submit(store._resume_erasures_logged)
         return store
 
@@ -397,8 +420,14 @@ class TranscriptStore:
         return self._engine
 
     async def run(self, work: Callable[[], T]) -> T:
-        """Runs database work on the store's thread, in order with every other store call."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        """Runs database work on the store's thread, in order with every other store call.
+
+        Raises `StoreUnavailable` when the database does not answer, so callers can tell the
+        fan honestly instead of failing silently."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        except OUTAGES as error:
+            raise StoreUnavailable(f"the database did not answer: {type(error).__name__}") from error
 
     def group_commit(self, write: Callable[[list[I]], Sequence[R]], same_tick: bool = False) -> GroupCommit[I, R]:
         """A queue whose items are written in groups on the store's thread (see `GroupCommit`);
@@ -440,6 +469,7 @@ class TranscriptStore:
                 ).rowcount
                 if not changed:
                     connection.execute(insert(store_meta).values(name="health_probe", value=datetime.utcnow().isoformat()))
+            self._drain_spool()  # back: what waited in the spool goes in now
             return None
 
         try:
@@ -514,19 +544,48 @@ class TranscriptStore:
         except Exception as error:  # only a cache: the packet will read the store instead
             logger.warning("could not read a fan's recent turns into memory: %s", type(error).__name__)
 
-    def _write_groups(self, groups: list[tuple[Turn, ...]]) -> list[None]:
-        self._write(tuple(turn for group in groups for turn in group))
+    def _write_groups(self, groups: list[tuple[tuple[Turn, ...], bool]]) -> list[None]:
+        """Store thread: spooled batches first (they are older), then this group. When the
+        database does not answer and a spool is configured, the group waits in the spool."""
+        try:
+            self._drain_spool()
+            self._write(tuple(turn for batch, check in groups for turn in self._allowed(batch, check)))
+        except OUTAGES:
+            if self._spool is None:
+                raise
+            for batch, check in groups:
+                self._spool.put(batch, check)
         return [None] * len(groups)
 
-    def submit(self, *batch: Turn) -> "asyncio.Future[None]":
+    def _allowed(self, batch: tuple[Turn, ...], check_logging: bool) -> tuple[Turn, ...]:
+        """The turns of fans who allow logging, when that was not known as they were queued."""
+        if not check_logging:
+            return batch
+        with self._engine.connect() as connection:
+            allowed = {fan for fan in {turn.fan for turn in batch} if _stored_logging_enabled(connection, fan)}
+        return tuple(turn for turn in batch if turn.fan in allowed)
+
+    def _drain_spool(self) -> None:
+        """Store thread: writes spooled batches back, in order (raises while still down)."""
+        if self._spool is not None and self._spool.pending:
+            self._spool.drain(lambda turns, check: self._write(self._allowed(tuple(turns), check)), Turn)
+
+    @property
+    def spooled(self) -> int:
+        """Batches waiting in the spool for the database to come back."""
+        return self._spool.pending if self._spool is not None else 0
+
+    def submit(self, *batch: Turn, check_logging: bool = False) -> "asyncio.Future[None]":
         """Queues the write at once, without waiting for it.
 
         Writes queued while the store thread is busy are committed together (group
         commit). Everything runs on one thread in submission order, so a write queued
         before an erasure is erased with the rest; the per-fan lock in `Bot` keeps a fan's
-        own later writes behind their erasure.
+        own later writes behind their erasure. `check_logging`: the fan's `/privacy`
+        choice could not be read when queued (the database was down): it is checked
+        when the write happens.
         """
-        return self._turn_writes.submit(batch)
+        return self._turn_writes.submit((batch, check_logging))
 
     async def append(self, *batch: Turn) -> None:
         if batch:
@@ -537,6 +596,7 @@ class TranscriptStore:
         one section per part of `bot.privacy.fan_data`, the same parts erasure deletes."""
 
         def work() -> dict[str, Any]:
+            self._drain_spool()  # the export shows what is spooled too
             key = self.data_key(fan, create=False)
             with self._engine.connect() as connection:
                 sections = {part.name: part.export(connection, fan, key) for part in self._parts}
@@ -646,6 +706,7 @@ class TranscriptStore:
         """
 
         def work() -> ErasureReceipt:
+            self._drain_spool()  # spooled turns of this fan are erased with the rest
             self._drop_cached(fan)
             with self._engine.begin() as connection:
                 job = connection.execute(
@@ -854,6 +915,8 @@ class TranscriptStore:
 
     async def aclose(self) -> None:
         await self.settle()
+        if self._spool is not None:
+            self._spool.close()
         self._recent.clear()
         for checkpointer in self._checkpointers:
             checkpointer.stop()
