@@ -87,3 +87,71 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         assert f"[{section.name}]" in text
         for key in dataclasses.fields(getattr(config, section.name)):
             assert f"{key.name} =" in text, f"{section.name}.{key.name} is not documented"
+
+
+@pytest.mark.parametrize(
+    ("name", "closest"),
+    [
+        ("BOT_LOGGING_LEVL", "BOT_LOGGING_LEVEL (logging.level)"),  # a section's prefix
+        ("BOT_LOGING_LEVEL", "BOT_LOGGING_LEVEL (logging.level)"),  # close to a setting
+        ("BOT_LOGGING", "BOT_LOGGING_LEVEL (logging.level)"),  # a bare section
+        ("BOT_HANDOFF_MODERATOR", "BOT_HANDOFF_MODERATORS (handoff.moderators)"),
+        ("BOT_STORE_KEY_URL", "BOT_STORE_KEYS_URL (store.keys_url)"),
+        ("bot_logging_level", "BOT_LOGGING_LEVEL (logging.level)"),  # the wrong case is never read
+        ("BOT_MASTER_KEY", "BOT_MASTER_KEYS"),  # close to a secret's name
+        ("BOT_PSEUDONYM_KY", "BOT_PSEUDONYM_KEY"),
+    ],
+)
+def test_a_misspelt_bot_variable_stops_start_up_naming_the_closest(name: str, closest: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ={name: "INFO"})
+    message = str(raised.value)
+    assert f"environment variable {name} is unknown; did you mean {closest}?" == message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BOT_CONFIG", "BOT_PSEUDONYM_KEY", "BOT_MASTER_KEYS", "BOT_TEST_POSTGRES_URL", "BOT_BENCH_POSTGRES_URL",
+        "BOT_ENGINE_TOKEN", "BOT_LOGGING_LEVEL", "BOT_SLACK_API_BASE_URL",
+        "BOT_USER_AGENT", "BOTANIST", "BOT", "ROBOT_LOGGING_LEVL", "MY_BOT_LOGGING_LEVL",  # not ours
+    ],
+)
+def test_legitimate_and_unrelated_variables_are_accepted(name: str, tmp_path: Path) -> None:
+    value = {"BOT_CONFIG": str(write(tmp_path, "")), "BOT_LOGGING_LEVEL": "INFO"}.get(name, "https://x.example/")
+    load_config(environ={name: value})
+
+
+def test_the_bot_variables_the_repository_mentions_are_all_accepted() -> None:
+    """Every `BOT_*` name in our code, tests, scripts and docs is a setting, a known other
+    variable, or does not look like a setting (a constant such as BOT_TOKEN)."""
+    import re
+    import subprocess
+
+    from bot.config import _check_unknown_env
+
+    repo = Path(__file__).resolve().parents[2]
+    files = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+    names: set[str] = set()
+    for name in files:
+        if name in ("tests/unit/test_config.py", "bot/config.py"):  # deliberate typos in examples
+            continue
+        if name.endswith((".py", ".sh", ".md", ".toml", ".yml", "Makefile")) or name.startswith(".ci/"):
+            text = (repo / name).read_text(encoding="utf-8", errors="replace")
+            names.update(re.findall(r"(?<![A-Za-z0-9_])BOT_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_])", text))
+    names -= {"BOT_SECTION_KEY"}  # the documented pattern itself
+    assert {"BOT_PSEUDONYM_KEY", "BOT_TEST_POSTGRES_URL", "BOT_LOGGING_LEVEL"} <= names
+    for name in sorted(names):
+        _check_unknown_env({name: "x"})
+
+
+def test_cli_refuses_a_misspelt_variable_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_SECRETS_DEV_KEYS_FILE", str(tmp_path / "dev-keys.env"))
+    monkeypatch.setenv("BOT_STORE_URL", f"sqlite:///{tmp_path}/transcripts.db")
+    monkeypatch.setenv("BOT_LOGGING_LEVL", "DEBUG")
+    assert main(["purge", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err == "bot: config error: environment variable BOT_LOGGING_LEVL is unknown; did you mean BOT_LOGGING_LEVEL (logging.level)?\n"
+    assert not (tmp_path / "transcripts.db").exists()
