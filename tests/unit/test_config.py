@@ -155,3 +155,27 @@ def test_cli_refuses_a_misspelt_variable_with_exit_2(
     err = capsys.readouterr().err
     assert err == "bot: config error: environment variable BOT_LOGGING_LEVL is unknown; did you mean BOT_LOGGING_LEVEL (logging.level)?\n"
     assert not (tmp_path / "transcripts.db").exists()
+
+
+DEVELOPER_FILE = "[assistant]\nmax_message_chars = 7\n[logging]\nlevel = 'DEBUG'\n"
+
+
+def test_a_config_toml_in_the_working_directory_does_not_reach_the_tests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tests/conftest.py hides the developer's ./config.toml (and BOT_* settings) from every test."""
+    write(tmp_path, DEVELOPER_FILE)
+    monkeypatch.chdir(tmp_path)
+    config = load_config()  # the process environment, as `bot` itself reads it
+    assert config.assistant.max_message_chars == 4000 and config.logging.level == "WARNING"
+
+
+def test_the_product_still_falls_back_to_config_toml_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.config
+
+    write(tmp_path, DEVELOPER_FILE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bot.config, "DEFAULT_CONFIG_FILE", Path("config.toml"))  # what `bot` uses
+    assert load_config(environ={}).assistant.max_message_chars == 7
