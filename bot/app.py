@@ -12,6 +12,7 @@ from bot.config import Config
 from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.engine import DialogueEngine
+from bot.privacy.local_files import private_spool, private_sqlite
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.redact import configure as configure_redaction
 from bot.privacy.secrets import Secrets, secrets_with_dev_fallback
@@ -34,10 +35,18 @@ def local_secrets(config: Config) -> Secrets:
 
 def open_store(config: Config, secrets: Secrets, url: str | None = None, create: bool = True) -> TranscriptStore:
     """Opens and migrates the store; a wrong master or pseudonym key stops here, before any
-    migration or write. `create` False: a missing store is an error, not a new empty one."""
+    migration or write. `create` False: a missing store is an error, not a new empty one.
+    Every folder made for a new SQLite store or the spool is owner-only (the store and the
+    spool make only the last one 0700), and their existing files are tightened to 0600."""
+    spool_path = None if url else config.store.spool_path
+    url = url or config.store.url
+    for database in (url, config.store.keys_url):
+        if database:
+            private_sqlite(database, create)
+    if spool_path is not None:
+        private_spool(spool_path, create)
     return TranscriptStore.open(
-        url or config.store.url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key, create=create,
-        spool_path=None if url else config.store.spool_path,
+        url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key, create=create, spool_path=spool_path
     )
 
 
