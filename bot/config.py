@@ -264,7 +264,7 @@ def _setting_env_names() -> dict[str, str]:
 
 def _check_unknown_env(environ: Mapping[str, str]) -> None:
     """A `BOT_*` name that is no setting but looks like one (it starts with a section's
-    prefix, e.g. `BOT_LOGGING_LEVL`, or is close to a known name, e.g. `BOT_LOGING_LEVEL`)
+    prefix, e.g. `BOT_LOGGING_LEVL`, or is close to a known name by difflib's measure)
     is a typo: stop with one line naming the closest known name. Others are left alone."""
     settings = _setting_env_names()
     known = sorted(set(settings) | OTHER_ENV)
