@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import ConfigError, SlackSettings
 from bot.core import Bot
 from bot.messages import Address, Incoming, Outgoing
-from connectors.base import ConnectorError
+from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys
 from connectors.slack_signature import SlackSignature
 from connectors.router import Router
@@ -121,11 +121,14 @@ class SlackConnector:
         # slack-sdk otherwise opens a new session, and a new connection, per call.
         self._session = aiohttp.ClientSession()
         self.client.session = self._session
-        await self._check_token()
-        if self._settings.mode == "socket":
-            self._socket = AsyncSocketModeHandler(self.app, self._tokens.app_token, logger=self.app.logger, ping_interval=self._ping_interval)
-            await self._socket.connect_async()
-        else:
+        try:
+            await self._check_token()
+            if self._settings.mode == "socket":
+                self._socket = AsyncSocketModeHandler(self.app, self._tokens.app_token, logger=self.app.logger, ping_interval=self._ping_interval)
+                await self._socket.connect_async()
+        except NETWORK_ERRORS as error:
+            raise unreachable("slack", self._settings.api_base_url, "SLACK_API_BASE_URL ([slack] api_base_url)", error) from None
+        if self._settings.mode == "http":
             self._runner = web.AppRunner(self._web_app(), access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self._http_host, self._settings.http_port)
