@@ -20,7 +20,7 @@ from bot.core import Bot
 from bot.handoff.desk import ConsoleDesk, ModeratorDesk
 from bot.handoff.service import ModeratorAction
 from connectors.base import Connector
-from connectors.console import render
+from connectors.console import DESK_FORMAT, desk_line, parse_desk_line, render
 from connectors.router import Router
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def configured_platforms(config: Config, environ: Mapping[str, str] = os.environ
 
 class ConsoleDeskInput:
     """The console desk beside platform fans: tickets print on stdout, and a moderator
-    types `MODERATOR_ID [#TICKET] TEXT` lines on stdin (TEXT: /claim NAME, a reply, ...)."""
+    types `MODERATOR_ID [#TICKET] TEXT` lines on stdin (TEXT: /claim NAME, a reply, ...);
+    the `desk>` prefix that `bot chat` needs is accepted here too, so one line works in both."""
 
     name = "console-desk"
     max_message_chars = 4000
@@ -89,14 +90,8 @@ class ConsoleDeskInput:
 
     @staticmethod
     def parse(line: str) -> Optional[ModeratorAction]:
-        moderator, _, rest = line.strip().partition(" ")
-        ticket: Optional[int] = None
-        if rest.startswith("#"):
-            number, _, rest = rest[1:].partition(" ")
-            if not number.isdigit():
-                return None
-            ticket = int(number)
-        return ModeratorAction(moderator, rest.strip(), ticket) if moderator and rest.strip() else None
+        prefixed = desk_line(line)
+        return parse_desk_line(line if prefixed is None else prefixed)
 
     async def run(self, bot: Bot) -> None:
         while True:
@@ -105,7 +100,7 @@ class ConsoleDeskInput:
                 return  # end of input: the platforms keep running
             action = self.parse(line)
             if action is None:
-                print("desk: expected MODERATOR_ID [#TICKET] TEXT", file=self._stdout, flush=True)
+                print(f"desk: expected {DESK_FORMAT}", file=self._stdout, flush=True)
                 continue
             await self._router.deliver(await bot.moderate(action))
 
