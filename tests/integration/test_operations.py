@@ -63,7 +63,7 @@ async def test_the_background_purge_deletes_old_turns_while_the_bot_serves(
     rasa_engine: RasaEngine, database_url: str  # noqa: F811
 ) -> None:
     master = MasterKeys.parse(MasterKeys.generate())
-    store = TranscriptStore.open(database_url, None, master)
+    store = TranscriptStore.open(database_url, None, master, KEY.encode())
     now = [datetime.utcnow() - timedelta(days=45)]
     bot = serving_bot(rasa_engine, store, clock=lambda: now[0])
     old_fan, new_fan = unique("UOLD"), unique("UNEW")
@@ -97,7 +97,7 @@ async def test_the_background_purge_deletes_old_turns_while_the_bot_serves(
 async def test_bot_chat_runs_the_purge_in_the_background(rasa_engine: RasaEngine, database_url: str) -> None:  # noqa: F811
     """The wiring: the serving command itself starts the purge (it purges at start)."""
     masters = MasterKeys.generate()
-    store = TranscriptStore.open(database_url, None, MasterKeys.parse(masters))
+    store = TranscriptStore.open(database_url, None, MasterKeys.parse(masters), KEY.encode())
     old_fan = unique("UOLD")
     await converse(serving_bot(rasa_engine, store, clock=lambda: datetime.utcnow() - timedelta(days=31)), old_fan)
     await store.aclose()
@@ -110,7 +110,7 @@ async def test_bot_chat_runs_the_purge_in_the_background(rasa_engine: RasaEngine
     out, err = await chat.communicate(b"hello\nmy stream keeps buffering\n")
     assert chat.returncode == 0, err.decode()
     assert out.decode().count("[AI assistant]") >= 3
-    store = TranscriptStore.open(database_url, None, MasterKeys.parse(masters))
+    store = TranscriptStore.open(database_url, None, MasterKeys.parse(masters), KEY.encode())
     assert await store.count_turns(fan(old_fan)) == 0
     assert await store.count_turns(Pseudonymizer(KEY.encode()).fan("console", "console-user")) >= 3
     assert "retention_purge" in [entry["action"] for entry in store.audit_log.entries()]
@@ -121,13 +121,13 @@ async def test_bot_chat_runs_the_purge_in_the_background(rasa_engine: RasaEngine
 
 
 def test_bot_purge_deletes_old_turns_and_prints_the_count(
-    rasa_engine: RasaEngine, database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # noqa: F811
+    rasa_engine: RasaEngine, database_url: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]  # noqa: F811
 ) -> None:
     masters = MasterKeys.generate()
     old_fan, new_fan = unique("UOLD"), unique("UNEW")
 
     async def populate() -> tuple[int, int]:
-        store = TranscriptStore.open(database_url, None, MasterKeys.parse(masters))
+        store = TranscriptStore.open(database_url, None, MasterKeys.parse(masters), KEY.encode())
         when = [datetime.utcnow() - timedelta(days=31)]
         bot = serving_bot(rasa_engine, store, clock=lambda: when[0])
         await converse(bot, old_fan)
@@ -143,11 +143,11 @@ def test_bot_purge_deletes_old_turns_and_prints_the_count(
     monkeypatch.setenv("BOT_PSEUDONYM_KEY", KEY)
     monkeypatch.setenv("BOT_MASTER_KEYS", masters)
     assert main(["purge", "--dry-run"]) == 0
-    assert capsys.readouterr().out.startswith(f"bot: would delete {old_count} turn(s) older than ")
+    assert capfd.readouterr().out.startswith(f"bot: would delete {old_count} turn(s) older than ")
     assert main(["purge"]) == 0
-    assert capsys.readouterr().out.startswith(f"bot: deleted {old_count} turn(s) older than ")
+    assert capfd.readouterr().out.startswith(f"bot: deleted {old_count} turn(s) older than ")
     assert main(["purge"]) == 0
-    assert capsys.readouterr().out.startswith("bot: deleted 0 turn(s) older than ")
+    assert capfd.readouterr().out.startswith("bot: deleted 0 turn(s) older than ")
 
     with create_engine(database_url, future=True).connect() as connection:
         remaining = dict(connection.execute(text("SELECT fan, COUNT(*) FROM turns GROUP BY fan")).all())
@@ -162,14 +162,14 @@ async def test_key_rotation_while_the_bot_serves_then_the_old_key_goes(
 ) -> None:
     old, new = MasterKeys.generate(), MasterKeys.generate()
     fans = [unique("UROT") for _ in range(3)]
-    store = TranscriptStore.open(database_url, None, MasterKeys.parse(old))
+    store = TranscriptStore.open(database_url, None, MasterKeys.parse(old), KEY.encode())
     bot = serving_bot(rasa_engine, store)
     for user in fans[:2]:
         await converse(bot, user, QUESTIONS[:2])
     await store.aclose()
 
     # Restarted with NEW,OLD; `bot keys rotate` runs in its own process while fans keep writing.
-    store = TranscriptStore.open(database_url, None, MasterKeys.parse(f"{new},{old}"))
+    store = TranscriptStore.open(database_url, None, MasterKeys.parse(f"{new},{old}"), KEY.encode())
     bot = serving_bot(rasa_engine, store)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     env.update(BOT_STORE_URL=database_url, BOT_PSEUDONYM_KEY=KEY, BOT_MASTER_KEYS=f"{new},{old}")
@@ -194,8 +194,8 @@ async def test_key_rotation_while_the_bot_serves_then_the_old_key_goes(
 
     # Restarted with NEW only: the old key is gone and everything still decrypts.
     with pytest.raises(MasterKeyError):
-        TranscriptStore.open(database_url, None, MasterKeys.parse(old))
-    store = TranscriptStore.open(database_url, None, MasterKeys.parse(new))
+        TranscriptStore.open(database_url, None, MasterKeys.parse(old), KEY.encode())
+    store = TranscriptStore.open(database_url, None, MasterKeys.parse(new), KEY.encode())
     for user in fans:
         export = await store.export(fan(user), actor="operator")
         assert [turn["text"] for turn in export["turns"]] == [turn["text"] for turn in served[user]["turns"]]
@@ -244,7 +244,7 @@ async def test_a_store_at_schema_0001_with_data_upgrades_and_its_data_survive(
         )
     engine.dispose()
 
-    store = TranscriptStore.open(database_url, None, master)  # migrates to whatever head is
+    store = TranscriptStore.open(database_url, None, master, KEY.encode())  # migrates to whatever head is
     head = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
     with store.engine.connect() as connection:
         for role in ("transcripts", "keys"):

@@ -44,6 +44,8 @@ def test_an_unreachable_platform_api_is_one_line_and_exit_2(
         BOT_STORE_URL=f"sqlite:///{tmp_path}/transcripts.db",
     )
     env.update({name: value.format(port=port, free=free) for name, value in platform_env.items()})
+    init = subprocess.run([sys.executable, "-m", "bot", "db", "init"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr  # a deployment never creates its store by itself
     run = subprocess.run(
         [sys.executable, "-m", "bot", "--model", str(MODEL), "run"],
         cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,

@@ -58,16 +58,17 @@ def test_invalid_values_give_one_line_naming_the_key(tmp_path: Path, body: str, 
     assert "\n" not in str(raised.value)
 
 
-def test_cli_stops_with_exit_2_and_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_stops_with_exit_2_and_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "[assistant]\nmax_message_chars = -1\n")
     assert main(["--config", str(path), "train"]) == 2
-    err = capsys.readouterr().err.strip()
+    err = capfd.readouterr().err.strip()
     assert err.count("\n") == 0 and "assistant.max_message_chars" in err
 
 
-def test_cli_set_needs_section_key_value(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_set_needs_section_key_value(capfd: pytest.CaptureFixture[str]) -> None:
+    """capfd, not capsys: `main` enables faulthandler, which needs a real stderr descriptor."""
     assert main(["--set", "nonsense", "train"]) == 2
-    assert "SECTION.KEY=VALUE" in capsys.readouterr().err
+    assert "SECTION.KEY=VALUE" in capfd.readouterr().err
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -146,13 +147,13 @@ def test_the_bot_variables_the_repository_mentions_are_all_accepted() -> None:
 
 
 def test_cli_refuses_a_misspelt_variable_with_exit_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("BOT_SECRETS_DEV_KEYS_FILE", str(tmp_path / "dev-keys.env"))
     monkeypatch.setenv("BOT_STORE_URL", f"sqlite:///{tmp_path}/transcripts.db")
     monkeypatch.setenv("BOT_LOGGING_LEVL", "DEBUG")
-    assert main(["purge", "--dry-run"]) == 2
-    err = capsys.readouterr().err
+    assert main(["db", "init"]) == 2
+    err = capfd.readouterr().err
     assert err == "bot: config error: environment variable BOT_LOGGING_LEVL is unknown; did you mean BOT_LOGGING_LEVEL (logging.level)?\n"
     assert not (tmp_path / "transcripts.db").exists()
 

@@ -42,9 +42,9 @@ def test_an_existing_dev_keys_file_others_can_read_is_tightened(tmp_path: Path) 
 
 
 def test_a_first_run_with_the_default_paths_makes_data_owner_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What `make run` does on a fresh checkout: dev keys, then the SQLite store, in ./.data."""
+    """What a fresh checkout does: dev keys, then a new SQLite store, in ./.data."""
     monkeypatch.chdir(tmp_path)
-    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "init"]) == 0
     data = tmp_path / ".data"
     assert mode(data) == 0o700
     assert {p.name for p in data.iterdir()} >= {"dev-keys.env", "transcripts.db"}
@@ -56,7 +56,7 @@ def test_every_missing_folder_of_a_sqlite_store_is_private(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     store = tmp_path / "var" / "bot" / "transcripts.db"
     keys = tmp_path / "secret" / "keys.db"
-    assert main(["--set", f"store.url=sqlite:///{store}", "--set", f"store.keys_url=sqlite:///{keys}", "db", "upgrade"]) == 0
+    assert main(["--set", f"store.url=sqlite:///{store}", "--set", f"store.keys_url=sqlite:///{keys}", "db", "init"]) == 0
     for folder in (tmp_path / "var", tmp_path / "var" / "bot", tmp_path / "secret"):
         assert mode(folder) == 0o700, folder
     assert mode(store) == 0o600 and mode(keys) == 0o600
@@ -64,7 +64,7 @@ def test_every_missing_folder_of_a_sqlite_store_is_private(tmp_path: Path, monke
 
 def test_an_existing_store_file_others_can_read_is_tightened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "init"]) == 0
     database = tmp_path / ".data" / "transcripts.db"
     os.chmod(database, 0o644)
     assert main(["db", "upgrade"]) == 0
