@@ -52,12 +52,16 @@ def test_a_first_run_with_the_default_paths_makes_data_owner_only(tmp_path: Path
         assert mode(path) & 0o077 == 0, path.name
 
 
-def test_every_missing_folder_of_a_sqlite_store_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_missing_folder_of_a_sqlite_store_and_the_spool_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = tmp_path / "var" / "bot" / "transcripts.db"
     keys = tmp_path / "secret" / "keys.db"
-    assert main(["--set", f"store.url=sqlite:///{store}", "--set", f"store.keys_url=sqlite:///{keys}", "db", "init"]) == 0
-    for folder in (tmp_path / "var", tmp_path / "var" / "bot", tmp_path / "secret"):
+    spool = tmp_path / "spool" / "bot" / "spool.db"
+    assert main([
+        "--set", f"store.url=sqlite:///{store}", "--set", f"store.keys_url=sqlite:///{keys}",
+        "--set", f"store.spool_path={spool}", "db", "init",
+    ]) == 0
+    for folder in (tmp_path / "var", tmp_path / "var" / "bot", tmp_path / "secret", tmp_path / "spool", spool.parent):
         assert mode(folder) == 0o700, folder
     assert mode(store) == 0o600 and mode(keys) == 0o600
 
