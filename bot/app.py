@@ -12,7 +12,9 @@ from bot.config import Config
 from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.engine import DialogueEngine
+from bot.privacy.local_files import private_spool, private_sqlite
 from bot.privacy.pseudonym import Pseudonymizer
+from bot.privacy.redact import configure as configure_redaction
 from bot.privacy.secrets import Secrets, secrets_with_dev_fallback
 from bot.privacy.store import TranscriptStore
 
@@ -31,11 +33,20 @@ def local_secrets(config: Config) -> Secrets:
     return secrets
 
 
-def open_store(config: Config, secrets: Secrets, url: str | None = None) -> TranscriptStore:
+def open_store(config: Config, secrets: Secrets, url: str | None = None, create: bool = True) -> TranscriptStore:
     """Opens and migrates the store; a wrong master or pseudonym key stops here, before any
-    migration or write."""
+    migration or write. `create` False: a missing store is an error, not a new empty one.
+    Every folder made for a new SQLite store or the spool is owner-only (the store and the
+    spool make only the last one 0700), and their existing files are tightened to 0600."""
+    spool_path = None if url else config.store.spool_path
+    url = url or config.store.url
+    for database in (url, config.store.keys_url):
+        if database:
+            private_sqlite(database, create)
+    if spool_path is not None:
+        private_spool(spool_path, create)
     return TranscriptStore.open(
-        url or config.store.url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key
+        url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key, create=create, spool_path=spool_path
     )
 
 
@@ -53,6 +64,7 @@ def build_bot(
     clock: Callable[[], datetime] = datetime.utcnow,
 ) -> Bot:
     memory = ConversationMemory(idle_seconds=config.assistant.conversation_idle_minutes * 60)
+    configure_redaction(config.privacy.phone_regions)
     return Bot(
         engine,
         Pseudonymizer(secrets.pseudonym_key),

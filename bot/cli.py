@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import os
@@ -51,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train the Rasa model if it is missing or its data changed")
     train.add_argument("--force", action="store_true", help="train even when the model is up to date")
     database = commands.add_parser("db", help="database maintenance")
-    database.add_argument("action", choices=["upgrade"], help="apply schema migrations")
+    database.add_argument(
+        "action", choices=["init", "upgrade"], help="init: create a new, empty store; upgrade: apply schema migrations"
+    )
     keys = commands.add_parser("keys", help="encryption key maintenance")
     keys.add_argument("action", choices=["rotate"], help="rewrap every data key under the first master key")
     purge = commands.add_parser("purge", help="delete turns older than [privacy] retention_days")
@@ -82,11 +85,15 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _configure_logging(config: Config) -> None:
+    from bot import log_privacy
+
     logging.basicConfig(
         level=config.logging.level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # the SDKs log routes with platform ids in them
+        log_privacy.install(handler)
 
 
 def _require_model(config: Config) -> None:
@@ -121,6 +128,7 @@ async def _serve_console(config: Config) -> None:
 async def _serve(config: Config) -> None:
     """Every platform whose token is set; the console chat when none is."""
     from bot.app import build_bot, load_engine, open_store
+    from bot.privacy.health import watch_health
     from bot.privacy.retention import purge_forever
     from bot.privacy.secrets import load_secrets
     from connectors.launch import configured_platforms, serve
@@ -131,16 +139,18 @@ async def _serve(config: Config) -> None:
         return
     _require_model(config)
     secrets = load_secrets(os.environ)  # platforms mean real fans: never the generated dev keys
-    store = open_store(config, secrets)
+    store = open_store(config, secrets, create=False)  # a vanished store is an error, not a fresh start
     try:
         bot = build_bot(config, secrets, load_engine(config), store)
         retention = asyncio.create_task(
             purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
         )
+        health = asyncio.create_task(watch_health(store))
         try:
             await serve(bot, platforms)
         finally:
             retention.cancel()
+            health.cancel()
     finally:
         await store.aclose()
 
@@ -160,7 +170,8 @@ async def _replay(config: Config, script: str, out_path: Optional[Path], store_u
 
     with contextlib.ExitStack() as stack:
         try:
-            source = sys.stdin if script == "-" else stack.enter_context(open(script, encoding="utf-8"))
+            # Binary: each line is decoded on its own, so invalid UTF-8 is one skipped line.
+            source = sys.stdin.buffer if script == "-" else stack.enter_context(open(script, "rb"))
         except OSError as error:
             raise OperatorError(f"cannot read {script}: {error.strerror}") from None
         out = sys.stdout if out_path is None else stack.enter_context(out_path.open("w", encoding="utf-8"))
@@ -196,10 +207,15 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
     from bot.privacy.retention import cutoff
 
     secrets = local_secrets(config)
-    store = open_store(config, secrets)
+    if args.command == "db" and args.action == "init":
+        from bot.privacy.store import store_exists
+
+        if store_exists(config.store.url, config.store.keys_url or None):
+            raise OperatorError("a store already exists there; nothing was changed (use `bot db upgrade` to migrate it)")
+    store = open_store(config, secrets, create=args.command == "db" and args.action == "init")
     try:
         if args.command == "db":
-            print("bot: database schema is up to date", file=sys.stderr)
+            print(f"bot: {'created a new store' if args.action == 'init' else 'database schema is up to date'}", file=sys.stderr)
         elif args.command == "keys":
             print(f"bot: rewrapped {await store.rotate_keys()} data key(s) under the first master key", file=sys.stderr)
         elif args.command == "purge":
@@ -282,6 +298,9 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from bot.privacy.store import KeyMismatchError, StoreError
+
+    with contextlib.suppress(ValueError, OSError, AttributeError):  # stderr without a file descriptor
+        faulthandler.enable()  # a fatal signal (SIGBUS on a store file made unwritable) still leaves a line
 
     args = _parser().parse_args(argv)
     try:

@@ -163,8 +163,12 @@ class CommandHandlers:
             await self._store.set_logging(fan, argument == "on")
             if argument == "off":
                 text = (
-                    "Transcript logging is off for you: from now on I keep none of your messages. "
-                    "What is already stored stays until it expires or you type /forget-me. /privacy on resumes logging."
+                    "Transcript logging is off for you: from now on I keep none of your conversation with me. "
+                    "One exception: while you talk with a human moderator (/human), the messages between you and "
+                    "the moderator are kept, redacted and encrypted, so the moderator can follow the conversation; "
+                    "they are deleted as soon as the ticket closes. The ticket itself (when it was opened, claimed and "
+                    f"closed, why, and the moderator's display name) is kept for {self._retention_days:g} days. "
+                    "What was stored before stays until it expires or you type /forget-me. /privacy on resumes logging."
                 )
             else:
                 text = "Transcript logging is on again: I keep minimized, encrypted copies of our messages."
@@ -197,7 +201,10 @@ def privacy_notice(retention_days: float, idle_minutes: str, logging_on: bool) -
             "operator's master key. Each encrypted record carries the time it was written in readable form.",
             "Who can read it: the operator, and moderators only for a handoff you ask for with /human.",
             f"Transcript logging is {'on' if logging_on else 'off'} for you: /privacy off stops it, /privacy on resumes it. "
-            "/my-data shows everything stored about you; /forget-me erases it for good.",
+            "Even with logging off, a handoff keeps the messages between you and the moderator (redacted, encrypted) "
+            "until the ticket closes, then deletes them; the ticket's times, reason and the moderator's display name "
+            f"are kept for {retention_days:g} days.",
+            "/my-data shows everything stored about you, tickets included; /forget-me erases it for good.",
         ]
     )
 

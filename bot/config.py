@@ -8,6 +8,7 @@ environment (see `bot.privacy.secrets`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,18 @@ except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
     import tomli as tomllib
 
 ENV_PREFIX = "BOT_"
+#: `BOT_*` variables that are not settings; every other one that looks like a setting
+#: (see `_check_unknown_env`) stops start-up, so a typo is never silently ignored.
+OTHER_ENV = frozenset(
+    {
+        "BOT_CONFIG",  # the config file (load_config)
+        "BOT_PSEUDONYM_KEY",  # secrets (bot/privacy/secrets.py)
+        "BOT_MASTER_KEYS",
+        "BOT_ENGINE_TOKEN",  # the remote dialogue engine's token
+        "BOT_TEST_POSTGRES_URL",  # the test suite's PostgreSQL server (tests/with_postgres.sh)
+        "BOT_BENCH_POSTGRES_URL",  # the benchmarks' PostgreSQL server (bench/store_costs.py)
+    }
+)
 DEFAULT_CONFIG_FILE = Path("config.toml")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -77,12 +90,32 @@ def _optional_database_url(value: Any) -> Optional[str]:
 class StoreSettings:
     url: str = _check(_database_url, default="sqlite:///.data/transcripts.db")
     keys_url: str = _check(_optional_database_url, default="")
+    #: Local file where transcript writes wait (encrypted with the master keys) while the
+    #: database is down; written back in order when it answers again.
+    spool_path: Path = _check(_non_empty, default=Path(".data/spool.db"))
+
+
+def _phone_regions(value: Any) -> Optional[str]:
+    from bot.privacy.redaction.phones import known_region
+
+    unknown = [code for code in value if not known_region(code)]
+    if not value or unknown:
+        return f"must be a non-empty list of ISO 3166 region codes known to libphonenumber (unknown: {', '.join(map(str, unknown)) or 'none given'})"
+    return None
+
+
+def _default_phone_regions() -> tuple[str, ...]:
+    from bot.privacy.redaction.phones import DEFAULT_REGIONS
+
+    return DEFAULT_REGIONS
 
 
 @dataclass(frozen=True)
 class PrivacySettings:
     retention_days: float = _check(_positive, default=30.0)
     purge_interval_minutes: float = _check(_positive, default=60.0)
+    #: Regions whose national phone formats minimization recognises ("+"/"00" numbers: all).
+    phone_regions: tuple[str, ...] = _check(_phone_regions, default_factory=_default_phone_regions)
 
 
 def _desk(value: Any) -> Optional[str]:
@@ -222,9 +255,39 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: invalid TOML: {error}") from None
 
 
+def _setting_env_names() -> dict[str, str]:
+    """`BOT_SECTION_KEY` -> `section.key` for every setting."""
+    return {
+        f"{ENV_PREFIX}{section}_{item.name}".upper(): f"{section}.{item.name}"
+        for section, section_type in _sections().items()
+        for item in dataclasses.fields(section_type)
+    }
+
+
+def _check_unknown_env(environ: Mapping[str, str]) -> None:
+    """A `BOT_*` name that is no setting but looks like one (it starts with a section's
+    prefix, e.g. `BOT_LOGGING_LEVL`, or is close to a known name by difflib's measure)
+    is a typo: stop with one line naming the closest known name. Others are left alone."""
+    settings = _setting_env_names()
+    known = sorted(set(settings) | OTHER_ENV)
+    prefixes = tuple(f"{ENV_PREFIX}{section}".upper() for section in _sections())
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or name in settings or name in OTHER_ENV:
+            continue
+        section_like = upper in prefixes or upper.startswith(tuple(f"{prefix}_" for prefix in prefixes))
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.8)
+        if not section_like and not close:
+            continue
+        closest = (close or difflib.get_close_matches(upper, known, n=1, cutoff=0.0))[0]
+        hint = f" ({settings[closest]})" if closest in settings else ""
+        raise ConfigError(f"environment variable {name} is unknown; did you mean {closest}{hint}?")
+
+
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """`BOT_SECTION_KEY=value`, for every known key (unknown BOT_* names are secrets etc.),
-    and the platforms' own names where a key has one (`SLACK_API_BASE_URL`); `BOT_*` wins."""
+    """`BOT_SECTION_KEY=value`, for every known key, and the platforms' own names where a
+    key has one (`SLACK_API_BASE_URL`); `BOT_*` wins. A misspelt `BOT_*` name is an error."""
+    _check_unknown_env(environ)
     overrides: dict[str, dict[str, Any]] = {}
     for section, section_type in _sections().items():
         for item in dataclasses.fields(section_type):

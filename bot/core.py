@@ -22,8 +22,8 @@ from bot.handoff.service import Handoff
 from bot.locks import KeyedLocks
 from bot.messages import Incoming, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
-from bot.privacy.store import TranscriptStore
-from bot.transcript import TranscriptWriter
+from bot.privacy.store import StoreUnavailable, TranscriptStore
+from bot.transcript import TranscriptWriter, minimized
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,10 @@ HANDOFF_OFFER_TEXT = (
 FALLBACK_TEXT = (
     "Sorry, I'm not sure I understood that, and I'd rather not guess: I'm an automated assistant. "
     "Try rephrasing, or type /human to reach a person."
+)
+STORE_DOWN_TEXT = (
+    "Sorry, I can't reach my records right now, so I couldn't act on that. Please try again in a minute, "
+    "or type /human to reach a person."
 )
 ENGINE_FAILURE_TEXT = "Sorry, something went wrong on my side and I can't answer right now. Type /human to reach a person."
 
@@ -91,7 +95,11 @@ class Bot:
             first_contact = not state.disclosed
             state.disclosed = True
             sender = Sender(fan, conversation, incoming.address, first_contact)
-            exchange = await self._reply(sender, state, incoming, max_chars)
+            try:
+                exchange = await self._reply(sender, state, incoming, max_chars)
+            except StoreUnavailable:  # say so at once; the fan's message was not acted on
+                logger.error("the store did not answer while handling a message")
+                exchange = Exchange([Outgoing(Kind.ERROR, STORE_DOWN_TEXT)])
             replies = exchange.replies
             if first_contact and not exchange.relayed:
                 replies.insert(0, Outgoing(Kind.DISCLOSURE, disclosure_text(self._settings)))
@@ -149,7 +157,7 @@ class Bot:
             state.last_answer = Explanation("guard", "bot_challenge", None)
             return [Outgoing(Kind.ANSWER, bot_challenge_text(self._settings), intent="bot_challenge")]
         try:
-            result = await self._engine.respond(fan, text)
+            result = await self._engine.respond(fan, minimized(text))  # the model sees what the store keeps
         except Exception:  # the model must never take the conversation down
             logger.exception("dialogue engine failed")
             return [Outgoing(Kind.ERROR, ENGINE_FAILURE_TEXT)]

@@ -7,6 +7,7 @@ side of `Bot.handle` (the core derives pseudonyms from them at once).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal, Optional
@@ -48,6 +49,19 @@ PRIVATE_KINDS = frozenset(
 )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    """`text` with lone surrogates (which JSON allows as `\\ud800` and no UTF-8 encoder
+    accepts) replaced by U+FFFD; already valid text is returned as it is."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 @dataclass(frozen=True)
 class Address:
     """Where a fan can be reached. Raw ids: connector side only, stored only encrypted."""
@@ -70,6 +84,10 @@ class Incoming:
     conversation_id: str
     text: str
     attachments: int = 0
+
+    def __post_init__(self) -> None:
+        # Decoded once at the edge: whatever a connector hands over is valid Unicode from here on.
+        object.__setattr__(self, "text", valid_unicode(self.text))
 
     @property
     def address(self) -> Address:

@@ -7,14 +7,17 @@ behaviour without pinning its wording. The same input and model give the same ou
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, TextIO, Union
 
 from bot.core import Bot
 from bot.handoff.actions import DeskLineError, console_action
-from bot.messages import Incoming, Kind, Outgoing
+from bot.messages import Incoming, Kind, Outgoing, valid_unicode
 
 REPLAY_PLATFORM = "replay"
+#: A ticket number as a script gives it: ASCII digits only ("²" is a digit to `str.isdigit`).
+TICKET = re.compile(r"#?[0-9]{1,18}")
 
 
 class ReplayLineError(ValueError):
@@ -38,14 +41,29 @@ def _identifier(item: dict[str, Any], key: str) -> str:
     value = item[key]
     if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
         raise ReplayLineError(f'"{key}" must be a non-empty string or integer')
+    if valid_unicode(str(value)) != str(value):
+        raise ReplayLineError(f'"{key}" holds a lone surrogate, which is not valid Unicode')
     return str(value)
 
 
-def parse_line(raw: str) -> Union[FanLine, ModeratorLine]:
+def decode_line(raw: Union[str, bytes]) -> str:
+    """A script line as text; bytes must be UTF-8 (each line is checked on its own, so one
+    bad line is reported and skipped instead of ending the run)."""
+    if isinstance(raw, str):
+        return raw
     try:
-        item = json.loads(raw)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ReplayLineError(f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at column {error.start + 1})") from None
+
+
+def parse_line(raw: Union[str, bytes]) -> Union[FanLine, ModeratorLine]:
+    try:
+        item = json.loads(decode_line(raw))
     except json.JSONDecodeError as error:
         raise ReplayLineError(f"invalid JSON ({error.msg} at column {error.colno})") from None
+    except RecursionError:
+        raise ReplayLineError("JSON nested too deeply") from None
     if not isinstance(item, dict):
         raise ReplayLineError("expected a JSON object")
     if not isinstance(item.get("text"), str):
@@ -54,7 +72,7 @@ def parse_line(raw: str) -> Union[FanLine, ModeratorLine]:
         return FanLine(_identifier(item, "user"), item["text"])
     if "moderator" in item and "user" not in item:
         ticket = _identifier(item, "ticket") if "ticket" in item else "last"
-        if ticket != "last" and not ticket.lstrip("#").isdigit():
+        if ticket != "last" and not TICKET.fullmatch(ticket):
             raise ReplayLineError('"ticket" must be a ticket number or "last"')
         return ModeratorLine(_identifier(item, "moderator"), ticket, item["text"])
     raise ReplayLineError('expected {"user": ID, "text": T} or {"moderator": ID, "ticket": ID, "text": T}')
@@ -74,8 +92,11 @@ def output_line(reply: Outgoing, actor: str) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
-async def replay(bot: Bot, lines: Iterable[str], out: TextIO, err: TextIO, max_chars: Optional[int] = None) -> int:
-    """Plays every line; returns the number of malformed lines (each reported on `err`)."""
+async def replay(
+    bot: Bot, lines: Iterable[Union[str, bytes]], out: TextIO, err: TextIO, max_chars: Optional[int] = None
+) -> int:
+    """Plays every line (text, or bytes read in binary so that invalid UTF-8 is one bad line,
+    not the end of the run); returns the number of malformed lines (each reported on `err`)."""
     malformed = 0
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -109,4 +130,4 @@ def _ticket_number(ticket: str) -> Optional[int]:
     if ticket == "last":
         return None
     digits = ticket.lstrip("#")
-    return int(digits) if digits.isdigit() else -1
+    return int(digits) if TICKET.fullmatch(digits) else -1

@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 
 from bot.messages import Kind, Outgoing
 from bot.privacy.redact import redact
-from bot.privacy.store import TranscriptStore, Turn
+from bot.privacy.store import StoreUnavailable, TranscriptStore, Turn
 
 logger = logging.getLogger(__name__)
 KEPT_KINDS = frozenset({Kind.DISCLOSURE, Kind.ANSWER, Kind.FALLBACK, Kind.HANDOFF_OFFER})
@@ -46,8 +46,12 @@ class TranscriptWriter:
         The reply does not wait for the disk: the write is queued in order (see
         `TranscriptStore.submit`) and `drain` waits for whatever is still queued.
         """
-        if not await self._store.logging_enabled(fan):
-            return 0
+        try:
+            check_later = False
+            if not await self._store.logging_enabled(fan):
+                return 0
+        except StoreUnavailable:  # the choice is unknown now: the write checks it when it happens
+            check_later = True
         at = self._clock()
         batch: list[Turn] = []
         if fan_text is not None:
@@ -64,7 +68,7 @@ class TranscriptWriter:
                 role = "assistant" if reply.from_ai else "moderator"
                 batch.append(Turn(fan, conversation, role, reply.kind.value, at, minimized(reply.text), reply.intent, reply.confidence))
         if batch:
-            future = self._store.submit(*batch)
+            future = self._store.submit(*batch, check_logging=check_later)
             self._pending.add(future)
             future.add_done_callback(self._settled)
         return len(batch)

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import asyncio
+import socket
+import ssl
+from typing import Optional, Protocol
+
+import aiohttp
 
 from bot.core import Bot
 
+#: What `unreachable` turns into one line: the network failing under an SDK's HTTP call.
+#: Both SDKs speak HTTP through aiohttp.
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
 
 class ConnectorError(RuntimeError):
-    """A platform refused to start (bad token, port in use); one line, no secrets."""
+    """A platform refused to start (bad token, port in use, API unreachable); one line, no secrets."""
+
+
+def _cause(error: BaseException) -> str:
+    """The network's reason in a few words, from the error or what it wraps."""
+    seen: Optional[BaseException] = error
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "host name not found"
+        if isinstance(seen, (TimeoutError, asyncio.TimeoutError)):
+            return "timed out"
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS failed: {seen.reason or seen.strerror}"
+        seen = getattr(seen, "os_error", None) or seen.__cause__
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def unreachable(platform: str, url: str, variable: str, error: BaseException) -> ConnectorError:
+    """A platform API that cannot be reached at start-up, as one line (exit 2 in `bot`):
+    which platform, where, why, and what to check; no traceback."""
+    return ConnectorError(f"{platform}: cannot reach the API at {url} ({_cause(error)}); check the network or {variable}")
 
 
 class Connector(Protocol):

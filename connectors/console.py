@@ -1,7 +1,9 @@
 """The terminal chat: the dependency-free reference connector.
 
 Works with or without a terminal: end of input ends the chat cleanly, so
-`echo hello | bot chat` and `make run < /dev/null` both exit 0.
+`echo hello | bot chat` and `make run < /dev/null` both exit 0. The same terminal is the
+moderator desk: a line starting with `desk>` is a moderator's (`desk> MODERATOR_ID
+[#TICKET] TEXT`, as on `bot run`'s console desk), every other line is the fan's.
 """
 
 from __future__ import annotations
@@ -13,10 +15,41 @@ from typing import Optional, TextIO
 from bot.core import Bot
 from bot.disclosure import CONSOLE_AI_PREFIX
 from bot.handoff.desk import ConsoleDesk
+from bot.handoff.actions import DeskLineError, ModeratorAction, console_action
 from bot.messages import Incoming, Outgoing
 
 PROMPT = "you> "
-BANNER = "Console chat with the fan assistant. Type a message, or /privacy, /human, /why; Ctrl-D quits."
+#: Marks a moderator's line in `bot chat`; a fan has no reason to start a message with it.
+DESK_PREFIX = "desk>"
+DESK_FORMAT = "MODERATOR_ID [#TICKET] TEXT"
+DESK_USAGE = f"desk: expected {DESK_PREFIX} {DESK_FORMAT} (the id must be in [handoff] moderators)"
+BANNER = (
+    "Console chat with the fan assistant. Type a message, or /privacy, /human, /why; Ctrl-D quits.\n"
+    f"Moderators act on tickets here with: {DESK_PREFIX} MODERATOR_ID [#TICKET] /claim NAME | TEXT | /resolve ..."
+)
+
+
+def parse_desk_line(line: str, moderators: tuple[str, ...]) -> Optional[ModeratorAction]:
+    """`MODERATOR_ID [#TICKET] TEXT` (TEXT: /claim NAME, a reply, /resolve, ...) as a typed
+    action, parsed once, here, and authorised by the console desk's rule (`[handoff]
+    moderators`); None when malformed; `DeskLineError` for an unknown desk command."""
+    moderator, _, rest = line.strip().partition(" ")
+    rest = rest.strip()
+    ticket: Optional[int] = None
+    if rest.startswith("#"):
+        number, _, rest = rest[1:].partition(" ")
+        if not number.isdigit():
+            return None
+        ticket = int(number)
+    if not moderator or not rest.strip():
+        return None
+    return console_action(moderator, rest.strip(), ticket, moderators)
+
+
+def desk_line(line: str) -> Optional[str]:
+    """The rest of a `desk>` line, or None for a fan's line."""
+    stripped = line.strip()
+    return stripped[len(DESK_PREFIX) :] if stripped.startswith(DESK_PREFIX) else None
 
 
 def render(reply: Outgoing) -> str:
@@ -52,8 +85,27 @@ class ConsoleConnector:
         for reply in replies:
             if reply.to == "desk":
                 await self.desk.post(reply)
+            elif reply.recipient is not None and reply.recipient.platform != self.name:
+                # A ticket from `bot run` in the same store: its fan is not in this terminal.
+                print(
+                    f"desk: not delivered: that fan is on {reply.recipient.platform}, which `bot chat` does not serve",
+                    file=self._stdout,
+                    flush=True,
+                )
             else:
                 self._print(reply)
+
+    async def _moderate(self, bot: Bot, text: str) -> None:
+        bot.handoff.use_desk_copies(self.desk)
+        try:
+            action = parse_desk_line(text, bot.handoff.settings.moderators)
+        except DeskLineError as error:
+            print(f"desk: {error}", file=self._stdout, flush=True)
+            return
+        if action is None:
+            print(DESK_USAGE, file=self._stdout, flush=True)
+            return
+        await self._deliver(await bot.moderate(action))
 
     def _interactive(self) -> bool:
         return self._stdin.isatty() and self._stdout.isatty()
@@ -74,6 +126,10 @@ class ConsoleConnector:
                 line = await self._read_line()
                 if line is None:
                     break
+                moderator_text = desk_line(line)
+                if moderator_text is not None:
+                    await self._moderate(bot, moderator_text)
+                    continue
                 incoming = Incoming("console", self._user_id, "console", line.rstrip("\n"))
                 await self._deliver(await bot.handle(incoming, self.max_message_chars))
         finally:

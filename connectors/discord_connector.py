@@ -20,7 +20,7 @@ from discord import app_commands
 from bot.config import DiscordSettings
 from bot.core import Bot
 from bot.messages import Address, Incoming, Outgoing
-from connectors.base import ConnectorError
+from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys
 from connectors.discord_desk import DiscordDesk
 from connectors.discord_render import CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
@@ -66,6 +66,9 @@ class DiscordConnector:
         intents.guild_messages = True
         intents.dm_messages = True
         intents.message_content = desk_channel is not None
+        # The assistant never joins voice: discord.py's start-up warnings that the voice
+        # libraries (PyNaCl, davey) are missing would be the only lines an operator sees.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         self.client = discord.Client(intents=intents, allowed_mentions=NO_PINGS, guild_ready_timeout=guild_ready_timeout)
         self.tree = app_commands.CommandTree(self.client)
         role = int(settings.moderator_role) if settings.moderator_role.isdigit() else None
@@ -86,7 +89,12 @@ class DiscordConnector:
             self.desk.bind(bot.handoff.tickets)
             bot.handoff.use_desk_copies(self.desk)
         try:
-            await self.client.login(self._token)
+            try:
+                await self.client.login(self._token)
+            except NETWORK_ERRORS as error:
+                raise unreachable("discord", self._settings.api_base_url, "DISCORD_API_BASE_URL ([discord] api_base_url)", error) from None
+            except discord.DiscordServerError as error:
+                raise ConnectorError(f"discord: the API at {self._settings.api_base_url} failed the login (HTTP {error.status}); try again later") from None
             await self.client.connect(reconnect=True)
         except discord.LoginFailure:
             raise ConnectorError("discord: the token was refused; check DISCORD_TOKEN") from None

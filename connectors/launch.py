@@ -18,9 +18,9 @@ from typing import Any, Mapping, Optional, TextIO
 from bot.config import Config, ConfigError
 from bot.core import Bot
 from bot.handoff.desk import ConsoleDesk, ModeratorDesk
-from bot.handoff.actions import DeskLineError, ModeratorAction, console_action
+from bot.handoff.actions import DeskLineError, ModeratorAction
 from connectors.base import Connector
-from connectors.console import render
+from connectors.console import DESK_FORMAT, desk_line, parse_desk_line, render
 from connectors.router import Router
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def configured_platforms(config: Config, environ: Mapping[str, str] = os.environ
 
 class ConsoleDeskInput:
     """The console desk beside platform fans: tickets print on stdout, and a moderator
-    types `MODERATOR_ID [#TICKET] TEXT` lines on stdin (TEXT: /claim NAME, a reply, ...).
+    types `MODERATOR_ID [#TICKET] TEXT` lines on stdin (TEXT: /claim NAME, a reply, ...);
+    the `desk>` prefix that `bot chat` needs is accepted here too, so one line works in both.
     Its rule for who may act: the id is in `[handoff] moderators` (this desk's list only)."""
 
     name = "console-desk"
@@ -94,16 +95,8 @@ class ConsoleDeskInput:
     def parse(self, line: str) -> Optional[ModeratorAction]:
         """The line as a typed action, parsed once here; None when it is not one (raises
         `DeskLineError` for an unknown desk command)."""
-        moderator, _, rest = line.strip().partition(" ")
-        ticket: Optional[int] = None
-        if rest.startswith("#"):
-            number, _, rest = rest[1:].partition(" ")
-            if not number.isdigit():
-                return None
-            ticket = int(number)
-        if not moderator or not rest.strip():
-            return None
-        return console_action(moderator, rest.strip(), ticket, self._moderators)
+        prefixed = desk_line(line)
+        return parse_desk_line(line if prefixed is None else prefixed, self._moderators)
 
     async def run(self, bot: Bot) -> None:
         bot.handoff.use_desk_copies(self.desk)
@@ -117,7 +110,7 @@ class ConsoleDeskInput:
                 print(f"desk: {error}", file=self._stdout, flush=True)
                 continue
             if action is None:
-                print("desk: expected MODERATOR_ID [#TICKET] TEXT", file=self._stdout, flush=True)
+                print(f"desk: expected {DESK_FORMAT}", file=self._stdout, flush=True)
                 continue
             await self._router.deliver(await bot.moderate(action))
 

@@ -21,14 +21,14 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler
-from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError, SlackSettings
 from bot.core import Bot
 from bot.messages import Address, Incoming, Outgoing
-from connectors.base import ConnectorError
+from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys
+from connectors.slack_signature import SlackSignature
 from connectors.router import Router
 from connectors.slack_desk import SlackDesk
 from connectors.slack_render import CANCEL_ERASURE, CLAIM_TICKET, CONFIRM_ERASURE, RESOLVE_TICKET, render
@@ -124,11 +124,14 @@ class SlackConnector:
         # slack-sdk otherwise opens a new session, and a new connection, per call.
         self._session = aiohttp.ClientSession()
         self.client.session = self._session
-        await self._check_token()
-        if self._settings.mode == "socket":
-            self._socket = AsyncSocketModeHandler(self.app, self._tokens.app_token, logger=self.app.logger, ping_interval=self._ping_interval)
-            await self._socket.connect_async()
-        else:
+        try:
+            await self._check_token()
+            if self._settings.mode == "socket":
+                self._socket = AsyncSocketModeHandler(self.app, self._tokens.app_token, logger=self.app.logger, ping_interval=self._ping_interval)
+                await self._socket.connect_async()
+        except NETWORK_ERRORS as error:
+            raise unreachable("slack", self._settings.api_base_url, "SLACK_API_BASE_URL ([slack] api_base_url)", error) from None
+        if self._settings.mode == "http":
             self._runner = web.AppRunner(self._web_app(), access_log=None)
             await self._runner.setup()
             site = web.TCPSite(self._runner, self._http_host, self._settings.http_port)
@@ -162,14 +165,19 @@ class SlackConnector:
             raise ConnectorError(f"slack: the bot token was refused ({error.response.get('error')}); check SLACK_BOT_TOKEN") from None
 
     def _web_app(self) -> web.Application:
-        verifier = SignatureVerifier(self._tokens.signing_secret)
+        signature = SlackSignature(self._tokens.signing_secret)
 
         async def events(request: web.Request) -> web.Response:
             body = await request.read()
-            timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-            if not verifier.is_valid(body, timestamp, request.headers.get("X-Slack-Signature", "")):
+            headers = request.headers
+            if not signature.valid(body, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")):
                 logger.warning("refused a Slack request: invalid signature or stale timestamp")
                 return web.json_response({"error": "invalid request"}, status=401)
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:  # signed, yet not what Slack sends: refuse, do not crash
+                logger.warning("refused a signed Slack request whose body is not UTF-8")
+                return web.json_response({"error": "invalid request"}, status=400)
             return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
 
         app = web.Application(client_max_size=1024**2)

@@ -9,9 +9,16 @@ and order numbers that must survive for the conversation to make sense.
 Decisions worth knowing:
 
 * URLs are kept verbatim when they carry nothing personal: no query string, no
-  credentials, no token-like fragment, no IP host, and no e-mail, long id or token in
-  the path. Help and episode links stay readable; any other URL becomes ``[URL]`` whole,
+  credentials, no token-like path segment or fragment, no IP host, no e-mail in the path.
+  Help and episode links stay readable, long readable ``#anchors`` and numeric ids
+  (``/status/1798234567890123456``) included; any other URL becomes ``[URL]`` whole,
   because a partly redacted URL still leaks through its other parts.
+* Libraries validate (see `bot.privacy.redaction`): libphonenumber for phones in the
+  configured regions (`configure`), python-stdnum for IBANs, Luhn, ISBN and EAN,
+  email-validator for RFC 6531 addresses. Secrets follow a documented provider rule set
+  (`bot.privacy.redaction.secret_rules`) plus an entropy rule; a token is replaced whole.
+* Check-digit identifiers that are not cards stay: an ISBN/EAN/GTIN/UPC/IMEI/serial word
+  before the number, or a 13-digit Bookland (978/979) number.
 * A digit run right after "order", "ticket", "case" (and similar reference words) is a
   reference, not a phone or a Discord id. A Luhn-valid card number is redacted wherever
   it appears: a false alarm on an order number costs far less than a stored card.
@@ -38,6 +45,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import urlsplit
 
+from stdnum import ean, iban as stdnum_iban, isbn
+from stdnum.exceptions import ValidationError
+
+from bot.privacy.redaction import emails, secret_rules
+from bot.privacy.redaction.phones import DEFAULT_REGIONS, PhoneBook
+
 EMAIL = "[EMAIL]"
 PHONE = "[PHONE]"
 CARD = "[CARD]"
@@ -52,6 +65,18 @@ PLACEHOLDERS: tuple[str, ...] = (EMAIL, PHONE, CARD, IBAN, IP, MENTION, URL, SEC
 
 
 Counts = dict[str, int]
+
+_book = PhoneBook(DEFAULT_REGIONS)
+
+
+def configure(phone_regions: tuple[str, ...] = DEFAULT_REGIONS) -> None:
+    """Set the regions whose national phone formats are recognised (`[privacy] phone_regions`).
+
+    Called once at start-up, before any message; numbers with "+" or "00" are found whatever
+    the regions.
+    """
+    global _book
+    _book = PhoneBook(tuple(phone_regions))
 
 
 @dataclass(frozen=True)
@@ -121,9 +146,25 @@ _MARKUP_RE = re.compile(
     )
 )
 _URL_TRAILING = ".,;:!?'\")]}*_~"
-_URL_PATH_ID_RE = re.compile(r"\d{9,}|(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{16,}")
-_URL_FRAGMENT_TOKEN_RE = re.compile(r"[=&]|[A-Za-z0-9_-]{20,}")
-_WEBHOOK_RE = re.compile(r"hooks\.slack\.com|/webhooks?/|/hooks/", re.IGNORECASE)
+_URL_RUN_RE = re.compile(r"[A-Za-z0-9]{16,}")
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _token_like(part: str) -> bool:
+    """A path segment or fragment carrying a key, an id handed to one person or a token:
+    a random-looking run of 16+ letters and digits, a UUID, or a provider token. Readable
+    slugs, anchors and plain numeric ids are not."""
+    if "=" in part or "&" in part:
+        return True
+    for run in _URL_RUN_RE.findall(part):
+        if not run.isdigit() and _looks_random(run, named_secret=True):
+            return True
+    return _UUID_RE.search(part) is not None or secret_rules.PATTERN.search(part) is not None
+# Webhooks are credentials; links into a chat (Discord channels, Slack archives) point at a
+# person's message, so their numeric ids count, unlike a public post's or a doc's id.
+_WEBHOOK_RE = re.compile(
+    r"hooks\.slack\.com|/webhooks?/|/hooks/|discord(?:app)?\.com/channels/\d|slack\.com/archives/", re.IGNORECASE
+)
 
 
 def _trim_url(url: str) -> str:
@@ -144,9 +185,9 @@ def _url_is_sensitive(url: str) -> bool:
         return True
     if parts.query or "@" in parts.netloc or "@" in parts.path:
         return True
-    if parts.fragment and _URL_FRAGMENT_TOKEN_RE.search(parts.fragment):
+    if parts.fragment and _token_like(parts.fragment):
         return True
-    if _WEBHOOK_RE.search(url) or _URL_PATH_ID_RE.search(parts.path):
+    if parts.username or parts.password or _WEBHOOK_RE.search(url) or _token_like(parts.path):
         return True
     if not host or not (host[0].isdigit() or ":" in host):
         return False  # a name, not an address literal (cheaper than letting ipaddress fail)
@@ -191,19 +232,6 @@ def _redact_markup(text: str, match: re.Match[str], counts: Counts) -> Optional[
 
 # ---------------------------------------------------------------------- secrets
 
-_SECRET_RE = re.compile(
-    r"xox[abposre]-[A-Za-z0-9-]{10,}"
-    r"|xapp-\d-[A-Za-z0-9-]{10,}"
-    r"|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
-    + "".join(f"|{kind}[A-Z0-9]{{16}}(?![A-Za-z0-9_])" for kind in ("AKIA", "ASIA", "AGPA", "AIDA", "AROA"))
-    + "".join(f"|{kind}_(?:live|test)_[A-Za-z0-9]{{10,}}" for kind in ("sk", "pk", "rk"))
-    + r"|sk-(?:proj-|ant-|live-|test-)?[A-Za-z0-9_-]{16,}"
-    r"|gh[pousr]_[A-Za-z0-9]{30,}"
-    r"|github_pat_[A-Za-z0-9_]{30,}"
-    r"|glpat-[A-Za-z0-9_-]{20,}"
-    r"|AIza[0-9A-Za-z_-]{35}"
-    r"|whsec_[A-Za-z0-9]{20,}|npm_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{20,}"
-)
 # Discord bot tokens: base64(user id) . timestamp . HMAC, about 24.6.27 characters.
 _DISCORD_RE = re.compile(
     r"(?<![\w.-])[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,40}(?![\w.-])"
@@ -262,12 +290,34 @@ def _splice(text: str, spans: list[tuple[int, int]], placeholder: str, counts: C
     return "".join(out)
 
 
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=")
+
+
+def _token_end(text: str, end: int, limit: int) -> int:
+    """A rule matched the start of a token: extend over the rest of it (a dot only inside)."""
+    while end < limit:
+        char = text[end]
+        if char in _TOKEN_CHARS or (char in ".:" and end + 1 < limit and text[end + 1] in _TOKEN_CHARS):
+            end += 1
+        else:
+            break
+    return end
+
+
 def _secret_pass(text: str, counts: Counts, tokens: list[tuple[int, int]]) -> str:
     spans: list[tuple[int, int]] = []
     for start, end in tokens:
-        for match in _SECRET_RE.finditer(text, start, end):
-            if not _preceded_by_word(text, match.start()):
-                spans.append(match.span())
+        position = start
+        while True:
+            match = secret_rules.PATTERN.search(text, position, end)
+            if match is None:
+                break
+            if _preceded_by_word(text, match.start()):
+                position = match.start() + 1
+                continue
+            stop = _token_end(text, match.end(), end)
+            spans.append((match.start(), stop))
+            position = stop
         if end - start >= 58 and not any(start <= s < end for s, _ in spans):
             for match in _DISCORD_RE.finditer(text, start, end):
                 token = match.group()  # hostnames and file names have no digits and capitals
@@ -287,34 +337,31 @@ def _entropy_pass(text: str, counts: Counts, tokens: list[tuple[int, int]]) -> s
 
 
 # --------------------------------------------------------------------- e-mails
-# Anchored on "@", which the engine finds fast; the local part is walked back by hand,
-# which also admits apostrophes and non-ASCII letters (o'neil, josé).
-
-_EMAIL_DOMAIN_RE = re.compile(
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-    r"\.[A-Za-z]{2,24}(?![A-Za-z0-9_])"
-)
-_LOCAL_PUNCTUATION = frozenset("._%+'-")
+# Anchored on "@", which the engine finds fast; see `bot.privacy.redaction.emails`.
 
 
 def _email_pass(text: str, counts: Counts) -> str:
     out: list[str] = []
     last = 0
-    for match in _EMAIL_DOMAIN_RE.finditer(text):
+    for match in emails.DOMAIN_RE.finditer(text):
         at = match.start()
-        if at == 0 or not (text[at - 1].isalnum() or text[at - 1] in "_%+-"):
+        if at < last:
             continue
-        start = at
-        while start > last and (text[start - 1].isalnum() or text[start - 1] in _LOCAL_PUNCTUATION):
-            start -= 1
-        while start < at and not text[start].isalnum():
-            start += 1
-        if start == at:
+        start = emails.local_start(text, at, last)
+        if start is None:
             continue
+        end = match.end()
+        address = text[start:end]
+        if not emails.valid(address):
+            # Sentence punctuation glued to the front ("!!me@x.io") is not the address.
+            start = next((i for i in range(start, at) if text[i].isalnum()), at)
+            address = text[start:end]
+            if start == at or not emails.valid(address):
+                continue
         out.append(text[last:start])
         out.append(EMAIL)
         counts[EMAIL] = counts.get(EMAIL, 0) + 1
-        last = match.end()
+        last = end
     out.append(text[last:])
     return "".join(out)
 
@@ -326,42 +373,48 @@ _IBAN_LENGTHS: dict[str, int] = {
     "BH": 22, "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
     "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
     "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27,
-    "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
+    "GT": 28, "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
     "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
     "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27,
     "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28,
     "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24, "SC": 31,
     "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-}  # fmt: skip
-# Starts at the check digits (a digit class the engine skips to fast) and checks the
-# country code behind them, so a match begins two characters into the IBAN. The run may
-# overshoot into the next words; the country's fixed length says where the IBAN ends.
-_IBAN_CANDIDATE_RE = re.compile(
-    r"\d\d(?<=[A-Za-z]{2}\d\d)(?<![A-Za-z0-9][A-Za-z]{2}\d\d)(?: ?[A-Za-z0-9]){11,40}"
-)
+}  # fmt: skip  (checked against python-stdnum's IBAN registry: no country differs or is missing)
+# A country code (any case), an optional separator, the check digits, then characters with
+# at most one separator (space, dash, dot) between them. The country's fixed length says
+# where the IBAN ends; python-stdnum checks the check digits and the country's BBAN format.
+_IBAN_CANDIDATE_RE = re.compile(r"[A-Za-z]{2}(?<![A-Za-z0-9][A-Za-z]{2})[ .-]?\d\d(?:[ .-]?[A-Za-z0-9]){10,}")
+_IBAN_SEPARATORS = " .-"
 
 
 def _iban_ok(compact: str) -> bool:
-    """ISO 13616 check digits: the rearranged number is 1 mod 97."""
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    """ISO 13616 check digits and the country's BBAN format, by python-stdnum (the national
+    bank-code checks are skipped: a registry example like BE68 5390 0754 7034 fails them)."""
+    try:
+        stdnum_iban.validate(compact, check_country=False)
+    except ValidationError:
+        return False
+    return True
 
 
-def _match_iban(candidate: str) -> int:
-    """Length of the IBAN at the start of `candidate`, 0 if there is none."""
-    length = _IBAN_LENGTHS.get(candidate[:2].upper())
+def _match_iban(text: str, start: int) -> int:
+    """End of the IBAN starting at text[start], 0 if there is none."""
+    length = _IBAN_LENGTHS.get(text[start : start + 2].upper())
     if length is None:
         return 0
-    taken = 0
-    for end, char in enumerate(candidate):
-        if char != " ":
-            taken += 1
-            if taken == length:
-                if candidate[end + 1 : end + 2].isalnum():
-                    return 0  # the country's length ends inside a group: not an IBAN
-                return end + 1 if _iban_ok(candidate[: end + 1].replace(" ", "").upper()) else 0
-    return 0
+    taken: list[str] = []
+    index, size = start, len(text)
+    while index < size and len(taken) < length:
+        char = text[index]
+        if char.isascii() and char.isalnum():
+            taken.append(char)
+        elif not (char in _IBAN_SEPARATORS and taken and index + 1 < size and text[index + 1].isalnum()):
+            return 0
+        index += 1
+    if len(taken) < length or (index < size and text[index].isalnum()):
+        return 0  # too short, or the country's length ends inside a group: not an IBAN
+    return index if _iban_ok("".join(taken).upper()) else 0
 
 
 def _iban_pass(text: str, counts: Counts) -> str:
@@ -371,15 +424,15 @@ def _iban_pass(text: str, counts: Counts) -> str:
         match = _IBAN_CANDIDATE_RE.search(text, position)
         if match is None:
             break
-        start = match.start() - 2
-        length = _match_iban(text[start : match.end()])
-        if length:
+        start = match.start()
+        end = _match_iban(text, start)
+        if end:
             out.append(text[last:start])
             out.append(IBAN)
             counts[IBAN] = counts.get(IBAN, 0) + 1
-            last = position = start + length
+            last = position = end
         else:
-            position = match.start() + 1  # a failed run may hide an IBAN further on
+            position = start + 1  # a failed run may hide an IBAN further on
     out.append(text[last:])
     return "".join(out)
 
@@ -416,6 +469,9 @@ def _ipv4_pass(text: str, counts: Counts) -> str:
         candidate = match.group()
         if _search_word(_VERSION_CONTEXT_RE, text, match.start()):
             return candidate  # "firmware 4.2.1.0"
+        window, _ = _window(text, match.start(), 16)
+        if _PHONE_CONTEXT_RE.search(window) or window.rstrip().endswith(("tel.", "tel:", "tél.", "tél")):
+            return candidate  # "Tel. 40.61.23.45": a French phone, left to the number pass
         try:
             ipaddress.IPv4Address(candidate)
         except ValueError:
@@ -432,10 +488,22 @@ def _ipv4_pass(text: str, counts: Counts) -> str:
 # glued to a word, "%" or another number ("12.99", "9/10", "10:30").
 
 _NUMBER_RUN_RE = re.compile(
-    r"[(+\d](?<![\w+.,/#$€£¥:-][(+\d])(?=(?:[ ().+-]{0,3}\d){6})"
+    r"(?:[(+\d](?<=[^\W\d_][,/:;][(+\d])|\+(?<=[,/:;]\+)|[(+\d](?<![\w+.,/#$€£¥:-][(+\d]))(?=(?:[ ().+-]{0,3}\d){6})"
     r"(?:(?<=\()\+\d{1,4}\)|(?<=\()\d{1,5}\)|(?<=\+) ?\d+|(?<=\d)\d*)"
-    r"(?:(?:[ .-]|(?<=\)))(?:\(\d{1,5}\)|\d+))*(?![\w%]|[.,/:]\d)"
+    r"(?:(?:[ .-]|(?<=\)))(?:\(\d{1,5}\)|\d+))*(?:(?=[xX]\d)|(?![\w%]|[.,/:]\d))"
 )
+# An extension after a phone: "x4587", " ext 7246433", " ext. 89", " extension 12".
+_EXTENSION_RE = re.compile(r"[ ,]{0,2}(?:[xX]|[eE][xX][tT](?:[.:]|[eE][nN][sS][iI][oO][nN])?|#)[ .:]{0,2}\d{1,7}(?![\w.,]\d|\w)")
+# A check-digit identifier named just before the number: not a card, not a phone.
+_IDENTIFIER_CONTEXT_RE = re.compile(
+    r"(?:isbn|issn|ean|gtin|upc|imei|meid|serial|s/n|sku|asin|barcode|catalog|catalogue)"
+    r"(?:[- ]?1[03])?\s*(?:no\.?|nr\.?|number|num|code)?\s*[:#=]?\s*$"
+)
+# Card networks' first digits (ISO/IEC 7812 IINs): Visa 4, Mastercard 2/5, Amex and
+# Diners 3, Discover/UnionPay/Maestro 6, RuPay 81/82, Troy 9792, UATP 1 (15 digits).
+_CARD_IIN_RE = re.compile(r"[2-6]|8[12]|9792|1(?=\d{14}$)")
+# Maestro's 12-digit cards (the shortest PANs in use) start with these IINs.
+_MAESTRO_12 = ("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763", "0604", "6390")
 _GROUP_RE = re.compile(r"\(\d{1,5}\)|\d+")
 _DIGIT_RE = re.compile(r"\d")
 _COMMON_RUN_RE = re.compile(
@@ -443,10 +511,19 @@ _COMMON_RUN_RE = re.compile(
     r"|(?P<plus>\(?\+[\d ().-]+)"
     r"|(?P<nanp>(?:\(\d{3}\) ?|\d{3}[-. ])\d{3}[-. ]\d{4})"
 )
+# A quantity word after a number: "1 000 000 members", "1500000000 views".
+_QUANTITY_AFTER_RE = re.compile(
+    r"\s?(?:views?|votes?|members?|subs(?:cribers)?|followers?|people|fans|likes|hours?|minutes?|points?"
+    r"|pts|copies|downloads|streams|plays|users|times|years?|days?|km|miles|kr|eur|usd|gbp|dollars?|euros?)\b",
+    re.IGNORECASE,
+)
 _DATE_RUN_RE = re.compile(r"\d{4}([-.])\d{1,2}\1\d{1,2}|\d{1,2}([-.])\d{1,2}\2\d{4}")
 _REFERENCE_CONTEXT_RE = re.compile(
     r"(?:order|ticket|case|invoice|booking|confirmation|tracking|transaction|receipt|reference"
-    r"|ref|request|shipment|parcel)s?\s*(?:#|no\.?|nr\.?|number|num|id|code)?"
+    r"|ref|request|shipment|parcel|pedido|encomenda|commande|bestellung|bestellnummer|bestelling|ordine"
+    r"|zam[oó]wienie|factura|facture|rechnung|fattura|fatura|reserva|r[ée]servation|buchung|prenotazione"
+    r"|sendung|colis|paquete|envío|envio|numéro de suivi|número de seguimiento|sendungsnummer)"
+    r"(?:s|en|es)?\s*(?:#|no\.?|nr\.?|n[º°o]\.?|number|num|id|code|número|numéro|nummer|numero)?"
     r"\s*(?:(?:is|was)\b|[:#=])?\s*$"
 )
 _PHONE_CONTEXT_RE = re.compile(
@@ -472,16 +549,60 @@ def _luhn_ok(digits: str) -> bool:
 
 
 def _card_shape(lengths: tuple[int, ...]) -> bool:
-    """13-19 digits, and written as cards are: one unbroken run or a first group of four
+    """12-19 digits, and written as cards are: one unbroken run or a first group of four
     (4-4-4-4, 4-6-5, 4-4-4-4-3); that keeps references like 112-3456789-1234567 out.
     """
-    if not 13 <= sum(lengths) <= 19:
+    if not 12 <= sum(lengths) <= 19:
         return False
     return len(lengths) == 1 or (lengths[0] == 4 and all(3 <= n <= 6 for n in lengths[1:-1]))
 
 
-def _phone_shape(piece: str, lengths: tuple[int, ...], context: bool) -> bool:
-    """Whether a stretch of digit groups is written the way phone numbers are."""
+def _is_card(digits: str) -> bool:
+    """Luhn-valid (python-stdnum) on a card network's IIN; a 13-digit Bookland EAN (an
+    ISBN-13, 978/979) and a 12-digit number outside Maestro's IINs are not cards."""
+    size = len(digits)
+    if size == 12:
+        if not digits.startswith(_MAESTRO_12):
+            return False
+    elif size == 13 and digits.startswith(("978", "979")) and ean.is_valid(digits):
+        return False
+    if not _CARD_IIN_RE.match(digits) and size != 12:
+        return False
+    return _luhn_ok(digits)
+
+
+def _identifier(text: str, start: int) -> bool:
+    """An ISBN, EAN, IMEI, serial... word just before the number: a product id, not personal."""
+    return _search_word(_IDENTIFIER_CONTEXT_RE, text, start)
+
+
+def _phone_shape(piece: str, lengths: tuple[int, ...], context: bool, library: bool = False) -> bool:
+    """Whether a stretch of digit groups is written the way phone numbers are: our shape
+    rules, then (`library`: the stretch is a whole run, no quantity word after it)
+    libphonenumber's metadata for the configured regions."""
+    if _shape_rules(piece, lengths, context):
+        return True
+    if not library or context or piece.startswith(("+", "(+", "00")):
+        return False
+    digits = sum(lengths)
+    number = "".join(c for c in piece if c.isdigit())
+    if len(lengths) == 1:
+        # A bare run: a mobile of 9 digits (612345678) or a national one with its trunk 0.
+        if digits == 9:
+            return _book.national(number, mobile_only=True)
+        return 10 <= digits <= 11 and number[0] == "0" and _book.national(number)
+    if lengths[0] > 5 or min(lengths[1:]) < 2 or not 8 <= digits <= 12:
+        return False
+    if lengths in _DATE_SHAPES or all(n == 4 and number[k * 4 : k * 4 + 2] in ("19", "20") for k, n in enumerate(lengths)):
+        return False  # dates, years and year ranges
+    if lengths[0] <= 2 and all(n == 3 for n in lengths[1:]):
+        return False  # 1 234 567: a count written with thousands separators
+    if "." in piece and len(lengths) < 3:
+        return False  # 22621.2861: builds and decimals
+    return _book.national(number)
+
+
+def _shape_rules(piece: str, lengths: tuple[int, ...], context: bool) -> bool:
     digits = sum(lengths)
     if piece.startswith(("+", "(+")):
         return 8 <= digits <= 15
@@ -530,19 +651,22 @@ def _first_in_run(text: str, start: int, end: int) -> Optional[tuple[int, int, s
     common = _COMMON_RUN_RE.fullmatch(run)
     if common is not None:
         if common.lastgroup == "card":
-            if _luhn_ok(run.replace(" ", "").replace("-", "")):
+            if _is_card(run.replace(" ", "").replace("-", "")) and not _identifier(text, start):
                 return start, end, CARD
         elif (common.lastgroup == "nanp" or 8 <= len(_DIGIT_RE.findall(run)) <= 12) and not _search_word(
             _REFERENCE_CONTEXT_RE, text, start
         ):
             return start, end, PHONE
+    library = _QUANTITY_AFTER_RE.match(text, end) is None and not _search_word(_VERSION_CONTEXT_RE, text, start)
     if run.isdigit():  # one bare number: the search below, unrolled
         size = len(run)
-        if 13 <= size <= 19 and _luhn_ok(run):
+        if 12 <= size <= 19 and _is_card(run) and not _identifier(text, start):
             return start, end, CARD
+        if size in (10, 13) and _identifier(text, start):
+            return None
         if 17 <= size <= 20:
             placeholder = MENTION
-        elif _phone_shape(run, (size,), False) or (
+        elif _phone_shape(run, (size,), False, library) or (
             _phone_shape(run, (size,), True) and _search_word(_PHONE_CONTEXT_RE, text, start)
         ):
             placeholder = PHONE
@@ -571,12 +695,12 @@ def _first_in_run(text: str, start: int, end: int) -> Optional[tuple[int, int, s
             if count < 7:
                 break  # shorter stretches only get shorter
             shape = sum(shapes[i : j + 1], ())
-            if 13 <= count <= 19 and _card_shape(shape) and _luhn_ok("".join(digits[i : j + 1])):
-                if not any("(" in chunk for chunk in chunks[i : j + 1]):
+            if 12 <= count <= 19 and _card_shape(shape) and _is_card("".join(digits[i : j + 1])):
+                if not any("(" in chunk for chunk in chunks[i : j + 1]) and not _identifier(text, start):
                     return start + offsets[i], start + offsets[j] + len(chunks[j]), CARD
             if phone is None and count <= 17:
                 piece = run[offsets[i] : offsets[j] + len(chunks[j])]
-                if _phone_shape(piece, shape, False):
+                if _phone_shape(piece, shape, False, library and i == 0 and j == len(chunks) - 1):
                     phone = j
                 elif maybe_phone is None and _phone_shape(piece, shape, True):
                     maybe_phone = j
@@ -595,7 +719,7 @@ def _first_in_run(text: str, start: int, end: int) -> Optional[tuple[int, int, s
         else:
             continue
         if reference is None:
-            reference = _search_word(_REFERENCE_CONTEXT_RE, text, start)
+            reference = _search_word(_REFERENCE_CONTEXT_RE, text, start) or _identifier(text, start)
         if not reference:
             return start + offsets[i], start + offsets[found] + len(chunks[found]), placeholder
     return None
@@ -617,6 +741,11 @@ def _redact_numbers(text: str, counts: Counts) -> str:
             if found is None:
                 break
             left, right, placeholder = found
+            if placeholder == PHONE:
+                extension = _EXTENSION_RE.match(text, right)
+                if extension is not None:
+                    right = extension.end()
+                    end = max(end, right)
             out.append(text[last:left])
             out.append(placeholder)
             counts[placeholder] = counts.get(placeholder, 0) + 1

@@ -27,6 +27,7 @@ async def purge_forever(
         try:
             await store.resume_erasures()
             purged = await store.purge(cutoff(retention_days, clock()))
+            await store.compact_keys()
             logger.info("retention purge removed %d turn(s)", purged)
         except Exception:
             logger.exception("retention purge failed; will retry")

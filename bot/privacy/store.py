@@ -21,9 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence, TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.pool import QueuePool
 
 from bot.handoff.locations import DeskPost
@@ -34,6 +34,7 @@ from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, ev
 from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
 from bot.privacy.fan_data import set_logging as _store_logging
 from bot.privacy.schema import data_keys, desk_posts, erasures, store_meta, tickets, turns
+from bot.privacy.spool import Spool
 
 T = TypeVar("T")
 I = TypeVar("I")
@@ -44,6 +45,14 @@ DATA_KEY_CACHE = 10_000
 
 class StoreError(RuntimeError):
     """The database cannot be opened or used; the message names the URL's database."""
+
+
+class StoreUnavailable(StoreError):
+    """The database did not answer (down, unreachable, locked): try again later."""
+
+
+#: Driver errors that mean "not reachable now" rather than "this statement is wrong".
+OUTAGES = (OperationalError, InterfaceError, DisconnectionError)
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,9 @@ def open_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise StoreError("an in-memory SQLite store would vanish on exit: use a file, e.g. sqlite:///.data/transcripts.db")
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, future=True, pool_pre_ping=True)
+        # An unreachable server fails in seconds, not after the operating system's TCP timeout.
+        connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
+        return create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
     # SQLAlchemy 1.4 opens a new connection per use for SQLite files (NullPool), paying the
     # pragmas every time: milliseconds per write. Keep connections; the store's single
     # worker thread is the only writer.
@@ -196,12 +207,34 @@ class GroupCommit(Generic[I, R]):
             pending, self._queued = self._queued, []
         try:
             results = self._write([item for item, _, _ in pending])
-        except Exception as failure:  # every waiter of the group learns of it
+        except OUTAGES as failure:  # the database is away: every waiter learns it, honestly named
+            unavailable = StoreUnavailable(f"the database did not answer: {type(failure).__name__}")
             for _, settled, loop in pending:
+                loop.call_soon_threadsafe(_settle, settled, None, unavailable)
+            return
+        except Exception as failure:
+            if len(pending) == 1:
+                _, settled, loop = pending[0]
                 loop.call_soon_threadsafe(_settle, settled, None, failure)
+                return
+            self._one_by_one(pending)
             return
         for (_, settled, loop), result in zip(pending, results):
             loop.call_soon_threadsafe(_settle, settled, result, None)
+
+    def _one_by_one(self, pending: list[tuple[I, "asyncio.Future[R]", asyncio.AbstractEventLoop]]) -> None:
+        """A group failed: each item is retried alone, so one bad item (say, text no encoder
+        accepts) fails only its own waiter and never takes the rest of the group with it."""
+        failed = 0
+        for item, settled, loop in pending:
+            try:
+                [result] = self._write([item])
+            except Exception as failure:
+                failed += 1
+                loop.call_soon_threadsafe(_settle, settled, None, failure)
+            else:
+                loop.call_soon_threadsafe(_settle, settled, result, None)
+        logger.error("a group commit failed; %d of %d item(s) failed again alone and were dropped", failed, len(pending))
 
 
 @dataclass
@@ -305,15 +338,22 @@ class RecentTurns:
 
 class TranscriptStore:
     def __init__(
-        self, engine: Engine, keys_engine: Engine, master: MasterKeys, parts: Optional[Sequence[FanDataPart]] = None
+        self,
+        engine: Engine,
+        keys_engine: Engine,
+        master: MasterKeys,
+        parts: Optional[Sequence[FanDataPart]] = None,
+        spool: Optional[Spool] = None,
     ) -> None:
         self._engine = engine
+        self._spool = spool
         self._keys_engine = keys_engine
         self._master = master
         self._parts: tuple[FanDataPart, ...] = tuple(parts) if parts is not None else everything()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._data_keys: OrderedDict[str, bytes] = OrderedDict()
         self._logging: dict[str, bool] = {}
+        self._keys_dirty = False  # PostgreSQL: a key was shredded since the last `compact_keys`
         #: Fans whose erasure is deleting rows in batches: their job id, actor and receipt.
         self._erasing: dict[str, tuple[int, str, ErasureReceipt]] = {}
         self._checkpointers = [
@@ -321,21 +361,36 @@ class TranscriptStore:
             for database in {_sqlite_file(engine), _sqlite_file(keys_engine)}
             if database is not None
         ]
+        self._files = {path: _identity(path) for path in (_sqlite_file(engine), _sqlite_file(keys_engine)) if path}
+        self.problem: Optional[str] = None  # set by `check_health` while the store is unusable
         self._groups: list[GroupCommit[Any, Any]] = []
-        self._turn_writes: GroupCommit[tuple[Turn, ...], None] = self.group_commit(self._write_groups)
+        self._turn_writes: GroupCommit[tuple[tuple[Turn, ...], bool], None] = self.group_commit(self._write_groups)
         self._recent = RecentTurns()
         self.audit_log = AuditLog(engine)
 
     @classmethod
     def open(
-        cls, url: str, keys_url: Optional[str], master: MasterKeys, pseudonym_key: Optional[bytes] = None
+        cls,
+        url: str,
+        keys_url: Optional[str],
+        master: MasterKeys,
+        pseudonym_key: Optional[bytes] = None,
+        create: bool = True,
+        spool_path: Optional[Path] = None,
     ) -> "TranscriptStore":
         """Opens both databases, proves the keys are the store's, then migrates.
 
         A wrong or missing master key (`MasterKeyError`), or a pseudonym key other than
         the one the store was created with (`KeyMismatchError`), raises before any
-        migration or write. Erasures a crash interrupted are resumed once the store runs.
+        migration or write. With `create` False (a deployment, an operator command), a
+        missing or empty database raises `StoreMissingError` instead of becoming a new,
+        empty store: a vanished data folder must not silently lose the tickets and the
+        audit chain (`bot db init` creates a store deliberately). Erasures a crash
+        interrupted are resumed once the store runs.
         """
+        if not create:
+            for each in {url, keys_url or url}:
+                _require_existing_file(each)
         try:
             engine = open_engine(url)
             keys_engine = engine if not keys_url or keys_url == url else open_engine(keys_url)
@@ -343,6 +398,9 @@ class TranscriptStore:
             raise
         except Exception as error:  # driver errors carry passwords in URLs: name the database only
             raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
+        if not create:
+            _require_schema(engine, "transcripts", url)
+            _require_schema(keys_engine, "keys", keys_url or url)
         _check_master_keys(keys_engine, master)  # before any migration, thread or write
         if pseudonym_key is not None:
             _check_pseudonym_key(engine, pseudonym_key)
@@ -353,7 +411,7 @@ class TranscriptStore:
                 _record_pseudonym_key(engine, pseudonym_key)
         except Exception as error:
             raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
-        store = cls(engine, keys_engine, master)
+        store = cls(engine, keys_engine, master, spool=Spool(spool_path, master) if spool_path else None)
         store._executor.submit(store._resume_erasures_logged)
         return store
 
@@ -362,8 +420,14 @@ class TranscriptStore:
         return self._engine
 
     async def run(self, work: Callable[[], T]) -> T:
-        """Runs database work on the store's thread, in order with every other store call."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        """Runs database work on the store's thread, in order with every other store call.
+
+        Raises `StoreUnavailable` when the database does not answer, so callers can tell the
+        fan honestly instead of failing silently."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+        except OUTAGES as error:
+            raise StoreUnavailable(f"the database did not answer: {type(error).__name__}") from error
 
     def group_commit(self, write: Callable[[list[I]], Sequence[R]], same_tick: bool = False) -> GroupCommit[I, R]:
         """A queue whose items are written in groups on the store's thread (see `GroupCommit`);
@@ -380,6 +444,41 @@ class TranscriptStore:
     async def holds_recent(self, fan: str) -> bool:
         """Whether any of the fan's turns are held in memory (for tests and checks)."""
         return await self.run(lambda: fan in self._recent)
+
+    # Health ----------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        return self.problem is None
+
+    async def check_health(self, timeout: float = 10.0) -> Optional[str]:
+        """Whether the store is still usable: each SQLite file is the one opened (not removed
+        or replaced under the running bot) and a small write commits. Returns (and keeps in
+        `problem`) a one-line description without content, or None when healthy."""
+
+        def probe() -> Optional[str]:
+            for path, identity in self._files.items():
+                current = _identity(path)
+                if current is None:
+                    return f"the SQLite file {path} was removed while the bot runs"
+                if current != identity:
+                    return f"the SQLite file {path} was replaced while the bot runs"
+            with self._engine.begin() as connection:
+                changed = connection.execute(
+                    update(store_meta).where(store_meta.c.name == "health_probe").values(value=datetime.utcnow().isoformat())
+                ).rowcount
+                if not changed:
+                    connection.execute(insert(store_meta).values(name="health_probe", value=datetime.utcnow().isoformat()))
+            self._drain_spool()  # back: what waited in the spool goes in now
+            return None
+
+        try:
+            self.problem = await asyncio.wait_for(self.run(probe), timeout)
+        except asyncio.TimeoutError:
+            self.problem = f"the database did not answer within {timeout:g} s"
+        except Exception as error:
+            self.problem = f"a test write failed: {type(error).__name__}: {_first_line(error)}"[:300]
+        return self.problem
 
     # Data keys -------------------------------------------------------------------------
 
@@ -445,19 +544,48 @@ class TranscriptStore:
         except Exception as error:  # only a cache: the packet will read the store instead
             logger.warning("could not read a fan's recent turns into memory: %s", type(error).__name__)
 
-    def _write_groups(self, groups: list[tuple[Turn, ...]]) -> list[None]:
-        self._write(tuple(turn for group in groups for turn in group))
+    def _write_groups(self, groups: list[tuple[tuple[Turn, ...], bool]]) -> list[None]:
+        """Store thread: spooled batches first (they are older), then this group. When the
+        database does not answer and a spool is configured, the group waits in the spool."""
+        try:
+            self._drain_spool()
+            self._write(tuple(turn for batch, check in groups for turn in self._allowed(batch, check)))
+        except OUTAGES:
+            if self._spool is None:
+                raise
+            for batch, check in groups:
+                self._spool.put(batch, check)
         return [None] * len(groups)
 
-    def submit(self, *batch: Turn) -> "asyncio.Future[None]":
+    def _allowed(self, batch: tuple[Turn, ...], check_logging: bool) -> tuple[Turn, ...]:
+        """The turns of fans who allow logging, when that was not known as they were queued."""
+        if not check_logging:
+            return batch
+        with self._engine.connect() as connection:
+            allowed = {fan for fan in {turn.fan for turn in batch} if _stored_logging_enabled(connection, fan)}
+        return tuple(turn for turn in batch if turn.fan in allowed)
+
+    def _drain_spool(self) -> None:
+        """Store thread: writes spooled batches back, in order (raises while still down)."""
+        if self._spool is not None and self._spool.pending:
+            self._spool.drain(lambda turns, check: self._write(self._allowed(tuple(turns), check)), Turn)
+
+    @property
+    def spooled(self) -> int:
+        """Batches waiting in the spool for the database to come back."""
+        return self._spool.pending if self._spool is not None else 0
+
+    def submit(self, *batch: Turn, check_logging: bool = False) -> "asyncio.Future[None]":
         """Queues the write at once, without waiting for it.
 
         Writes queued while the store thread is busy are committed together (group
         commit). Everything runs on one thread in submission order, so a write queued
         before an erasure is erased with the rest; the per-fan lock in `Bot` keeps a fan's
-        own later writes behind their erasure.
+        own later writes behind their erasure. `check_logging`: the fan's `/privacy`
+        choice could not be read when queued (the database was down): it is checked
+        when the write happens.
         """
-        return self._turn_writes.submit(batch)
+        return self._turn_writes.submit((batch, check_logging))
 
     async def append(self, *batch: Turn) -> None:
         if batch:
@@ -468,6 +596,7 @@ class TranscriptStore:
         one section per part of `bot.privacy.fan_data`, the same parts erasure deletes."""
 
         def work() -> dict[str, Any]:
+            self._drain_spool()  # the export shows what is spooled too
             key = self.data_key(fan, create=False)
             with self._engine.connect() as connection:
                 sections = {part.name: part.export(connection, fan, key) for part in self._parts}
@@ -577,6 +706,7 @@ class TranscriptStore:
         """
 
         def work() -> ErasureReceipt:
+            self._drain_spool()  # spooled turns of this fan are erased with the rest
             self._drop_cached(fan)
             with self._engine.begin() as connection:
                 job = connection.execute(
@@ -598,7 +728,7 @@ class TranscriptStore:
         self._drop_cached(fan)
         with self._engine.begin() as connection:
             erased = {part.name: part.erase(connection, fan) for part in self._parts}
-        self._after_shredding()
+        self._scrub()
         tickets_part = erased.get("tickets")
         receipt = ErasureReceipt(
             data_keys=keys_deleted,
@@ -632,6 +762,7 @@ class TranscriptStore:
                 with self._engine.begin() as connection:
                     if connection.execute(delete(erasures).where(erasures.c.fan == fan)).rowcount:
                         self.audit_log.record("erasure_executed", actor, detail, connection=connection)
+                self._scrub()  # the job row named the fan
                 return
             except (IntegrityError, OperationalError):
                 time.sleep(min(0.001 * (attempt + 1), 0.05))
@@ -644,11 +775,34 @@ class TranscriptStore:
             self._erasing.pop(fan, None)
             logger.error("an erasure batch failed; it will be resumed: %s", type(error).__name__)
 
-    def _after_shredding(self) -> None:
-        """SQLite: a truncating checkpoint, so no copy of the deleted key stays in the WAL
-        (secure_delete already zeroes freed pages in the database file)."""
+    def _scrub(self) -> None:
+        """No copy of a shredded key or an erased fan's pseudonym stays in the files.
+
+        SQLite: `secure_delete` zeroes deleted content in the database file; a truncating
+        checkpoint copies the zeroed pages there and empties the WAL, which still held the
+        old pages. PostgreSQL keeps dead tuples until a rewrite: the key table is marked for
+        `compact_keys` (run by the retention task), and its WAL and backups are the
+        operator's to expire (see the README).
+        """
         for checkpointer in self._checkpointers:
             checkpointer.checkpoint(truncate=True)
+        if self._keys_engine.dialect.name == "postgresql":
+            self._keys_dirty = True
+
+    async def compact_keys(self) -> bool:
+        """PostgreSQL: rewrites the key table (`VACUUM FULL`, a brief exclusive lock on a small
+        table) when erasures happened since the last run, so no shredded key's bytes remain
+        in its data files. Returns whether it ran."""
+
+        def work() -> bool:
+            if not self._keys_dirty:
+                return False
+            with self._keys_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text("VACUUM FULL data_keys"))
+            self._keys_dirty = False
+            return True
+
+        return await self.run(work)
 
     async def resume_erasures(self) -> int:
         """Finishes erasures a crash (or another process's crash) interrupted: their job row
@@ -761,6 +915,8 @@ class TranscriptStore:
 
     async def aclose(self) -> None:
         await self.settle()
+        if self._spool is not None:
+            self._spool.close()
         self._recent.clear()
         for checkpointer in self._checkpointers:
             checkpointer.stop()
@@ -777,6 +933,57 @@ def _settle(settled: "asyncio.Future[Any]", result: Any, error: Optional[BaseExc
         settled.set_result(result)
     else:
         settled.set_exception(error)
+
+
+class StoreMissingError(StoreError):
+    """A deployment or operator command found no store where the config points."""
+
+
+def _missing(url: str) -> StoreMissingError:
+    return StoreMissingError(
+        f"no store at {_describe(url)} (a missing or empty database): restore it from a backup, fix [store] url, "
+        "or create a new store deliberately with `bot db init`"
+    )
+
+
+def _require_existing_file(url: str) -> None:
+    database = _sqlite_path(url)
+    if database is not None and not database.is_file():
+        raise _missing(url)
+
+
+def _require_schema(engine: Engine, role: str, url: str) -> None:
+    try:
+        with engine.connect() as connection:
+            present = inspect(connection).has_table(f"alembic_version_{role}")
+    except Exception as error:
+        raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
+    if not present:
+        raise _missing(url)
+
+
+def store_exists(url: str, keys_url: Optional[str] = None) -> bool:
+    """Whether a store (its schema) is already at `url`; creates nothing."""
+    for each in {url, keys_url or url}:
+        try:
+            _require_existing_file(each)
+            engine = open_engine(each)
+        except StoreError:
+            return False
+        try:
+            _require_schema(engine, "transcripts" if each == url else "keys", each)
+        except StoreError:
+            return False
+        finally:
+            engine.dispose()
+    return True
+
+
+def _sqlite_path(url: str) -> Optional[Path]:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
 
 
 class KeyMismatchError(RuntimeError):
@@ -827,6 +1034,14 @@ def _record_pseudonym_key(engine: Engine, pseudonym_key: bytes) -> None:
         stored = connection.execute(select(store_meta.c.value).where(store_meta.c.name == PSEUDONYM_FINGERPRINT)).scalar()
         if stored is None:
             connection.execute(insert(store_meta).values(name=PSEUDONYM_FINGERPRINT, value=pseudonym_key_fingerprint(pseudonym_key)))
+
+
+def _identity(path: str) -> Optional[tuple[int, int]]:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino)
 
 
 def _sqlite_file(engine: Engine) -> Optional[str]:

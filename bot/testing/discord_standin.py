@@ -543,6 +543,18 @@ class DiscordStandIn:
         await self._dispatch(session, "MESSAGE_CREATE", message)
         return int(message["id"])
 
+    async def redeliver(self, message_id: int) -> None:
+        """Dispatches a user's MESSAGE_CREATE again, same message id, next sequence number.
+
+        Discord's gateway is at-least-once: after a RESUME it replays every dispatch after the
+        client's last acknowledged sequence, and a client that processed an event but had not
+        heartbeated its sequence sees it a second time (Discord developer docs, Gateway,
+        "Resuming"). Bots must deduplicate by message id.
+        """
+        session = self._require_session()
+        message = self._messages[message_id]
+        await self._dispatch(session, "MESSAGE_CREATE", self._gateway_message(message))
+
     async def send_slash(
         self,
         name: str,

@@ -42,6 +42,8 @@ async def test_bot_run_serves_slack_and_discord_with_a_discord_desk(trained_mode
             DISCORD_API_BASE_URL=discord.api_base,
             DISCORD_GATEWAY_URL=discord.gateway_url,
         )
+        init = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "db", "init", cwd=REPO, env=env)
+        assert await init.wait() == 0  # a deployment never creates its store by itself
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "--model", str(MODEL), "run",
             cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -58,16 +58,17 @@ def test_invalid_values_give_one_line_naming_the_key(tmp_path: Path, body: str, 
     assert "\n" not in str(raised.value)
 
 
-def test_cli_stops_with_exit_2_and_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_stops_with_exit_2_and_one_line(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, "[assistant]\nmax_message_chars = -1\n")
     assert main(["--config", str(path), "train"]) == 2
-    err = capsys.readouterr().err.strip()
+    err = capfd.readouterr().err.strip()
     assert err.count("\n") == 0 and "assistant.max_message_chars" in err
 
 
-def test_cli_set_needs_section_key_value(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_set_needs_section_key_value(capfd: pytest.CaptureFixture[str]) -> None:
+    """capfd, not capsys: `main` enables faulthandler, which needs a real stderr descriptor."""
     assert main(["--set", "nonsense", "train"]) == 2
-    assert "SECTION.KEY=VALUE" in capsys.readouterr().err
+    assert "SECTION.KEY=VALUE" in capfd.readouterr().err
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -87,3 +88,95 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         assert f"[{section.name}]" in text
         for key in dataclasses.fields(getattr(config, section.name)):
             assert f"{key.name} =" in text, f"{section.name}.{key.name} is not documented"
+
+
+@pytest.mark.parametrize(
+    ("name", "closest"),
+    [
+        ("BOT_LOGGING_LEVL", "BOT_LOGGING_LEVEL (logging.level)"),  # a section's prefix
+        ("BOT_LOGING_LEVEL", "BOT_LOGGING_LEVEL (logging.level)"),  # close to a setting
+        ("BOT_LOGGING", "BOT_LOGGING_LEVEL (logging.level)"),  # a bare section
+        ("BOT_HANDOFF_MODERATOR", "BOT_HANDOFF_MODERATORS (handoff.moderators)"),
+        ("BOT_STORE_KEY_URL", "BOT_STORE_KEYS_URL (store.keys_url)"),
+        ("bot_logging_level", "BOT_LOGGING_LEVEL (logging.level)"),  # the wrong case is never read
+        ("BOT_MASTER_KEY", "BOT_MASTER_KEYS"),  # close to a secret's name
+        ("BOT_PSEUDONYM_KY", "BOT_PSEUDONYM_KEY"),
+    ],
+)
+def test_a_misspelt_bot_variable_stops_start_up_naming_the_closest(name: str, closest: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(environ={name: "INFO"})
+    message = str(raised.value)
+    assert f"environment variable {name} is unknown; did you mean {closest}?" == message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BOT_CONFIG", "BOT_PSEUDONYM_KEY", "BOT_MASTER_KEYS", "BOT_TEST_POSTGRES_URL", "BOT_BENCH_POSTGRES_URL",
+        "BOT_ENGINE_TOKEN", "BOT_LOGGING_LEVEL", "BOT_SLACK_API_BASE_URL",
+        "BOT_USER_AGENT", "BOTANIST", "BOT", "ROBOT_LOGGING_LEVL", "MY_BOT_LOGGING_LEVL",  # not ours
+    ],
+)
+def test_legitimate_and_unrelated_variables_are_accepted(name: str, tmp_path: Path) -> None:
+    value = {"BOT_CONFIG": str(write(tmp_path, "")), "BOT_LOGGING_LEVEL": "INFO"}.get(name, "https://x.example/")
+    load_config(environ={name: value})
+
+
+def test_the_bot_variables_the_repository_mentions_are_all_accepted() -> None:
+    """Every `BOT_*` name in our code, tests, scripts and docs is a setting, a known other
+    variable, or does not look like a setting (a constant such as BOT_TOKEN)."""
+    import re
+    import subprocess
+
+    from bot.config import _check_unknown_env
+
+    repo = Path(__file__).resolve().parents[2]
+    files = subprocess.run(["git", "ls-files"], cwd=repo, capture_output=True, text=True, check=True).stdout.split()
+    names: set[str] = set()
+    for name in files:
+        if name == "tests/unit/test_config.py":  # this file's deliberate typos
+            continue
+        if name.endswith((".py", ".sh", ".md", ".toml", ".yml", "Makefile")) or name.startswith(".ci/"):
+            text = (repo / name).read_text(encoding="utf-8", errors="replace")
+            names.update(re.findall(r"(?<![A-Za-z0-9_])BOT_[A-Z0-9_]*[A-Z0-9](?![A-Za-z0-9_])", text))
+    names -= {"BOT_SECTION_KEY", "BOT_LOGGING_LEVL"}  # the documented pattern, the documented typo
+    assert {"BOT_PSEUDONYM_KEY", "BOT_TEST_POSTGRES_URL", "BOT_LOGGING_LEVEL"} <= names
+    for name in sorted(names):
+        _check_unknown_env({name: "x"})
+
+
+def test_cli_refuses_a_misspelt_variable_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BOT_SECRETS_DEV_KEYS_FILE", str(tmp_path / "dev-keys.env"))
+    monkeypatch.setenv("BOT_STORE_URL", f"sqlite:///{tmp_path}/transcripts.db")
+    monkeypatch.setenv("BOT_LOGGING_LEVL", "DEBUG")
+    assert main(["db", "init"]) == 2
+    err = capfd.readouterr().err
+    assert err == "bot: config error: environment variable BOT_LOGGING_LEVL is unknown; did you mean BOT_LOGGING_LEVEL (logging.level)?\n"
+    assert not (tmp_path / "transcripts.db").exists()
+
+
+DEVELOPER_FILE = "[assistant]\nmax_message_chars = 7\n[logging]\nlevel = 'DEBUG'\n"
+
+
+def test_a_config_toml_in_the_working_directory_does_not_reach_the_tests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tests/conftest.py hides the developer's ./config.toml (and BOT_* settings) from every test."""
+    write(tmp_path, DEVELOPER_FILE)
+    monkeypatch.chdir(tmp_path)
+    config = load_config()  # the process environment, as `bot` itself reads it
+    assert config.assistant.max_message_chars == 4000 and config.logging.level == "WARNING"
+
+
+def test_the_product_still_falls_back_to_config_toml_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.config
+
+    write(tmp_path, DEVELOPER_FILE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(bot.config, "DEFAULT_CONFIG_FILE", Path("config.toml"))  # what `bot` uses
+    assert load_config(environ={}).assistant.max_message_chars == 7

@@ -1,0 +1,73 @@
+"""Unauthenticated garbage at the Slack HTTP endpoint gets a 401 and one log line, never a
+500 or a traceback (issue 11 item 8): the signature is checked on the raw bytes first."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+
+import aiohttp
+import pytest
+
+from bot.engine.rasa_engine import RasaEngine
+from bot.privacy.store import TranscriptStore
+from connectors.slack_signature import SlackSignature
+from tests.integration.test_slack_connector import SECRET, start_world
+
+pytestmark = pytest.mark.integration
+BODY = b'{"type":"event_callback","event_id":"Ev1","event":{"type":"message","text":"secret words"}}'
+
+
+def signed(body: bytes, stamp: str) -> str:
+    return "v0=" + hmac.new(SECRET.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+
+
+NOW = str(int(time.time()))
+CASES = {
+    "no timestamp": ({"X-Slack-Signature": signed(BODY, NOW)}, BODY),
+    "no signature": ({"X-Slack-Request-Timestamp": NOW}, BODY),
+    "non-numeric timestamp": ({"X-Slack-Request-Timestamp": "soon", "X-Slack-Signature": signed(BODY, "soon")}, BODY),
+    "5,000-digit timestamp": ({"X-Slack-Request-Timestamp": "9" * 5000, "X-Slack-Signature": "v0=" + "0" * 64}, BODY),
+    "negative timestamp": ({"X-Slack-Request-Timestamp": "-1", "X-Slack-Signature": signed(BODY, "-1")}, BODY),
+    "non-ASCII signature": ({"X-Slack-Request-Timestamp": NOW, "X-Slack-Signature": "v0=" + "é" * 64}, BODY),
+    "signature of another body": ({"X-Slack-Request-Timestamp": NOW, "X-Slack-Signature": signed(b"{}", NOW)}, BODY),
+    "body not UTF-8, unsigned": ({"X-Slack-Request-Timestamp": NOW, "X-Slack-Signature": "v0=" + "a" * 64}, b"\xff\xfe" + BODY),
+    "stale": ({"X-Slack-Request-Timestamp": "1000000000", "X-Slack-Signature": signed(BODY, "1000000000")}, BODY),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_check_refuses_without_raising(case: str) -> None:
+    headers, body = CASES[case]
+    assert SlackSignature(SECRET).valid(body, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")) is False
+
+
+def test_a_correct_signature_passes() -> None:
+    assert SlackSignature(SECRET).valid(BODY, NOW, signed(BODY, NOW))
+
+
+async def test_the_endpoint_answers_401_with_one_line_for_every_case(
+    rasa_engine: RasaEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    async for world in start_world("http", rasa_engine, store):
+        caplog.set_level(logging.INFO)
+        async with aiohttp.ClientSession() as session:
+            for case, (headers, body) in CASES.items():
+                caplog.clear()
+                async with session.post(world.standin.http_target, data=body, headers={**headers, "Content-Type": "application/json"}) as answer:
+                    assert answer.status == 401, case
+                refusals = [r for r in caplog.records if "refused a Slack request" in r.getMessage()]
+                assert len(refusals) == 1, case
+                assert not any(r.exc_info for r in caplog.records), case
+                assert "secret words" not in caplog.text
+            signed_garbage = b"\xff" + BODY
+            stamp = str(int(time.time()))
+            async with session.post(
+                world.standin.http_target, data=signed_garbage,
+                headers={"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signed(signed_garbage, stamp)},
+            ) as answer:
+                assert answer.status == 400
+        await world.settled()
+        assert world.standin.sent == []
