@@ -441,6 +441,11 @@ class TranscriptStore:
         (see `RecentTurns`), dropping fans idle for `idle_seconds`. Call before use."""
         self._recent = RecentTurns(turns, idle_seconds)
 
+    def forget_recent(self, fan: str) -> None:
+        """Drops the fan's recent turns held in memory, after a deletion outside this class
+        (store thread only): the next handoff packet reads the store instead."""
+        self._recent.drop(fan)
+
     async def holds_recent(self, fan: str) -> bool:
         """Whether any of the fan's turns are held in memory (for tests and checks)."""
         return await self.run(lambda: fan in self._recent)
@@ -774,6 +779,10 @@ class TranscriptStore:
         except Exception as error:  # the job row stays: the next resume finishes it
             self._erasing.pop(fan, None)
             logger.error("an erasure batch failed; it will be resumed: %s", type(error).__name__)
+
+    def scrub_files(self) -> None:
+        """After a deletion that must not linger in the files (store thread only): see `_scrub`."""
+        self._scrub()
 
     def _scrub(self) -> None:
         """No copy of a shredded key or an erased fan's pseudonym stays in the files.
