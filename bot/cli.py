@@ -285,11 +285,11 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
                     f"the running bot's in-memory history of this fan expires within "
                     f"{config.assistant.conversation_idle_minutes:g} idle minutes"
                 )
-                if receipt.desk_posts:  # no desk connection here: say what stays at the desk
+                if receipt.desk_posts:  # no desk connection here: the running bot deletes them
                     print(
-                        f"bot: {len(receipt.desk_posts)} message(s) the bot posted about this fan's tickets remain at the "
-                        "moderator desk and could not be deleted from this command; delete them at the desk "
-                        "(a fan's own /forget-me deletes them)"
+                        f"bot: {len(receipt.desk_posts)} message(s) the bot posted about this fan's tickets are queued for "
+                        "deletion at the moderator desk: the running `bot run` deletes them within a minute or two "
+                        "(or at its next start); until then they are still visible there"
                     )
         return 0
     finally:

@@ -119,12 +119,18 @@ class ConsoleDeskInput:
 
 
 async def _watch_timeouts(bot: Bot, router: Router, every_seconds: float) -> None:
+    """Periodic desk work: claim-timeout and silence notices, and desk messages queued for
+    deletion by `bot forget`, by retention, or by an erasure a crash interrupted."""
     while True:
         await asyncio.sleep(every_seconds)
         try:
             await router.deliver(await bot.expire_handoffs())
         except Exception:
             logger.exception("handoff timeout check failed; will retry")
+        try:
+            await bot.handoff.remove_pending_desk_copies()
+        except Exception:
+            logger.exception("removing queued desk messages failed; will retry")
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

@@ -21,7 +21,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from sqlalchemy import DateTime, Integer, String, delete, exists, func, insert, literal, select, text, update
 from sqlalchemy.engine import Connection
@@ -31,7 +31,7 @@ from bot.handoff.locations import DeskLocation, DeskPost
 from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status, next_status
 from bot.messages import Address, Kind
 from bot.privacy import crypto
-from bot.privacy.schema import desk_posts, preferences, tickets, turns
+from bot.privacy.schema import desk_posts, desk_removals, preferences, tickets, turns
 from bot.privacy.audit import APPEND_ATTEMPTS
 from bot.privacy.store import TranscriptStore
 
@@ -243,6 +243,31 @@ class TicketStore:
                 )
             ).rowcount
         )
+
+    async def pending_removals(self, queued_before: datetime, limit: int = 500) -> list[DeskPost]:
+        """Desk messages queued for deletion (by an erasure or retention) before `queued_before`."""
+
+        def work() -> list[DeskPost]:
+            query = select(desk_removals).where(desk_removals.c.queued_at < queued_before).order_by(desk_removals.c.id).limit(limit)
+            with self._store.engine.connect() as connection:
+                return [DeskPost(r["ticket"], r["desk"], r["channel"], r["message"]) for r in connection.execute(query).mappings()]
+
+        return await self._store.run(work)
+
+    async def drop_removals(self, posts: Sequence[DeskPost]) -> None:
+        """The desk has acted on these queued deletions."""
+
+        def work() -> None:
+            with self._store.engine.begin() as connection:
+                for post in posts:
+                    connection.execute(
+                        delete(desk_removals).where(
+                            desk_removals.c.desk == post.desk, desk_removals.c.channel == post.channel,
+                            desk_removals.c.message == post.message,
+                        )
+                    )
+
+        await self._store.run(work)
 
     async def note_reply(self, ticket_id: int, at: datetime) -> None:
         """The holder wrote to the fan: the claimed-silence clock starts again."""

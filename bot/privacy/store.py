@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence, TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, text, update
+from sqlalchemy import create_engine, delete, event, func, insert, inspect, literal, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.pool import QueuePool
@@ -33,7 +33,7 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, everything, readable
 from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
 from bot.privacy.fan_data import set_logging as _store_logging
-from bot.privacy.schema import data_keys, desk_posts, erasures, store_meta, tickets, turns
+from bot.privacy.schema import data_keys, desk_posts, desk_removals, erasures, store_meta, tickets, turns
 from bot.privacy.spool import Spool
 
 T = TypeVar("T")
@@ -854,7 +854,15 @@ class TranscriptStore:
                     return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
                 old = select(tickets.c.id).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
-                connection.execute(delete(desk_posts).where(desk_posts.c.ticket.in_(old.scalar_subquery())))
+                expired = desk_posts.c.ticket.in_(old.scalar_subquery())
+                connection.execute(  # the desk copies expire with their ticket: the running bot deletes them
+                    insert(desk_removals).from_select(
+                        ["desk", "channel", "message", "ticket", "queued_at"],
+                        select(desk_posts.c.desk, desk_posts.c.channel, desk_posts.c.message, desk_posts.c.ticket,
+                               literal(datetime.utcnow()).label("queued_at")).where(expired),
+                    )
+                )
+                connection.execute(delete(desk_posts).where(expired))
                 closed = connection.execute(
                     delete(tickets).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
                 ).rowcount
