@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Coroutine, Optional, TypeVar
 
 from bot.engine import FALLBACK_INTENT, EngineResult, ModelMissingError
+from bot.engine.ood import OUT_OF_SCOPE, DomainGate
 from bot.engine.vocabulary import load_vocabulary, words
 from bot.quiet import quiet_rasa
 
@@ -42,10 +43,13 @@ class _EngineThread:
 
 
 class RasaEngine:
-    def __init__(self, agent: Any, trackers: "ExpiringInMemoryTrackerStore", vocabulary: frozenset[str]) -> None:
+    def __init__(
+        self, agent: Any, trackers: "ExpiringInMemoryTrackerStore", vocabulary: frozenset[str], gate: Optional[DomainGate] = None
+    ) -> None:
         self._agent = agent
         self._trackers = trackers
         self._vocabulary = vocabulary
+        self._gate = gate
         self._thread = _EngineThread()
 
     @classmethod
@@ -65,10 +69,13 @@ class RasaEngine:
         agent = Agent.load(str(model_path), tracker_store=trackers)
         # TensorFlow and Rasa leave millions of long-lived objects; a full garbage collection
         # walking them paused every reply (and every ack) by hundreds of milliseconds.
+        gate = DomainGate.load(model_path)
+        if gate is not None:
+            gate.neighbours("warm up")  # loads the encoder's weights now, not on a fan's message
         gc.collect()
         gc.freeze()
         logger.info("dialogue model loaded")
-        return cls(agent, trackers, load_vocabulary(model_path))
+        return cls(agent, trackers, load_vocabulary(model_path), gate)
 
     @property
     def agent(self) -> Any:
@@ -76,13 +83,15 @@ class RasaEngine:
         return self._agent
 
     async def respond(self, pseudonym: str, text: str) -> EngineResult:
-        replies, parse = await self._thread.run(self._predict(pseudonym, text))
+        replies, parse, outside = await self._thread.run(self._predict(pseudonym, text))
         intent = parse.get("intent") or {}
         name: Optional[str] = intent.get("name")
         confidence: Optional[float] = intent.get("confidence")
         guess: Optional[str] = None
         if self._vocabulary and name != FALLBACK_INTENT and not words(text) & self._vocabulary:
             name, guess = FALLBACK_INTENT, name  # no word the model knows: its score means nothing
+        elif outside and name not in (FALLBACK_INTENT, OUT_OF_SCOPE):
+            name, guess = OUT_OF_SCOPE, name  # far from everything it was trained on: not its domain
         elif name == FALLBACK_INTENT:
             real = [r for r in parse.get("intent_ranking", []) if r.get("name") != FALLBACK_INTENT]
             if real:
@@ -94,9 +103,10 @@ class RasaEngine:
             guess=guess,
         )
 
-    async def _predict(self, pseudonym: str, text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    async def _predict(self, pseudonym: str, text: str) -> tuple[list[dict[str, Any]], dict[str, Any], bool]:
+        outside = self._gate is not None and self._gate.neighbours(text).out_of_domain()
         replies = await self._agent.handle_text(text, sender_id=pseudonym) or []
-        return replies, self._trackers.latest_parse.get(pseudonym, {})
+        return replies, self._trackers.latest_parse.get(pseudonym, {}), outside
 
     async def forget(self, pseudonym: str) -> int:
         return await self._thread.run(self._forget(pseudonym))
