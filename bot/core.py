@@ -46,7 +46,7 @@ ACTION_INTENTS = {"human_handoff": "human", "forget_me": "forget_me", "my_data":
 #: Words act only at or above this confidence; below it the assistant asks back. Chosen by
 #: bench/nlu_eval.py (docs/benchmarks.md): held-out in-domain action phrasings score above it
 #: far more often than the off-topic text that used to trigger actions.
-ACTION_CONFIDENCE = 0.75
+ACTION_CONFIDENCE = 0.80
 ASK_BACK_TEXT = {
     "human": "Do you want me to hand this to a person? Say yes or no (or type /human).",
     "forget_me": "Do you want to erase everything I hold about you? Say yes or no (or type /forget-me).",
