@@ -139,6 +139,11 @@ class SentenceEncoder:
         self._layers = 1 + max(int(k.split(".")[2]) for k in self._w if k.startswith("encoder.layer."))
         self._prepare()
 
+    @property
+    def vocabulary(self) -> frozenset[str]:
+        """The word pieces it knows; a whole word here is one it reads without splitting."""
+        return frozenset(self._tokens.vocab)
+
     def encode(self, texts: Iterable[str]) -> np.ndarray:
         from threadpoolctl import threadpool_limits  # ships with scikit-learn
 
