@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     purge = commands.add_parser("purge", help="delete turns older than [privacy] retention_days")
     purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     audit = commands.add_parser("audit", help="audit log")
-    audit.add_argument("action", choices=["verify", "show"], help="check the hash chain, or print the records")
+    audit.add_argument("action", choices=["verify", "show", "nlu"], help="check the hash chain, print the records, or audit the model per register")
+    audit.add_argument("--json", action="store_true", help="nlu: print the figures as JSON")
     audit.add_argument("--head", help="the head hash recorded earlier; detects records cut off the end")
     handoff = commands.add_parser("handoff", help="human handoff tickets")
     handoff.add_argument(
@@ -187,6 +188,17 @@ async def _replay(config: Config, script: str, out_path: Optional[Path], store_u
     if malformed:
         print(f"bot replay: {malformed} malformed line(s) skipped", file=sys.stderr)
     return 1 if malformed else 0
+
+
+async def _audit_nlu(config: Config, as_json: bool) -> int:
+    """Macro-F1 per register of the labelled fan-phrasing set; needs the model, not the store."""
+    from bot.app import load_engine
+    from bot.nlu_audit import audit, render
+
+    _require_model(config)
+    report = await audit(load_engine(config))
+    print(json.dumps(report, indent=2) if as_json else render(report))
+    return 0
 
 
 def _train(config: Config, force: bool) -> int:
@@ -316,6 +328,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return asyncio.run(_replay(config, args.script, args.out, args.store_url))
         if args.command == "train":
             return _train(config, args.force)
+        if args.command == "audit" and args.action == "nlu":
+            return asyncio.run(_audit_nlu(config, args.json))
         return asyncio.run(_maintain(config, args))
     except ConfigError as error:
         print(f"bot: config error: {error}", file=sys.stderr)

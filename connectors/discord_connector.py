@@ -23,7 +23,7 @@ from bot.messages import Address, Incoming, Outgoing
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys
 from connectors.discord_desk import DiscordDesk
-from connectors.discord_render import CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
+from connectors.discord_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
 from connectors.router import Router
 
 logger = logging.getLogger(__name__)
@@ -188,6 +188,8 @@ class DiscordConnector:
         custom_id = str(interaction.data.get("custom_id", ""))
         if custom_id in (CONFIRM_ERASURE, CANCEL_ERASURE):
             await self._slash(interaction, "/forget-me confirm" if custom_id == CONFIRM_ERASURE else "/forget-me cancel")
+        elif custom_id in (ANSWER_YES, ANSWER_NO):  # the fan's answer to a pending yes/no question
+            await self._slash(interaction, "yes" if custom_id == ANSWER_YES else "no")
         elif custom_id.startswith(TICKET_ACTION_PREFIX) and self.desk is not None and self._bot is not None:
             _, action, ticket = custom_id.split(":", 2)
             await self.desk.on_button(self._bot, self._router, interaction, action, ticket)

@@ -31,7 +31,7 @@ from connectors.dedupe import RecentKeys
 from connectors.slack_signature import SlackSignature
 from connectors.router import Router
 from connectors.slack_desk import SlackDesk
-from connectors.slack_render import CANCEL_ERASURE, CLAIM_TICKET, CONFIRM_ERASURE, RESOLVE_TICKET, render
+from connectors.slack_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CLAIM_TICKET, CONFIRM_ERASURE, RESOLVE_TICKET, render
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,8 @@ class SlackConnector:
             self.app.command(command)(self._on_command)
         self.app.action(CONFIRM_ERASURE)(self._on_erasure_button)
         self.app.action(CANCEL_ERASURE)(self._on_erasure_button)
+        self.app.action(ANSWER_YES)(self._on_erasure_button)  # same path: the click becomes the fan's words
+        self.app.action(ANSWER_NO)(self._on_erasure_button)
         self.app.action(CLAIM_TICKET)(self._on_desk_button)
         self.app.action(RESOLVE_TICKET)(self._on_desk_button)
 
@@ -240,7 +242,7 @@ class SlackConnector:
         await ack()
         if not self._seen.first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
             return
-        text = "/forget-me confirm" if action["action_id"] == CONFIRM_ERASURE else "/forget-me cancel"
+        text = {CONFIRM_ERASURE: "/forget-me confirm", CANCEL_ERASURE: "/forget-me cancel", ANSWER_YES: "yes", ANSWER_NO: "no"}[action["action_id"]]
         await self._handle(Incoming(self.name, body["user"]["id"], DM, text), lambda m: self._respond(respond, m))
 
     async def _on_desk_button(
