@@ -105,6 +105,7 @@ class SlackConnector:
         self._seen = RecentKeys()
         self._dm_channels: dict[str, str] = {}
         self._closed = asyncio.Event()
+        self.served = False  # set once serving: a crash after that is restarted (connectors.supervise)
         self._socket: Optional[AsyncSocketModeHandler] = None
         self._runner: Optional[web.AppRunner] = None
         self._bot: Optional[Bot] = None
@@ -141,6 +142,7 @@ class SlackConnector:
                 raise ConnectorError(f"slack: cannot listen on port {self._settings.http_port}: {error.strerror}") from None
             self.http_port = self._runner.addresses[0][1] if self._runner.addresses else self._settings.http_port
         logger.info("slack connector serving in %s mode", self._settings.mode)
+        self.served = True
         await self._closed.wait()
 
     async def aclose(self) -> None:
@@ -157,6 +159,11 @@ class SlackConnector:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def reset(self) -> None:
+        """After a crash: close what is open, so `run` connects afresh."""
+        await self.aclose()
+        self._closed = asyncio.Event()
 
     async def _check_token(self) -> None:
         try:
