@@ -48,13 +48,21 @@ class ConversationMemory:
         self._idle_seconds = idle_seconds
         self._monotonic = monotonic
         self._by_fan: dict[str, dict[str, ConversationState]] = {}
+        self._swept = monotonic()
 
     @property
     def idle_seconds(self) -> float:
         return self._idle_seconds
 
+    def __len__(self) -> int:
+        """Conversations held (for checks and the soak benchmark)."""
+        return sum(len(conversations) for conversations in self._by_fan.values())
+
     def state(self, fan: str, conversation: str) -> ConversationState:
         now = self._monotonic()
+        if now - self._swept > min(60.0, self._idle_seconds / 4):  # amortised: memory stays bounded by activity
+            self._swept = now
+            self.expire_idle()
         conversations = self._by_fan.setdefault(fan, {})
         current = conversations.get(conversation)
         if current is None or now - current.last_seen > self._idle_seconds:

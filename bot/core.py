@@ -133,6 +133,11 @@ class Bot:
         async with self._locks.hold(ticket.fan):
             return await self._handoff.moderate(replace(action, ticket=ticket.id))
 
+    def expire_idle(self) -> int:
+        """Drops conversation state idle past the limit (also done as messages arrive); run
+        periodically so memory falls back after a burst even when no one writes."""
+        return self._memory.expire_idle()
+
     async def expire_handoffs(self) -> list[Outgoing]:
         """Claim-timeout notices due now; call periodically (and before each replay line)."""
         return await self._handoff.expire()

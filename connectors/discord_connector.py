@@ -77,6 +77,7 @@ class DiscordConnector:
         self.desk = DiscordDesk(self.client, int(desk_channel), role) if desk_channel else None
         self._seen = RecentKeys()
         self._interactions: dict[int, tuple[float, discord.Interaction]] = {}  # fan id -> their latest
+        self._interactions_swept = time.monotonic()
         self._bot: Optional[Bot] = None
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._synced = False
@@ -213,9 +214,21 @@ class DiscordConnector:
     async def _slash(self, interaction: discord.Interaction, text: str) -> None:
         """Deferred at once (within Discord's 3 seconds); results follow, visible to the fan only."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        self._interactions[interaction.user.id] = (time.monotonic(), interaction)
+        self._remember_interaction(interaction)
         incoming = Incoming(self.name, str(interaction.user.id), DM, text.strip())
         await self._handle(incoming, lambda reply: self._followup(interaction, reply))
+
+    def _remember_interaction(self, interaction: discord.Interaction) -> None:
+        """A fan's latest slash command, to reach them if their DMs are closed. Its token is
+        valid for 15 minutes (Discord, "Receiving and Responding"), so older entries are
+        useless and are dropped: the map stays bounded by recent activity."""
+        now = time.monotonic()
+        self._interactions[interaction.user.id] = (now, interaction)
+        if len(self._interactions) % 256 == 0 or now - self._interactions_swept > 60:
+            self._interactions_swept = now
+            for user, (at, _) in list(self._interactions.items()):
+                if now - at > INTERACTION_TTL_SECONDS:
+                    del self._interactions[user]
 
     async def _handle(self, incoming: Incoming, answer: Callable[[Outgoing], Awaitable[None]]) -> None:
         if self._bot is None:

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 COMMANDS = ("/human", "/forget-me", "/my-data", "/privacy", "/why")
 #: Where a fan's DMs and slash commands live: their one direct conversation with the app.
 DM = "im"
+DM_CHANNEL_CACHE = 5_000
 SHUTDOWN_GRACE_SECONDS = 10.0
 MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
@@ -295,7 +296,13 @@ class SlackConnector:
         await self._post(await self._dm_channel(address.user_id), message)
 
     async def _dm_channel(self, user: str) -> str:
-        if user not in self._dm_channels:
+        """The DM channel with a fan (`conversations.open`), cached for the most recent
+        `DM_CHANNEL_CACHE` fans only: a cache, so memory stays bounded."""
+        channel = self._dm_channels.pop(user, None)
+        if channel is None:
             answer = await self.client.conversations_open(users=user)
-            self._dm_channels[user] = str(answer["channel"]["id"])
-        return self._dm_channels[user]
+            channel = str(answer["channel"]["id"])
+        self._dm_channels[user] = channel  # most recent last
+        while len(self._dm_channels) > DM_CHANNEL_CACHE:
+            del self._dm_channels[next(iter(self._dm_channels))]
+        return channel
