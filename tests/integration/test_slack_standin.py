@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.testing.slack_standin import SentMessage, SlackStandIn
+from standins.slack import SentMessage, SlackStandIn
 
 BOT_TOKEN, APP_TOKEN, SECRET = "xoxb-test", "xapp-test", "test-signing-secret"
 REPO = Path(__file__).resolve().parents[2]
@@ -409,7 +409,7 @@ async def test_http_mode_command_click_and_retry_headers(standin: SlackStandIn, 
 async def test_control_api_and_quiet_logs(
     standin: SlackStandIn, socket_app: AsyncApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.testing.slack_standin")
+    caplog.set_level(logging.DEBUG, logger="standins.slack")
 
     @socket_app.event("message")
     async def on_message(say: Any) -> None:
@@ -431,7 +431,7 @@ async def test_control_api_and_quiet_logs(
 
 def test_command_line_prints_the_settings() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.testing.slack_standin", "--port", "0"],
+        [sys.executable, "-m", "standins.slack", "--port", "0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
