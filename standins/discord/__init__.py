@@ -33,6 +33,11 @@ from .model import (
     GUILDS,
     MESSAGE_CONTENT,
     PRIVILEGED_INTENTS,
+    BOT_MESSAGE_CHARS,
+    CREATE_PUBLIC_THREADS,
+    NITRO_MESSAGE_CHARS,
+    SEND_MESSAGES,
+    SEND_MESSAGES_IN_THREADS,
     ApiError,
     SentMessage,
 )
@@ -42,5 +47,6 @@ from .server import DiscordStandIn
 __all__ = [
     "API_VERSION", "DEFAULT_APP_ID", "DEFAULT_CHANNEL_ID", "DEFAULT_GUILD_ID", "DEFAULT_OWNER_ID", "DEFAULT_TOKEN",
     "DIRECT_MESSAGES", "EPHEMERAL", "GUILD_MEMBERS", "GUILD_MESSAGES", "GUILDS", "MESSAGE_CONTENT",
-    "PRIVILEGED_INTENTS", "ApiError", "DiscordPointer", "DiscordStandIn", "SentMessage", "point_discord_at",
+    "PRIVILEGED_INTENTS", "BOT_MESSAGE_CHARS", "CREATE_PUBLIC_THREADS", "NITRO_MESSAGE_CHARS", "SEND_MESSAGES",
+    "SEND_MESSAGES_IN_THREADS", "ApiError", "DiscordPointer", "DiscordStandIn", "SentMessage", "point_discord_at",
 ]

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from aiohttp import web
 
-from .model import ApiError, DM, GUILD_NEWS, GUILD_TEXT, Json, NEWS_THREAD, PRIVATE_THREAD, PUBLIC_THREAD, THREAD_TYPES, _MANAGE_CHANNELS, _MANAGE_MESSAGES, _MANAGE_THREADS, _form_error, _iso
+from .model import CREATE_PUBLIC_THREADS, SEND_MESSAGES, SEND_MESSAGES_IN_THREADS, ApiError, DM, GUILD_NEWS, GUILD_TEXT, Json, NEWS_THREAD, PRIVATE_THREAD, PUBLIC_THREAD, THREAD_TYPES, _MANAGE_CHANNELS, _MANAGE_MESSAGES, _MANAGE_THREADS, _form_error, _iso
 
 log = logging.getLogger("standins.discord")
 
@@ -22,6 +22,8 @@ class _MessagesMixin:
         body = body or {}
         if channel["type"] == DM and int(channel["recipients"][0]["id"]) in self._closed_dms:
             raise ApiError(403, 50007, "Cannot send messages to this user")
+        if channel["type"] != DM:  # Discord docs, Create Message: needs SEND_MESSAGES (in threads, _IN_THREADS)
+            self._require_permission(int(channel_id), SEND_MESSAGES_IN_THREADS if channel["type"] in THREAD_TYPES else SEND_MESSAGES)
         message = self._bot_message(int(channel_id), body, files)
         self._store(message)
         self._record("message", int(channel_id), body, message, files)
@@ -80,7 +82,9 @@ class _MessagesMixin:
 
     def _require_permission(self, channel_id: int, permission: int) -> None:
         guild_id = self._channels.get(channel_id, {}).get("guild_id")
-        if guild_id is None or not self._permissions(self._guilds[int(guild_id)], self.bot_user_id) & permission:
+        parent = self._channels.get(channel_id, {}).get("parent_id")
+        denied = (channel_id, permission) in self._denied or (parent is not None and (int(parent), permission) in self._denied)
+        if guild_id is None or denied or not self._permissions(self._guilds[int(guild_id)], self.bot_user_id) & permission:
             raise ApiError(403, 50013, "Missing Permissions")
 
     async def _delete(self, message: Json) -> None:
@@ -111,6 +115,7 @@ class _MessagesMixin:
                 raise ApiError(400, 160004, "A thread has already been created for this message")
             thread_id = int(message_id)  # a thread started from a message shares its id
             kind = NEWS_THREAD if parent["type"] == GUILD_NEWS else PUBLIC_THREAD
+            self._require_permission(int(channel_id), CREATE_PUBLIC_THREADS)  # Discord docs, Start Thread from Message
         else:
             thread_id = self._snowflake()
             kind = int(body.get("type") or PRIVATE_THREAD)  # API v10 default: private

@@ -49,6 +49,14 @@ _BOT_PERMISSIONS = _EVERYONE_PERMISSIONS | (1 << 13) | (1 << 34)  # + manage mes
 _ADMINISTRATOR = 1 << 3
 _MANAGE_CHANNELS, _MANAGE_MESSAGES, _MANAGE_THREADS = 1 << 4, 1 << 13, 1 << 34
 _ALL_PERMISSIONS = (1 << 51) - 1
+# discord/permissions.py (discord.py 2.7.1): send_messages 1 << 11, create_public_threads 1 << 35,
+# send_messages_in_threads 1 << 38.
+SEND_MESSAGES, CREATE_PUBLIC_THREADS, SEND_MESSAGES_IN_THREADS = 1 << 11, 1 << 35, 1 << 38
+#: What a bot may send (the API's BASE_TYPE_MAX_LENGTH on `content`) ...
+BOT_MESSAGE_CHARS = 2000
+#: ... and what a user may send: 2,000, or 4,000 with Nitro (support.discord.com, "Discord Nitro":
+#: "Longer messages: up to 4,000 characters"). The gateway delivers them whole to bots.
+NITRO_MESSAGE_CHARS = 4000
 
 _NAME_RE = re.compile(r"^[-_\w]{1,32}$")
 _USER_MENTION = re.compile(r"<@!?(\d+)>")

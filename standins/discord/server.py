@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Any, Callable, Optional, Union
+from typing import Sequence, Any, Callable, Optional, Union
 
 from aiohttp import web
 
@@ -13,7 +13,7 @@ from .control import _ControlMixin
 from .gateway import _GatewayMixin
 from .interactions import _InteractionsMixin
 from .messages import _MessagesMixin
-from .model import API_VERSION, ApiError, DEFAULT_APP_ID, DEFAULT_CHANNEL_ID, DEFAULT_GUILD_ID, DEFAULT_OWNER_ID, DEFAULT_TOKEN, Json, SentMessage, _Connection, _Guild, _Interaction, _RateLimit, _Session, _custom_ids
+from .model import _iso, API_VERSION, ApiError, DEFAULT_APP_ID, DEFAULT_CHANNEL_ID, DEFAULT_GUILD_ID, DEFAULT_OWNER_ID, DEFAULT_TOKEN, Json, SentMessage, _Connection, _Guild, _Interaction, _RateLimit, _Session, _custom_ids
 from .rest import _RestMixin
 from .state import _StateMixin
 
@@ -81,6 +81,7 @@ class DiscordStandIn(_StateMixin, _GatewayMixin, _RestMixin, _MessagesMixin, _In
         self._channels: dict[int, Json] = {}  # guild channels, threads and DM channels
         self._dm_by_user: dict[int, int] = {}
         self._closed_dms: set[int] = set()
+        self._denied: set[tuple[int, int]] = set()  # (channel id, permission bit), see deny()
         self._messages: dict[int, Json] = {}
         self._commands: dict[Optional[int], dict[str, Json]] = {}  # scope (None = global) -> name -> command
         self._command_ids: dict[tuple[Optional[int], str, int], int] = {}
@@ -169,11 +170,13 @@ class DiscordStandIn(_StateMixin, _GatewayMixin, _RestMixin, _MessagesMixin, _In
         except asyncio.TimeoutError:
             raise AssertionError(f"no discord client identified within {timeout}s") from None
 
-    async def send_dm(self, user_id: int, content: str, *, reply_to: Optional[int] = None) -> int:
-        """A user writes to the bot in their DM channel (MESSAGE_CREATE without guild_id)."""
+    async def send_dm(self, user_id: int, content: str, *, reply_to: Optional[int] = None,
+                      attachments: Sequence[str] = ()) -> int:
+        """A user writes to the bot in their DM channel (MESSAGE_CREATE without guild_id);
+        `attachments` are file names (a screenshot with a caption), up to 4,000 characters (Nitro)."""
         session = self._require_session()
         channel_id = self.dm_channel_id(user_id)
-        message = self._user_message(user_id, channel_id, content, reply_to=reply_to)
+        message = self._user_message(user_id, channel_id, content, reply_to=reply_to, attachments=attachments)
         await self._dispatch(session, "MESSAGE_CREATE", message)
         return int(message["id"])
 
@@ -186,6 +189,7 @@ class DiscordStandIn(_StateMixin, _GatewayMixin, _RestMixin, _MessagesMixin, _In
         bot: bool = False,
         *,
         reply_to: Optional[int] = None,
+        attachments: Sequence[str] = (),
     ) -> int:
         """A member writes in a guild channel or thread; `mention_bot` prefixes "<@BOT> "."""
         session = self._require_session()
@@ -198,9 +202,26 @@ class DiscordStandIn(_StateMixin, _GatewayMixin, _RestMixin, _MessagesMixin, _In
             raise KeyError(f"user {user_id} is not a member of guild {guild.id}: add_member() first")
         if mention_bot:
             content = f"<@{self.bot_user_id}> {content}"
-        message = self._user_message(user_id, channel_id, content, as_bot=bot, reply_to=reply_to)
+        message = self._user_message(user_id, channel_id, content, as_bot=bot, reply_to=reply_to, attachments=attachments)
         await self._dispatch(session, "MESSAGE_CREATE", message)
         return int(message["id"])
+
+    async def edit_user_message(self, message_id: int, content: str) -> None:
+        """A user edits their message: MESSAGE_UPDATE with the new content and edited_timestamp."""
+        session = self._require_session()
+        message = self._messages[message_id]
+        message.update(content=content, edited_timestamp=_iso())
+        await self._dispatch(session, "MESSAGE_UPDATE", self._gateway_message(message))
+
+    async def delete_user_message(self, message_id: int) -> None:
+        """A user deletes their message: MESSAGE_DELETE carries ids only (Discord docs, Gateway Events)."""
+        self._require_session()
+        await self._delete(self._messages[message_id])
+
+    def deny(self, channel_id: int, permission: int) -> None:
+        """Takes a permission (SEND_MESSAGES, CREATE_PUBLIC_THREADS, ...) from the bot in one
+        channel, as a channel overwrite would: the REST calls that need it answer 403 50013."""
+        self._denied.add((channel_id, permission))
 
     async def redeliver(self, message_id: int) -> None:
         """Dispatches a user's MESSAGE_CREATE again, same message id, next sequence number.

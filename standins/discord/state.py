@@ -8,7 +8,7 @@ import secrets
 import time
 from typing import Optional, Sequence
 
-from .model import ApiError, DEFAULT_OWNER_ID, DISCORD_EPOCH_MS, DM, EPHEMERAL, GUILD_MEMBERS, GUILD_PRESENCES, GUILD_TEXT, Json, LOADING, MESSAGE_CONTENT, PRIVILEGED_INTENTS, SentMessage, THREAD_TYPES, _ADMINISTRATOR, _ALL_PERMISSIONS, _BOT_PERMISSIONS, _EVERYONE_PERMISSIONS, _Guild, _Interaction, _ROLE_MENTION, _RateLimit, _USER_MENTION, _form_error, _iso
+from .model import BOT_MESSAGE_CHARS, NITRO_MESSAGE_CHARS, ApiError, DEFAULT_OWNER_ID, DISCORD_EPOCH_MS, DM, EPHEMERAL, GUILD_MEMBERS, GUILD_PRESENCES, GUILD_TEXT, Json, LOADING, MESSAGE_CONTENT, PRIVILEGED_INTENTS, SentMessage, THREAD_TYPES, _ADMINISTRATOR, _ALL_PERMISSIONS, _BOT_PERMISSIONS, _EVERYONE_PERMISSIONS, _Guild, _Interaction, _ROLE_MENTION, _RateLimit, _USER_MENTION, _form_error, _iso
 
 log = logging.getLogger("standins.discord")
 
@@ -264,11 +264,17 @@ class _StateMixin:
         }
 
     def _user_message(self, user_id: int, channel_id: int, content: str, *, as_bot: bool = False,
-                      reply_to: Optional[int] = None) -> Json:
+                      reply_to: Optional[int] = None, attachments: Sequence[str] = ()) -> Json:
+        if len(content) > NITRO_MESSAGE_CHARS:
+            raise ValueError(f"Discord refuses a user message over {NITRO_MESSAGE_CHARS} characters (Nitro's limit)")
         author = dict(self._user(user_id))
         if as_bot:
             author["bot"] = True
         message = self._base_message(channel_id, author, content)
+        message["attachments"] = self._attachments(channel_id, [
+            {"filename": name, "size": 1024, "content_type": "image/png" if name.endswith(".png") else None}
+            for name in attachments
+        ])
         if reply_to is not None:
             self._reference(message, {"message_id": reply_to})
         self._store(message)
@@ -277,7 +283,7 @@ class _StateMixin:
     def _bot_message(self, channel_id: int, body: Json, files: list[Json], *, kind: int = 0,
                      interaction: Optional[_Interaction] = None) -> Json:
         content = body.get("content") or ""
-        if len(content) > 2000:
+        if len(content) > BOT_MESSAGE_CHARS:
             raise _form_error("content", "BASE_TYPE_MAX_LENGTH", "Must be 2000 or fewer in length.")
         if not (content or body.get("embeds") or files or body.get("components") or body.get("sticker_ids")
                 or body.get("poll") or int(body.get("flags") or 0) & LOADING or kind == 18):

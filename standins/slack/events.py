@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import Any, Optional
 
+from .text import check_wire
 from .model import Delivery, VERIFICATION_TOKEN, _channel_type
 
 
@@ -194,6 +195,72 @@ class _EventsMixin:
         }
         return await self._deliver("interactive", payload, mode, 0, signature, timestamp)
 
+    async def redeliver_as_new(self, delivery: Delivery) -> Delivery:
+        """The same message again under a NEW event_id (same ts, same client_msg_id): Slack
+        does this, e.g. when a message reaches an app through two subscriptions or after an
+        internal retry that is not an Events API retry; `X-Slack-Retry-Num` is absent."""
+        return await self.send_event(dict(delivery.payload["event"]), mode=delivery.mode)
+
+    async def send_subtype(
+        self,
+        subtype: str,
+        user_id: Optional[str],
+        channel_id: str,
+        text: str = "",
+        *,
+        thread_ts: Optional[str] = None,
+        files: Optional[list[str]] = None,
+        ts: Optional[str] = None,
+        mode: Optional[str] = None,
+    ) -> Delivery:
+        """A `message` event with a subtype, shaped as Slack sends it
+        (docs.slack.dev/reference/events/message#subtypes):
+        - file_share: a person's files with a caption; `files` are file names.
+        - thread_broadcast: a thread reply also sent to the channel (`thread_ts`, `root`).
+        - me_message: `/me waves`.
+        - message_changed / message_deleted: about the message `ts` (hidden; no top-level user).
+        - channel_join: `<@U> has joined the channel`.
+        - bot_message: another integration's post (`bot_id`, `username`, no user)."""
+        channel_type = _channel_type(channel_id)
+        if subtype in ("message_changed", "message_deleted"):
+            original = self._find(channel_id, ts or "")
+            if original is None:
+                raise KeyError(f"no message {ts} in {channel_id}")
+            now = self._next_ts()
+            event: dict[str, Any] = {"type": "message", "subtype": subtype, "hidden": True, "channel": channel_id,
+                                     "channel_type": channel_type, "ts": now, "event_ts": now,
+                                     "previous_message": dict(original)}
+            if subtype == "message_changed":
+                check_wire(text)
+                original.update(text=text, edited={"user": original.get("user"), "ts": now})
+                event["message"] = dict(original)
+            else:
+                self._history[channel_id].remove(original)
+                event["deleted_ts"] = original["ts"]
+            return await self.send_event(event, mode=mode)
+        if subtype == "channel_join":
+            assert user_id is not None
+            self._channels.setdefault(channel_id, {"members": [], "name": channel_id.lower()})["members"].append(user_id)
+            text = f"<@{user_id}> has joined the channel"
+        event = self._user_message(None if subtype == "bot_message" else user_id, channel_id, text, thread_ts,
+                                   channel_type=channel_type)
+        event["subtype"] = subtype
+        if subtype == "bot_message":
+            event.update(bot_id="B0OTHER", username="another-integration")
+        if subtype == "file_share":
+            event["upload"] = False
+            event["display_as_bot"] = False
+            event["files"] = [
+                {"id": "F" + uuid.uuid4().hex[:10].upper(), "name": name, "title": name, "mimetype": "image/png",
+                 "filetype": name.rsplit(".", 1)[-1], "user": user_id, "size": 1024, "mode": "hosted",
+                 "url_private": f"https://files.slack.com/files-pri/{self.team_id}/{name}"}
+                for name in files or ["screenshot.png"]
+            ]
+        if subtype == "thread_broadcast":
+            root = self._find(channel_id, thread_ts or "")
+            event["root"] = dict(root) if root else {"ts": thread_ts}
+        return await self.send_event(event, mode=mode)
+
     async def redeliver(self, delivery: Delivery) -> Delivery:
         """The same payload again, as Slack's retry: same event_id, retry number + 1."""
         return await self._deliver(delivery.kind, delivery.payload, delivery.mode, delivery.retry + 1)
@@ -201,6 +268,7 @@ class _EventsMixin:
     def _user_message(
         self, user_id: Optional[str], channel: str, text: str, thread_ts: Optional[str], channel_type: Optional[str]
     ) -> dict[str, Any]:
+        check_wire(text)  # tests send what Slack sends: escaped, with markup (see text.py)
         ts = self._next_ts()
         event: dict[str, Any] = {"type": "message", "text": text, "ts": ts, "team": self.team_id, "channel": channel,
                                  "event_ts": ts}

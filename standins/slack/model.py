@@ -19,6 +19,7 @@ MAX_BLOCKS = 50
 MAX_SECTION_TEXT_CHARS = 3_000
 #: A response_url takes at most five messages (Slack: "up to 5 times within 30 minutes").
 RESPONSE_URL_USES = 5
+RESPONSE_URL_SECONDS = 30 * 60
 BOT_SCOPES = "app_mentions:read,channels:history,chat:write,commands,groups:history,im:history,im:write,usergroups:read,users:read"
 
 
@@ -37,6 +38,10 @@ class SentMessage:
     replace_original: Optional[bool] = None
     delete_original: Optional[bool] = None
     raw: dict[str, Any] = field(default_factory=dict)
+    #: What a person sees: `text` with Slack's markup rendered and entities decoded (see text.py).
+    seen: Optional[str] = None
+    #: Files shared with the message (files.completeUploadExternal): id, title, name, content.
+    files: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +73,7 @@ class _SlackError(Exception):
 class _ResponseTarget:
     channel: str
     user: str
+    created: float
     uses_left: int = RESPONSE_URL_USES
 
 
@@ -88,7 +94,7 @@ async def _request_args(request: web.Request) -> dict[str, Any]:
             args.update(body if isinstance(body, dict) else {})
         else:
             args.update({k: v for k, v in (await request.post()).items() if isinstance(v, str)})
-    for key in ("blocks", "attachments", "metadata"):
+    for key in ("blocks", "attachments", "metadata", "files"):
         if isinstance(args.get(key), str):
             try:
                 args[key] = json.loads(args[key])

@@ -12,6 +12,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from .control import _ControlMixin
 from .delivery import _DeliveryMixin
+from .files import _FilesMixin
 from .events import _EventsMixin
 from .model import Delivery, SentMessage, _ResponseTarget, _Socket
 from .socket_mode import _SocketModeMixin
@@ -21,7 +22,7 @@ from .webapi import _WebApiMixin
 log = logging.getLogger("standins.slack")
 
 
-class SlackStandIn(_StateMixin, _WebApiMixin, _SocketModeMixin, _EventsMixin, _DeliveryMixin, _ControlMixin):
+class SlackStandIn(_StateMixin, _FilesMixin, _WebApiMixin, _SocketModeMixin, _EventsMixin, _DeliveryMixin, _ControlMixin):
     """An aiohttp server on 127.0.0.1 that answers like Slack. See the module docstring."""
 
     def __init__(
@@ -72,6 +73,9 @@ class SlackStandIn(_StateMixin, _WebApiMixin, _SocketModeMixin, _EventsMixin, _D
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._rate_limits: dict[str, list[int]] = {}  # method -> [calls left to refuse, retry_after]
         self._response_urls: dict[str, _ResponseTarget] = {}
+        self._clock_offset = 0.0
+        #: files.getUploadURLExternal's pending uploads: file id -> {filename, length, data}
+        self._uploads: dict[str, dict[str, Any]] = {}
         self._tickets: set[str] = set()
         #: (method, ts) -> the Slack error to answer with: `fail("chat.delete", ts, "cant_delete_message")`
         self._failures: dict[tuple[str, str], str] = {}
@@ -98,6 +102,8 @@ class SlackStandIn(_StateMixin, _WebApiMixin, _SocketModeMixin, _EventsMixin, _D
             "usergroups.users.list": self._usergroups_users_list,
             "users.info": self._users_info,
             "apps.connections.open": self._apps_connections_open,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
         self.add_user(bot_user_id, bot_name, is_bot=True)
 
@@ -109,6 +115,7 @@ class SlackStandIn(_StateMixin, _WebApiMixin, _SocketModeMixin, _EventsMixin, _D
             [
                 web.route("*", "/api/{method}", self._handle_api),
                 web.post("/commands/{key}", self._handle_response_url),
+                web.post("/upload/v1/{file_id}", self._handle_upload),
                 web.get("/link", self._handle_link),
                 web.get("/link/", self._handle_link),
                 web.post("/_standin/dm", self._control_dm),

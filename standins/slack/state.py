@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any, Callable, Optional
 
+from .text import shown
 from .model import SentMessage, _SlackError
 
 log = logging.getLogger("standins.slack")
@@ -100,6 +101,8 @@ class _StateMixin:
         self._changed = asyncio.Event()
 
     def _record_sent(self, message: SentMessage) -> None:
+        if message.text is not None:
+            message.seen = shown(message.text, self._display_name, self._channel_name)
         self.sent.append(message)
         log.debug("bot sent %s to %s", message.method, message.channel)
         self._notify()
@@ -146,3 +149,30 @@ class _StateMixin:
         self._ts_count += 1
         micros = 1_700_000_000_000_000 + self._ts_count * 100
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _display_name(self, user_id: str) -> str:
+        user = self._users.get(user_id)
+        return str(user["profile"]["display_name"]) if user else user_id
+
+    def now(self) -> float:
+        """The stand-in's clock (wall time plus `advance`): response URLs expire by it."""
+        return time.time() + self._clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Moves the stand-in's clock on, so a test can outlive a 30-minute response_url."""
+        self._clock_offset += seconds
+
+    def _require_postable(self, channel: str) -> None:
+        """chat.postMessage's errors (docs.slack.dev/reference/methods/chat.postMessage):
+        `channel_not_found` for a channel the app cannot see, `not_in_channel` for one it was
+        not invited to. DMs (D...) are always open to the app. Channels people wrote in are
+        known; a channel made with add_channel(members=...) without the bot refuses it."""
+        if channel.startswith("D"):
+            return
+        known = self._channels.get(channel)
+        if known is None:
+            if channel in self._history:
+                return
+            raise _SlackError("channel_not_found")
+        if known["members"] and self.bot_user_id not in known["members"]:
+            raise _SlackError("not_in_channel")

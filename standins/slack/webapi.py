@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .model import BOT_SCOPES, SentMessage, _ResponseTarget, _SlackError, _bearer, _message_content, _request_args, _slack_json, _ts_key
+from .model import RESPONSE_URL_SECONDS, BOT_SCOPES, SentMessage, _ResponseTarget, _SlackError, _bearer, _message_content, _request_args, _slack_json, _ts_key
 
 log = logging.getLogger("standins.slack")
 
@@ -63,6 +63,7 @@ class _WebApiMixin:
 
     def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel_arg(args)
+        self._require_postable(channel)
         text, blocks = _message_content(args)
         message = self._bot_message(text, blocks, args.get("thread_ts"))
         self._store(channel, message)
@@ -73,6 +74,7 @@ class _WebApiMixin:
 
     def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel_arg(args)
+        self._require_postable(channel)
         user = args.get("user")
         if not user:
             raise _SlackError("user_not_found")
@@ -174,12 +176,16 @@ class _WebApiMixin:
 
     def _new_response_url(self, channel: str, user: str) -> str:
         key = uuid.uuid4().hex
-        self._response_urls[key] = _ResponseTarget(channel, user)
+        self._response_urls[key] = _ResponseTarget(channel, user, self.now())
         return f"{self.url}/commands/{key}"
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         target = self._response_urls.get(request.match_info["key"])
         if target is None:
+            return web.json_response({"ok": False, "error": "expired_url"}, status=404)
+        # Slack: a response_url can be used "up to 5 times within 30 minutes"
+        # (docs.slack.dev/interactivity/handling-user-interaction#message_responses).
+        if self.now() - target.created > RESPONSE_URL_SECONDS:
             return web.json_response({"ok": False, "error": "expired_url"}, status=404)
         if target.uses_left <= 0:
             return web.json_response({"ok": False, "error": "used_url"}, status=404)

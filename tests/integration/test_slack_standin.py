@@ -36,6 +36,8 @@ async def standin() -> AsyncIterator[SlackStandIn]:
         bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SECRET, bot_user_id="UBOT", bot_id="BBOT",
         team_id="T0001", app_id="A0001",
     ) as running:
+        for channel in ("C1", "C2", "CDESK"):  # channels the app was invited to (else not_in_channel)
+            running.add_channel(channel, members=["UBOT"])
         yield running
 
 
@@ -134,7 +136,7 @@ async def test_post_message_is_recorded_and_threads_read_back(standin: SlackStan
 
     first, second = standin.sent
     assert first == SentMessage(
-        "chat.postMessage", "CDESK", "New ticket", blocks, None, ts=parent["ts"], raw=first.raw
+        "chat.postMessage", "CDESK", "New ticket", blocks, None, ts=parent["ts"], raw=first.raw, seen="New ticket"
     )
     assert (second.thread_ts, second.ts) == (parent["ts"], reply["ts"])
     assert ("chat.postMessage", {"channel": "CDESK", "text": "New ticket", "blocks": blocks}) in standin.calls
