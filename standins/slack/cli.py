@@ -15,6 +15,11 @@ from .server import SlackStandIn
 
 async def _serve(args: argparse.Namespace) -> None:
     standin = SlackStandIn(mode="http" if args.http_target else "socket", http_target=args.http_target)
+    # The walkthrough's people and desk: a fan, a moderator, and the desk channel the app was
+    # invited to (without it the bot could not post tickets and `!claim` would be refused).
+    standin.add_user("U1", "fan")
+    standin.add_user("UMOD", "moderator")
+    standin.add_channel("CDESK", members=["UMOD", standin.bot_user_id], name="mod-desk")
     await standin.start(port=args.port)
     url = standin.url
     print(
@@ -23,6 +28,7 @@ async def _serve(args: argparse.Namespace) -> None:
         f"  export SLACK_BOT_TOKEN={standin.bot_token}\n"
         f"  export SLACK_APP_TOKEN={standin.app_token}\n"
         f"  export SLACK_SIGNING_SECRET={standin.signing_secret}\n"
+        "  export BOT_HANDOFF_DESK=slack:CDESK   # tickets go to the stand-in's desk channel, moderator UMOD\n"
         "Talk to it:\n"
         f"  curl -s {url}/_standin/dm -d '{{\"user\": \"U1\", \"text\": \"hi\"}}'\n"
         f"  curl -s {url}/_standin/command -d '{{\"user\": \"U1\", \"command\": \"/human\", \"text\": \"\"}}'\n"
