@@ -31,7 +31,7 @@ from bot.messages import Incoming  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.privacy.pseudonym import Pseudonymizer  # noqa: E402
 from bot.privacy.store import TranscriptStore  # noqa: E402
-from bot.testing.discord_standin import DiscordStandIn  # noqa: E402
+from standins.discord import DiscordStandIn  # noqa: E402
 from connectors.discord_connector import DiscordConnector  # noqa: E402
 from bot.handoff.desk import ConsoleDesk  # noqa: E402
 from connectors.router import Router  # noqa: E402

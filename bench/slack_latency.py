@@ -32,7 +32,7 @@ from bot.messages import Incoming  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.privacy.pseudonym import Pseudonymizer  # noqa: E402
 from bot.privacy.store import TranscriptStore  # noqa: E402
-from bot.testing.slack_standin import SlackStandIn  # noqa: E402
+from standins.slack import SlackStandIn  # noqa: E402
 from bot.handoff.desk import ConsoleDesk  # noqa: E402
 from connectors.router import Router  # noqa: E402
 from connectors.slack_connector import SlackConnector, SlackTokens  # noqa: E402

@@ -1,10 +1,11 @@
-"""Remembering recent delivery ids, so a platform's retry never produces a second reply."""
+"""Remembering recent delivery ids and message keys, so a platform's retry or second delivery
+never produces a second reply."""
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 
 class RecentKeys:
@@ -27,3 +28,14 @@ class RecentKeys:
             return False
         self._seen[key] = now
         return True
+
+
+def slack_message_key(event: Mapping[str, Any]) -> Optional[str]:
+    """One key per Slack message, whatever delivery brought it: its channel and ts (unique in a
+    channel) prefixed by the event type, so a mention's `message` and `app_mention` copies stay
+    apart. A redelivery under a new event_id keeps both (and the client_msg_id)."""
+    channel, ts = event.get("channel"), event.get("ts")
+    if channel and ts:
+        return f"{event.get('type', 'message')}:{channel}:{ts}"
+    msg_id = event.get("client_msg_id")
+    return f"{event.get('type', 'message')}:{msg_id}" if msg_id else None

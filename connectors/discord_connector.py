@@ -24,6 +24,7 @@ from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys
 from connectors.discord_desk import DiscordDesk
 from connectors.discord_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
+from connectors.discord_text import to_plain
 from connectors.router import Router
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,9 @@ def point_client_at(api_base_url: str, gateway_url: str) -> None:
 
 class DiscordConnector:
     name = "discord"
-    #: Discord caps a message at 2,000 characters.
-    max_message_chars = 2000
+    #: What a fan may send: Discord lets Nitro users write 4,000 characters (the 2,000 limit is
+    #: for what the bot sends, see discord_render); the core also applies [assistant] max_message_chars.
+    max_message_chars = 4000
 
     def __init__(
         self,
@@ -180,7 +182,7 @@ class DiscordConnector:
                 await self.desk.on_thread_message(self._bot, self._router, message)
             return
         if message.guild is None:
-            incoming = Incoming(self.name, str(message.author.id), DM, message.content, len(message.attachments))
+            incoming = Incoming(self.name, str(message.author.id), DM, to_plain(message, client=self.client), len(message.attachments))
             await self._handle(incoming, lambda reply: self._reply(message, reply))
             return
         if self.client.user is None or self.client.user not in message.mentions:
@@ -188,7 +190,7 @@ class DiscordConnector:
         text = message.content
         for form in (f"<@{self.client.user.id}>", f"<@!{self.client.user.id}>"):
             text = text.replace(form, "")
-        incoming = Incoming(self.name, str(message.author.id), str(message.channel.id), text.strip(), len(message.attachments))
+        incoming = Incoming(self.name, str(message.author.id), str(message.channel.id), to_plain(message, text, self.client).strip(), len(message.attachments))
 
         async def answer(reply: Outgoing) -> None:
             if not reply.private:

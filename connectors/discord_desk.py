@@ -21,7 +21,7 @@ import discord
 
 from bot.core import Bot
 from bot.handoff.actions import (
-    Claim, DeskAction, DeskLineError, ModeratorAction, Resolve, Takeover, Transfer, TransferRequest, parse_line,
+    Claim, DeskAction, DeskLineError, ModeratorAction, Reply, Resolve, Takeover, Transfer, TransferRequest, parse_line,
 )
 from bot.handoff.desk import ERASED_TEXT, Removal
 from bot.handoff.locations import DeskLocation, DeskPost
@@ -29,6 +29,7 @@ from bot.handoff.states import ACTIVE
 from bot.handoff.ticket_store import Ticket, TicketStore
 from bot.messages import Kind, Outgoing
 from connectors.discord_render import NO_PINGS, buttons, render
+from connectors.discord_text import to_plain
 from connectors.router import Router
 from connectors.slack_desk import closed_text
 
@@ -207,6 +208,8 @@ class DiscordDesk:
             target = message.guild.get_member(int(digits)) or next((m for m in message.mentions if m.id == int(digits)), None)
             name = parsed.name or (target.display_name if target else "A moderator")
             return Transfer(digits, name[:64], self.is_moderator(target))
+        if isinstance(parsed, Reply):  # Discord's markup decoded once: the fan sees names, never ids
+            return Reply(to_plain(message, parsed.text, self._client))
         return parsed  # type: ignore[no-any-return]
 
     async def on_button(self, bot: Bot, router: Router, interaction: discord.Interaction, action: str, value: str) -> None:

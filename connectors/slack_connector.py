@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
@@ -27,11 +26,12 @@ from bot.config import ConfigError, SlackSettings
 from bot.core import Bot
 from bot.messages import Address, Incoming, Outgoing
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
-from connectors.dedupe import RecentKeys
+from connectors.dedupe import RecentKeys, slack_message_key
 from connectors.slack_signature import SlackSignature
 from connectors.router import Router
 from connectors.slack_desk import SlackDesk
 from connectors.slack_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CLAIM_TICKET, CONFIRM_ERASURE, RESOLVE_TICKET, render
+from connectors.slack_text import display_name, to_plain
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,16 @@ COMMANDS = ("/human", "/forget-me", "/my-data", "/privacy", "/why")
 DM = "im"
 DM_CHANNEL_CACHE = 5_000
 SHUTDOWN_GRACE_SECONDS = 10.0
-MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+#: Message subtypes that are not a person writing to us (docs.slack.dev/reference/events/message):
+#: edits, deletions, joins and leaves, other integrations' posts, channel notices. Everything
+#: else a person sends (plain, file_share, thread_broadcast, me_message, ...) is handled.
+IGNORED_SUBTYPES = frozenset({
+    "message_changed", "message_deleted", "message_replied", "bot_message",
+    "channel_join", "channel_leave", "group_join", "group_leave",
+    "channel_topic", "channel_purpose", "channel_name", "channel_archive", "channel_unarchive",
+    "group_topic", "group_purpose", "group_name", "group_archive", "group_unarchive",
+    "pinned_item", "unpinned_item", "ekm_access_denied", "channel_posting_permissions",
+})
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,7 @@ class SlackConnector:
         self.desk = SlackDesk(self.client, desk_channel, settings.moderator_usergroup) if desk_channel else None
         self._seen = RecentKeys()
         self._dm_channels: dict[str, str] = {}
+        self._bot_user_id = ""
         self._closed = asyncio.Event()
         self.served = False  # set once serving: a crash after that is restarted (connectors.supervise)
         self._socket: Optional[AsyncSocketModeHandler] = None
@@ -168,7 +178,7 @@ class SlackConnector:
 
     async def _check_token(self) -> None:
         try:
-            await self.client.auth_test()
+            self._bot_user_id = str((await self.client.auth_test()).get("user_id") or "")
         except SlackApiError as error:
             raise ConnectorError(f"slack: the bot token was refused ({error.response.get('error')}); check SLACK_BOT_TOKEN") from None
 
@@ -210,17 +220,25 @@ class SlackConnector:
         """Slack redelivers unacknowledged (or slow) events with the same event_id."""
         return self._seen.first_time(body.get("event_id"))
 
+    def _first_message(self, event: Mapping[str, Any]) -> bool:
+        """Slack can deliver one message under two event ids (same ts, same client_msg_id)."""
+        return self._seen.first_time(slack_message_key(event))
+
+    async def _plain(self, text: str) -> str:
+        return await to_plain(text, lambda user: display_name(self.client, user))
+
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("bot_id") or event.get("subtype") or not event.get("user") or not self._first_delivery(body):
-            return  # other bots, our own echoes, edits and joins
+        if event.get("bot_id") or event.get("subtype") in IGNORED_SUBTYPES or not event.get("user") or not self._first_delivery(body):
+            return  # other bots, our own echoes, edits, deletions and joins
         channel, thread = event.get("channel", ""), event.get("thread_ts")
         if self.desk is not None and channel == self.desk.channel:
-            if thread and self._bot is not None:
+            if thread and self._bot is not None and self._first_message(event):
                 await self.desk.on_thread_reply(self._bot, self._router, event["user"], event.get("text", ""), thread)
             return
-        if event.get("channel_type") != "im":
-            return  # channel chatter: the assistant answers mentions only
-        incoming = Incoming(self.name, event["user"], DM, event.get("text", ""), len(event.get("files") or []))
+        if event.get("channel_type") != "im" or not self._first_message(event):
+            return  # channel chatter (the assistant answers mentions only), or a message seen already
+        text = await self._plain(event.get("text", ""))
+        incoming = Incoming(self.name, event["user"], DM, text, len(event.get("files") or []))
         await self._handle(incoming, lambda m: self._post(channel, m, thread))
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
@@ -229,7 +247,10 @@ class SlackConnector:
         channel, thread = event["channel"], event.get("thread_ts")
         if self.desk is not None and channel == self.desk.channel:
             return  # the desk is for moderators; their thread replies arrive as messages
-        text = MENTION.sub("", event.get("text", "")).strip()
+        if not self._first_message({**event, "type": "app_mention"}):
+            return
+        own = f"<@{self._bot_user_id}>" if self._bot_user_id else ""
+        text = (await self._plain(event.get("text", "").replace(own, "") if own else event.get("text", ""))).strip()
         conversation = f"{channel}/{thread}" if thread else channel
         user = event["user"]
 

@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import Bot
 from bot.handoff.actions import (
-    Claim, DeskAction, DeskLineError, ModeratorAction, Resolve, Takeover, Transfer, TransferRequest, parse_line,
+    Claim, DeskAction, DeskLineError, ModeratorAction, Reply, Resolve, Takeover, Transfer, TransferRequest, parse_line,
 )
 from bot.handoff.desk import ERASED_TEXT, Removal
 from bot.handoff.locations import DeskLocation, DeskPost
@@ -35,6 +35,7 @@ from bot.handoff.ticket_store import Ticket, TicketStore
 from bot.messages import Kind, Outgoing
 from connectors.router import Router
 from connectors.slack_render import CLAIM_TICKET, render
+from connectors.slack_text import display_name, to_plain
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,8 @@ class SlackDesk:
             return Transfer(target_id, name, await self.is_moderator(target_id))
         if isinstance(parsed, Takeover) and not parsed.name:
             return Takeover(await self.display_name(user))
+        if isinstance(parsed, Reply):  # Slack's markup decoded once: the fan sees names, never ids
+            return Reply(await to_plain(parsed.text, lambda who: display_name(self._client, who)))
         return parsed  # type: ignore[no-any-return]
 
     async def _act(

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot.privacy.crypto import MasterKeys
-from bot.testing.discord_standin import DiscordStandIn
-from bot.testing.slack_standin import SlackStandIn
+from standins.discord import DiscordStandIn
+from standins.slack import SlackStandIn
 from tests.integration.conftest import MODEL, REPO
 
 pytestmark = pytest.mark.integration

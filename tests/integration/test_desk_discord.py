@@ -21,7 +21,7 @@ from bot.handoff.states import Status
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
-from bot.testing.discord_standin import DiscordStandIn
+from standins.discord import DiscordStandIn
 from connectors.discord_connector import DiscordConnector
 from connectors.router import Router
 from tests.integration.databases import database_url  # noqa: F401 - the fixture

@@ -20,7 +20,7 @@ from bot.handoff.states import Status
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
-from bot.testing.slack_standin import SlackStandIn
+from standins.slack import SlackStandIn
 from connectors.router import Router
 from connectors.slack_connector import SlackConnector, SlackTokens
 from tests.integration.databases import database_url  # noqa: F401 - the fixture

@@ -17,8 +17,8 @@ from bot.engine.rasa_engine import RasaEngine
 from bot.messages import Address, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
-from bot.testing.discord_standin import DiscordStandIn, SentMessage, point_discord_at
-from bot.testing.slack_standin import SlackStandIn
+from standins.discord import DiscordStandIn, SentMessage, point_discord_at
+from standins.slack import SlackStandIn
 from connectors.discord_connector import DiscordConnector
 from connectors.router import Router
 from connectors.slack_connector import SlackConnector, SlackTokens

@@ -18,7 +18,7 @@ import discord.http
 import pytest
 from discord import app_commands
 
-from bot.testing.discord_standin import (
+from standins.discord import (
     DEFAULT_CHANNEL_ID,
     DEFAULT_GUILD_ID,
     DiscordStandIn,

@@ -18,7 +18,7 @@ from bot.handoff.desk import ConsoleDesk
 from bot.messages import Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
-from bot.testing.slack_standin import SentMessage, SlackStandIn
+from standins.slack import SentMessage, SlackStandIn
 from connectors.router import Router
 from connectors.slack_connector import SlackConnector, SlackTokens
 

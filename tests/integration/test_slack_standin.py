@@ -24,7 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.testing.slack_standin import SentMessage, SlackStandIn
+from standins.slack import SentMessage, SlackStandIn
 
 BOT_TOKEN, APP_TOKEN, SECRET = "xoxb-test", "xapp-test", "test-signing-secret"
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +36,8 @@ async def standin() -> AsyncIterator[SlackStandIn]:
         bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SECRET, bot_user_id="UBOT", bot_id="BBOT",
         team_id="T0001", app_id="A0001",
     ) as running:
+        for channel in ("C1", "C2", "CDESK"):  # channels the app was invited to (else not_in_channel)
+            running.add_channel(channel, members=["UBOT"])
         yield running
 
 
@@ -134,7 +136,7 @@ async def test_post_message_is_recorded_and_threads_read_back(standin: SlackStan
 
     first, second = standin.sent
     assert first == SentMessage(
-        "chat.postMessage", "CDESK", "New ticket", blocks, None, ts=parent["ts"], raw=first.raw
+        "chat.postMessage", "CDESK", "New ticket", blocks, None, ts=parent["ts"], raw=first.raw, seen="New ticket"
     )
     assert (second.thread_ts, second.ts) == (parent["ts"], reply["ts"])
     assert ("chat.postMessage", {"channel": "CDESK", "text": "New ticket", "blocks": blocks}) in standin.calls
@@ -409,7 +411,7 @@ async def test_http_mode_command_click_and_retry_headers(standin: SlackStandIn, 
 async def test_control_api_and_quiet_logs(
     standin: SlackStandIn, socket_app: AsyncApp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.testing.slack_standin")
+    caplog.set_level(logging.DEBUG, logger="standins.slack")
 
     @socket_app.event("message")
     async def on_message(say: Any) -> None:
@@ -431,7 +433,7 @@ async def test_control_api_and_quiet_logs(
 
 def test_command_line_prints_the_settings() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.testing.slack_standin", "--port", "0"],
+        [sys.executable, "-m", "standins.slack", "--port", "0"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:

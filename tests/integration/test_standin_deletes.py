@@ -7,7 +7,7 @@ import pytest
 import discord
 from slack_sdk.errors import SlackApiError
 
-from bot.testing.slack_standin import SlackStandIn
+from standins.slack import SlackStandIn
 from tests.integration.test_discord_standin import DEFAULT_CHANNEL_ID, FAN, FanBot, running  # noqa: F401
 from tests.integration.test_discord_standin import standin as discord_standin  # noqa: F401 - the fixture
 from tests.integration.test_slack_standin import web_client

@@ -1,0 +1,5 @@
+"""`python -m standins.discord`: see `standins.discord.cli`."""
+
+from .cli import main
+
+raise SystemExit(main())

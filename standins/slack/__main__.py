@@ -1,0 +1,5 @@
+"""`python -m standins.slack`: see `standins.slack.cli`."""
+
+from .cli import main
+
+main()
