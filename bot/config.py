@@ -65,6 +65,8 @@ class AssistantSettings:
     max_message_chars: int = _check(_positive, default=4000)
     fallbacks_before_offer: int = _check(_positive, default=2)
     conversation_idle_minutes: float = _check(_positive, default=30.0)
+    #: A reply the platform keeps refusing for now (rate limit, outage) is retried this long, then dropped.
+    reply_expiry_seconds: float = _check(_positive, default=300.0)
 
 
 @dataclass(frozen=True)
