@@ -153,6 +153,7 @@ class SlackStandIn:
         self._tickets: set[str] = set()
         #: (method, ts) -> the Slack error to answer with: `fail("chat.delete", ts, "cant_delete_message")`
         self._failures: dict[tuple[str, str], str] = {}
+        self._refused_dms: dict[str, str] = {}  # user -> conversations.open error (refuse_dm)
         #: (channel, ts) of each message the bot deleted with chat.delete
         self.deleted: list[tuple[str, str]] = []
         self._sockets: list[_Socket] = []
@@ -254,6 +255,13 @@ class SlackStandIn:
     def rate_limit(self, method: str = "chat.postMessage", times: int = 1, retry_after: int = 1) -> None:
         """The next `times` calls to `method` get HTTP 429 with `Retry-After: retry_after`."""
         self._rate_limits[method] = [times, retry_after]
+
+    def refuse_dm(self, user_id: str, error: str = "user_not_visible") -> None:
+        """The bot may no longer open a DM with the user: `conversations.open` answers `error`.
+        Its reference lists `user_disabled` (a deactivated account), `user_not_found`, and
+        `user_not_visible` ("the calling user is restricted from seeing the requested user",
+        e.g. a guest or an external Slack Connect member who can still be in a shared channel)."""
+        self._refused_dms[user_id] = error
 
     def fail(self, method: str, ts: str, error: str) -> None:
         """Makes `method` ("chat.delete", "chat.update") answer `error` for the message `ts`,
@@ -435,6 +443,9 @@ class SlackStandIn:
             return {"channel": {"id": args["channel"]}}
         if not users:
             raise _SlackError("users_list_not_supplied")
+        refused = next((self._refused_dms[u] for u in users if u in self._refused_dms), None)
+        if refused:
+            raise _SlackError(refused)
         if len(users) == 1:
             return {"channel": {"id": self.dm_channel(users[0])}, "no_op": True, "already_open": True}
         digest = hashlib.sha256(",".join(sorted(users)).encode()).hexdigest()[:10].upper()
