@@ -289,6 +289,37 @@ def run_ambiguity_sweep(
     return True
 
 
+#: The fairness audit through the trained model (rasa_project/models/fan.tar.gz), the way the core
+#: classifies: the register set (tests/data, never trained on) and our own held-out phrasings.
+REGISTER_WORKER = r"""
+import asyncio, json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from bot.engine.rasa_engine import RasaEngine
+from bot.nlu_audit import REGISTERS, audit
+engine = RasaEngine.load(Path(sys.argv[2]), 600)
+out = {name: asyncio.run(audit(engine, path)) for name, path in (("registers", REGISTERS), ("own_heldout", Path(sys.argv[3])))}
+print(json.dumps(out))
+"""
+
+
+def run_registers() -> bool:
+    model = PROJECT_DIR / "models" / "fan.tar.gz"
+    own = REPO_ROOT / "bench" / "data" / "nlu_own_heldout.jsonl"
+    env = dict(os.environ, RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", REGISTER_WORKER, str(REPO_ROOT), str(model), str(own)],
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print("register audit failed:", proc.stderr.strip().splitlines()[-1:] or proc.returncode)
+        return False
+    reports = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name, report in reports.items():
+        scores = "  ".join(f"{k} {v:.3f}" for k, v in report["macro_f1"].items())
+        print(f"\n{name} ({report['examples']} examples, trained model): {scores}")
+        print(f"{name}_worst={report['worst']:.3f} target>=0.90  worst/best={report['worst_best_ratio']:.3f} target>=0.95")
+    return True
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
@@ -305,6 +336,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="also run an own k-fold loop via rasa's Python API that keeps the "
                              "top-2 confidences, and sweep threshold x ambiguity_threshold "
                              "(adds about a minute)")
+    parser.add_argument("--no-registers", action="store_true",
+                        help="skip the register audit of the trained model (bot audit nlu)")
     args = parser.parse_args(argv)
 
     config = args.config.resolve()
@@ -333,6 +366,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print_sweep(successes, errors, config, args.wrong_cost)
         if args.ambiguity_sweep:
             run_ambiguity_sweep(out_dir, args.folds, config, nlu, args.wrong_cost)
+        if not args.no_registers:
+            run_registers()
         if keep:
             print(f"\nresults kept in {out_dir}")
         return 0

@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     purge = commands.add_parser("purge", help="delete turns older than [privacy] retention_days")
     purge.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     audit = commands.add_parser("audit", help="audit log")
-    audit.add_argument("action", choices=["verify", "show"], help="check the hash chain, or print the records")
+    audit.add_argument("action", choices=["verify", "show", "nlu"], help="check the hash chain, print the records, or audit the model per register")
+    audit.add_argument("--json", action="store_true", help="nlu: print the figures as JSON")
     audit.add_argument("--head", help="the head hash recorded earlier; detects records cut off the end")
     handoff = commands.add_parser("handoff", help="human handoff tickets")
     handoff.add_argument(
@@ -189,6 +190,17 @@ async def _replay(config: Config, script: str, out_path: Optional[Path], store_u
     return 1 if malformed else 0
 
 
+async def _audit_nlu(config: Config, as_json: bool) -> int:
+    """Macro-F1 per register of the labelled fan-phrasing set; needs the model, not the store."""
+    from bot.app import load_engine
+    from bot.nlu_audit import audit, render
+
+    _require_model(config)
+    report = await audit(load_engine(config))
+    print(json.dumps(report, indent=2) if as_json else render(report))
+    return 0
+
+
 def _train(config: Config, force: bool) -> int:
     from bot.engine.training import TrainingError, train
 
@@ -285,11 +297,11 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
                     f"the running bot's in-memory history of this fan expires within "
                     f"{config.assistant.conversation_idle_minutes:g} idle minutes"
                 )
-                if receipt.desk_posts:  # no desk connection here: say what stays at the desk
+                if receipt.desk_posts:  # no desk connection here: the running bot deletes them
                     print(
-                        f"bot: {len(receipt.desk_posts)} message(s) the bot posted about this fan's tickets remain at the "
-                        "moderator desk and could not be deleted from this command; delete them at the desk "
-                        "(a fan's own /forget-me deletes them)"
+                        f"bot: {len(receipt.desk_posts)} message(s) the bot posted about this fan's tickets are queued for "
+                        "deletion at the moderator desk: the running `bot run` deletes them within a minute or two "
+                        "(or at its next start); until then they are still visible there"
                     )
         return 0
     finally:
@@ -316,6 +328,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return asyncio.run(_replay(config, args.script, args.out, args.store_url))
         if args.command == "train":
             return _train(config, args.force)
+        if args.command == "audit" and args.action == "nlu":
+            return asyncio.run(_audit_nlu(config, args.json))
         return asyncio.run(_maintain(config, args))
     except ConfigError as error:
         print(f"bot: config error: {error}", file=sys.stderr)

@@ -52,6 +52,13 @@ def _log_level(value: Any) -> Optional[str]:
     return None if value in LOG_LEVELS else f"must be one of {', '.join(LOG_LEVELS)}"
 
 
+def _languages(value: Any) -> Optional[str]:
+    codes = list(value) if isinstance(value, (list, tuple)) else None
+    if not codes or not all(isinstance(c, str) and len(c.strip()) == 2 and c.strip().isalpha() for c in codes):
+        return 'must be a non-empty list of two-letter language codes, such as ["en"]'
+    return None
+
+
 def _check(validator: Callable[[Any], Optional[str]], env: Optional[str] = None, **kwargs: Any) -> Any:
     """A dataclass field carrying its validator (and any platform-standard environment
     variable that also sets it), so the schema is one place."""
@@ -67,6 +74,8 @@ class AssistantSettings:
     conversation_idle_minutes: float = _check(_positive, default=30.0)
     #: A reply the platform keeps refusing for now (rate limit, outage) is retried this long, then dropped.
     reply_expiry_seconds: float = _check(_positive, default=300.0)
+    #: Languages the model understands (ISO 639-1); other languages get an honest reply in theirs.
+    languages: tuple[str, ...] = _check(_languages, default=("en",))
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,24 @@ class Explanation:
 
 @dataclass
 class ConversationState:
+    """Content-free: flags and names of questions, never what the fan wrote."""
+
     disclosed: bool = False
     consecutive_fallbacks: int = 0
     handoff_offered: Optional[str] = None  # the reason, while an offer awaits a yes
     pending_erasure: bool = False
+    ask_back: Optional[str] = None  # the action awaiting a yes after words too unsure to act on
+    asked_again: bool = False  # an unclear reply to the pending question was asked about once
     last_answer: Optional[Explanation] = None
     last_seen: float = field(default=0.0)
+
+    @property
+    def pending(self) -> bool:
+        """A yes/no question of the assistant's awaits an answer."""
+        return bool(self.handoff_offered or self.pending_erasure or self.ask_back)
+
+    def clear_pending(self) -> None:
+        self.handoff_offered, self.pending_erasure, self.ask_back, self.asked_again = None, False, None, False
 
 
 class ConversationMemory:

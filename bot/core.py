@@ -16,9 +16,11 @@ from bot.config import AssistantSettings, HandoffSettings
 from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.disclosure import bot_challenge_text, disclosure_text
 from bot.engine import FALLBACK_INTENT, DialogueEngine, EngineResult
-from bot.guards import asks_if_human
+from bot.guards import asks_if_human, sounds_upset, yes_or_no
 from bot.handoff.actions import ModeratorAction
 from bot.handoff.service import Handoff
+from bot.language import foreign, unsupported_reply
+from bot.normalize import normalize
 from bot.locks import KeyedLocks
 from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
@@ -43,6 +45,21 @@ STORE_DOWN_TEXT = (
     "Sorry, I can't reach my records right now, so I couldn't act on that. Please try again in a minute, "
     "or type /human to reach a person."
 )
+#: Intents whose words would act (open a ticket, send data, start an erasure) -> the action.
+ACTION_INTENTS = {"human_handoff": "human", "forget_me": "forget_me", "my_data": "my_data", "privacy_info": "privacy"}
+#: Words act only at or above this confidence; below it the assistant asks back. Chosen by
+#: bench/nlu_eval.py (docs/benchmarks.md): held-out in-domain action phrasings score above it
+#: far more often than the off-topic text that used to trigger actions.
+ACTION_CONFIDENCE = 0.80
+ASK_BACK_TEXT = {
+    "human": "Do you want me to hand this to a person? Say yes or no (or type /human).",
+    "forget_me": "Do you want to erase everything I hold about you? Say yes or no (or type /forget-me).",
+    "my_data": "Do you want a copy of what I hold about you? Say yes or no (or type /my-data).",
+    "privacy": "Do you want to know what I keep about you? Say yes or no (or type /privacy).",
+}
+ASK_AGAIN_TEXT = "Sorry, I didn't catch that. Please answer yes or no: "
+DECLINED_TEXT = "OK, I won't. What else can I help you with? (/human reaches a person at any time.)"
+NOTHING_PENDING_TEXT = "There's no question of mine waiting for an answer right now. What can I help you with?"
 ENGINE_FAILURE_TEXT = "Sorry, something went wrong on my side and I can't answer right now. Type /human to reach a person."
 
 
@@ -185,12 +202,18 @@ class Bot:
 
     async def _converse(self, sender: Sender, state: ConversationState, text: str) -> list[Outgoing]:
         fan = sender.fan
-        offered, state.handoff_offered = state.handoff_offered, None
-        erasure_asked, state.pending_erasure = state.pending_erasure, False
+        text = normalize(text)
         if asks_if_human(text):
             state.consecutive_fallbacks = 0
             state.last_answer = Explanation("guard", "bot_challenge", None)
             return [Outgoing(Kind.ANSWER, bot_challenge_text(self._settings), intent="bot_challenge")]
+        answer = yes_or_no(text) if state.pending else None
+        if answer is not None:
+            return await self._resolve(sender, state, answer)
+        language = foreign(text, self._settings.languages)
+        if language is not None:  # never a guessed answer to a language the model cannot read
+            state.last_answer = Explanation("guard", f"language_{language}", None)
+            return [Outgoing(Kind.FALLBACK, unsupported_reply(language, self._settings.languages), intent=f"language_{language}")]
         try:
             result = await self._engine.respond(fan, minimized(text))  # the model sees what the store keeps
         except Exception:  # the model must never take the conversation down
@@ -198,18 +221,23 @@ class Bot:
             return [Outgoing(Kind.ERROR, ENGINE_FAILURE_TEXT)]
 
         intent = result.intent
-        if offered and intent == "affirm":
-            return await self._commands.human(sender, reason=offered)
-        if erasure_asked and intent == "affirm":
-            return self._commands.ask_erasure(state, explicit_only=True)
-        if intent == "human_handoff":
-            return await self._commands.human(sender)
-        if intent == "forget_me":
-            return self._commands.ask_erasure(state)
-        if intent == "my_data":
-            return await self._commands.my_data(fan)
-        if intent == "privacy_info":
-            return await self._commands.privacy(fan)
+        if intent in ("affirm", "deny"):
+            if state.pending:
+                return await self._resolve(sender, state, intent == "affirm")
+            return [Outgoing(Kind.ANSWER, NOTHING_PENDING_TEXT, intent=intent, confidence=result.confidence)]
+        if state.pending:
+            if intent in FALLBACK_INTENTS or intent is None:
+                if not state.asked_again:  # unclear: ask once more rather than drop the question
+                    state.asked_again = True
+                    return [self._question(state, again=True)]
+            state.clear_pending()  # the fan moved on (or twice unclear): the question lapses
+        action = ACTION_INTENTS.get(intent or "")
+        if action is not None:
+            if (result.confidence or 0.0) >= ACTION_CONFIDENCE:
+                return await self._act(sender, state, action)
+            state.ask_back = action
+            state.last_answer = Explanation("fallback", None, result.confidence, intent)
+            return [self._question(state)]
         if intent in FALLBACK_INTENTS or intent is None or not result.texts:
             return self._fallback(state, result)
 
@@ -219,7 +247,43 @@ class Bot:
         replies = [Outgoing(Kind.ANSWER, t, intent=intent, confidence=result.confidence) for t in texts]
         if intent in OFFER_AFTER:
             replies.append(self._offer_handoff(state, OFFER_AFTER[intent]))
+        elif sounds_upset(text) and intent.startswith("faq_"):  # a topic asked in anger: offer a person too
+            replies.append(self._offer_handoff(state, "complaint"))
         return replies
+
+    async def _act(self, sender: Sender, state: ConversationState, action: str) -> list[Outgoing]:
+        state.clear_pending()
+        if action == "human":
+            return await self._commands.human(sender)
+        if action == "forget_me":
+            return self._commands.ask_erasure(state)
+        if action == "my_data":
+            return await self._commands.my_data(sender.fan)
+        return await self._commands.privacy(sender.fan)
+
+    async def _resolve(self, sender: Sender, state: ConversationState, yes: bool) -> list[Outgoing]:
+        """A yes or no to the question that is pending (only called when one is)."""
+        offered, erasure, action = state.handoff_offered, state.pending_erasure, state.ask_back
+        state.clear_pending()
+        if not yes:
+            if erasure:
+                return [Outgoing(Kind.PRIVACY_NOTICE, "OK, nothing was erased.")]
+            return [Outgoing(Kind.ANSWER, DECLINED_TEXT, intent="deny")]
+        if offered:
+            return await self._commands.human(sender, reason=offered)
+        if erasure:
+            return self._commands.ask_erasure(state, explicit_only=True)  # never on a bare yes
+        return await self._act(sender, state, action or "human")
+
+    def _question(self, state: ConversationState, again: bool = False) -> Outgoing:
+        """The pending yes/no question, (re)stated."""
+        if state.pending_erasure:
+            text, kind = "Type /forget-me confirm to erase, or /forget-me cancel to keep it.", Kind.ERASURE_CONFIRM_REQUEST
+        elif state.handoff_offered:
+            text, kind = ASK_BACK_TEXT["human"], Kind.HANDOFF_OFFER
+        else:
+            text, kind = ASK_BACK_TEXT[state.ask_back or "human"], Kind.ASK_BACK
+        return Outgoing(kind, (ASK_AGAIN_TEXT + text) if again else text)
 
     def _fallback(self, state: ConversationState, result: EngineResult) -> list[Outgoing]:
         state.consecutive_fallbacks += 1

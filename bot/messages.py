@@ -20,6 +20,7 @@ class Kind(str, Enum):
     ANSWER = "answer"
     FALLBACK = "fallback"
     HANDOFF_OFFER = "handoff_offer"
+    ASK_BACK = "ask_back"  # a yes/no question before acting on words it is unsure of
     HANDOFF_STARTED = "handoff_started"
     HANDOFF_TICKET = "handoff_ticket"
     HANDOFF_RELAY = "handoff_relay"

@@ -25,7 +25,7 @@ from connectors.dedupe import RecentKeys
 from connectors.outbox import Unreachable
 from connectors.discord_desk import DiscordDesk
 from connectors.discord_errors import delivery_errors
-from connectors.discord_render import CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
+from connectors.discord_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
 from connectors.router import Router
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class DiscordConnector:
         # libraries (PyNaCl, davey) are missing would be the only lines an operator sees.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         self.client = discord.Client(intents=intents, allowed_mentions=NO_PINGS, guild_ready_timeout=guild_ready_timeout)
+        _guard_parsers(self.client)
+        self.served = False  # set at the first READY: a crash after that is restarted (connectors.supervise)
         self.tree = app_commands.CommandTree(self.client)
         role = int(settings.moderator_role) if settings.moderator_role.isdigit() else None
         self.desk = DiscordDesk(self.client, int(desk_channel), role) if desk_channel else None
@@ -113,6 +115,19 @@ class DiscordConnector:
         if not self.client.is_closed():
             await self.client.close()
 
+    async def reset(self) -> None:
+        """After a crash: close the client and clear its state, so `run` logs in afresh
+        (discord.py's `Client.clear` makes a closed client reusable)."""
+        if not self.client.is_closed():
+            await self.client.close()
+        self.client.clear()
+        # Closing the HTTP session closed its TCPConnector too, and `HTTPClient.static_login`
+        # would reuse that closed connector ("Session is closed"); MISSING makes it create one.
+        self.client.http.connector = discord.utils.MISSING
+        # `close` also set the client's loop to MISSING, and `login` re-initialises it only
+        # from its first-use sentinel: initialise it again the way `login` would.
+        await self.client._async_setup_hook()  # noqa: SLF001
+
     def _register(self) -> None:
         self.client.event(self.on_ready)
         self.client.event(self.on_message)
@@ -153,6 +168,7 @@ class DiscordConnector:
             else:
                 await self.tree.sync()
             logger.info("discord connector ready; slash commands synced")
+        self.served = True
         self.ready.set()
 
     # From Discord ------------------------------------------------------------------------------
@@ -190,6 +206,8 @@ class DiscordConnector:
         custom_id = str(interaction.data.get("custom_id", ""))
         if custom_id in (CONFIRM_ERASURE, CANCEL_ERASURE):
             await self._slash(interaction, "/forget-me confirm" if custom_id == CONFIRM_ERASURE else "/forget-me cancel")
+        elif custom_id in (ANSWER_YES, ANSWER_NO):  # the fan's answer to a pending yes/no question
+            await self._slash(interaction, "yes" if custom_id == ANSWER_YES else "no")
         elif custom_id.startswith(TICKET_ACTION_PREFIX) and self.desk is not None and self._bot is not None:
             _, action, ticket = custom_id.split(":", 2)
             await self.desk.on_button(self._bot, self._router, interaction, action, ticket)
@@ -285,3 +303,31 @@ DMS_CLOSED_NOTICE = (
     "then send me any message."
 )
 UNDELIVERABLE_NOTICE = "I have a message for you that I couldn't deliver privately. Please send me a direct message."
+
+
+def _guard_parsers(client: discord.Client) -> None:
+    """A malformed dispatch (a MESSAGE_CREATE without `channel_id`, an INTERACTION_CREATE
+    missing a field after an API change, a bad GUILD_CREATE) is dropped and logged once per
+    event type, by type only, instead of raising out of discord.py's gateway loop and taking
+    the connection down. discord.py has no public hook for this (`on_error` covers only our
+    event handlers), so its parser table is wrapped: `ConnectionState.parsers` maps each
+    dispatch name to its parser and is what the gateway calls (discord/gateway.py,
+    `received_message`)."""
+    parsers = client._connection.parsers  # noqa: SLF001 - see the docstring
+    reported: set[str] = set()
+    for event, parse in list(parsers.items()):
+        parsers[event] = _guarded(event, parse, reported)
+
+
+def _guarded(event: str, parse: Callable[[Any], None], reported: set[str]) -> Callable[[Any], None]:
+    def guarded(data: Any) -> None:
+        try:
+            parse(data)
+        except Exception as error:
+            if event not in reported:
+                reported.add(event)
+                logger.error("dropped a malformed %s dispatch from Discord (%s); later ones are dropped quietly", event, type(error).__name__)
+            else:
+                logger.debug("dropped a malformed %s dispatch (%s)", event, type(error).__name__)
+
+    return guarded

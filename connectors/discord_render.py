@@ -17,6 +17,8 @@ DESK_LABEL = "AI assistant · for moderators"
 
 CONFIRM_ERASURE = "forget_me:confirm"
 CANCEL_ERASURE = "forget_me:cancel"
+ANSWER_YES = "answer:yes"  # a pending yes/no question: the click is the fan saying "yes" / "no"
+ANSWER_NO = "answer:no"
 TICKET_ACTION_PREFIX = "ticket:"  # ticket:claim:N, ticket:resolve:N
 
 #: The assistant never pings anyone by accident: no @everyone, roles or users.
@@ -44,6 +46,11 @@ def buttons(message: Outgoing) -> discord.ui.View | None:
         items = [
             discord.ui.Button(label="Erase everything", style=discord.ButtonStyle.danger, custom_id=CONFIRM_ERASURE),
             discord.ui.Button(label="Keep my data", style=discord.ButtonStyle.secondary, custom_id=CANCEL_ERASURE),
+        ]
+    elif message.kind in (Kind.HANDOFF_OFFER, Kind.ASK_BACK):
+        items = [
+            discord.ui.Button(label="Yes", style=discord.ButtonStyle.primary, custom_id=ANSWER_YES),
+            discord.ui.Button(label="No", style=discord.ButtonStyle.secondary, custom_id=ANSWER_NO),
         ]
     elif message.kind is Kind.HANDOFF_TICKET and message.to == "desk" and message.ticket:
         items = [

@@ -22,6 +22,7 @@ from bot.handoff.actions import DeskLineError, ModeratorAction
 from connectors.base import Connector
 from connectors.console import DESK_FORMAT, desk_line, parse_desk_line, render
 from connectors.router import Router
+from connectors.supervise import supervise
 
 logger = logging.getLogger(__name__)
 
@@ -119,12 +120,18 @@ class ConsoleDeskInput:
 
 
 async def _watch_timeouts(bot: Bot, router: Router, every_seconds: float) -> None:
+    """Periodic desk work: claim-timeout and silence notices, and desk messages queued for
+    deletion by `bot forget`, by retention, or by an erasure a crash interrupted."""
     while True:
         await asyncio.sleep(every_seconds)
         try:
             await router.deliver(await bot.expire_handoffs())
         except Exception:
             logger.exception("handoff timeout check failed; will retry")
+        try:
+            await bot.handoff.remove_pending_desk_copies()
+        except Exception:
+            logger.exception("removing queued desk messages failed; will retry")
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -139,13 +146,14 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 async def serve(
     bot: Bot, platforms: Platforms, timeout_check_seconds: float = TIMEOUT_CHECK_SECONDS, stop: Optional[asyncio.Event] = None
 ) -> None:
-    """Runs every connector until one stops or fails, or `stop` is set (by SIGTERM or
-    SIGINT by default); then closes them all cleanly."""
+    """Runs every connector, each supervised (`connectors.supervise`: a crash restarts that
+    connector alone), until one fails for good (a start-up or configuration error) or stops,
+    or `stop` is set (by SIGTERM or SIGINT by default); then closes them all cleanly."""
     if stop is None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
     runners: list[Any] = list(platforms.connectors)
-    tasks = [asyncio.create_task(connector.run(bot), name=f"connector-{connector.name}") for connector in runners]
+    tasks = [asyncio.create_task(supervise(connector, bot), name=f"connector-{connector.name}") for connector in runners]
     stopping = asyncio.create_task(stop.wait())
     background = [stopping, asyncio.create_task(_watch_timeouts(bot, platforms.router, timeout_check_seconds))]
     if platforms.console_desk is not None:

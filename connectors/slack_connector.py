@@ -33,7 +33,7 @@ from connectors.slack_errors import check_response_url, delivery_errors
 from connectors.slack_signature import SlackSignature
 from connectors.router import Router
 from connectors.slack_desk import SlackDesk
-from connectors.slack_render import CANCEL_ERASURE, CLAIM_TICKET, CONFIRM_ERASURE, RESOLVE_TICKET, render
+from connectors.slack_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CLAIM_TICKET, CONFIRM_ERASURE, RESOLVE_TICKET, render
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ class SlackConnector:
         self._seen = RecentKeys()
         self._dm_channels: dict[str, str] = {}
         self._closed = asyncio.Event()
+        self.served = False  # set once serving: a crash after that is restarted (connectors.supervise)
         self._socket: Optional[AsyncSocketModeHandler] = None
         self._runner: Optional[web.AppRunner] = None
         self._bot: Optional[Bot] = None
@@ -143,6 +144,7 @@ class SlackConnector:
                 raise ConnectorError(f"slack: cannot listen on port {self._settings.http_port}: {error.strerror}") from None
             self.http_port = self._runner.addresses[0][1] if self._runner.addresses else self._settings.http_port
         logger.info("slack connector serving in %s mode", self._settings.mode)
+        self.served = True
         await self._closed.wait()
 
     async def aclose(self) -> None:
@@ -159,6 +161,11 @@ class SlackConnector:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    async def reset(self) -> None:
+        """After a crash: close what is open, so `run` connects afresh."""
+        await self.aclose()
+        self._closed = asyncio.Event()
 
     async def _check_token(self) -> None:
         try:
@@ -195,6 +202,8 @@ class SlackConnector:
             self.app.command(command)(self._on_command)
         self.app.action(CONFIRM_ERASURE)(self._on_erasure_button)
         self.app.action(CANCEL_ERASURE)(self._on_erasure_button)
+        self.app.action(ANSWER_YES)(self._on_erasure_button)  # same path: the click becomes the fan's words
+        self.app.action(ANSWER_NO)(self._on_erasure_button)
         self.app.action(CLAIM_TICKET)(self._on_desk_button)
         self.app.action(RESOLVE_TICKET)(self._on_desk_button)
 
@@ -242,7 +251,7 @@ class SlackConnector:
         await ack()
         if not self._seen.first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
             return
-        text = "/forget-me confirm" if action["action_id"] == CONFIRM_ERASURE else "/forget-me cancel"
+        text = {CONFIRM_ERASURE: "/forget-me confirm", CANCEL_ERASURE: "/forget-me cancel", ANSWER_YES: "yes", ANSWER_NO: "no"}[action["action_id"]]
         await self._handle(Incoming(self.name, body["user"]["id"], DM, text), lambda m: self._respond(respond, m))
 
     async def _on_desk_button(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Coroutine, Optional, TypeVar
 
 from bot.engine import FALLBACK_INTENT, EngineResult, ModelMissingError
+from bot.engine.ood import OUT_OF_SCOPE, RESCUE_SIMILARITY, DomainGate, Neighbours
 from bot.engine.vocabulary import load_vocabulary, words
 from bot.quiet import quiet_rasa
 
@@ -42,10 +43,13 @@ class _EngineThread:
 
 
 class RasaEngine:
-    def __init__(self, agent: Any, trackers: "ExpiringInMemoryTrackerStore", vocabulary: frozenset[str]) -> None:
+    def __init__(
+        self, agent: Any, trackers: "ExpiringInMemoryTrackerStore", vocabulary: frozenset[str], gate: Optional[DomainGate] = None
+    ) -> None:
         self._agent = agent
         self._trackers = trackers
         self._vocabulary = vocabulary
+        self._gate = gate
         self._thread = _EngineThread()
 
     @classmethod
@@ -65,10 +69,14 @@ class RasaEngine:
         agent = Agent.load(str(model_path), tracker_store=trackers)
         # TensorFlow and Rasa leave millions of long-lived objects; a full garbage collection
         # walking them paused every reply (and every ack) by hundreds of milliseconds.
+        vocabulary = load_vocabulary(model_path)
+        gate = DomainGate.load(model_path, vocabulary)
+        if gate is not None:
+            gate.neighbours("warm up")  # loads the encoder's weights now, not on a fan's message
         gc.collect()
         gc.freeze()
         logger.info("dialogue model loaded")
-        return cls(agent, trackers, load_vocabulary(model_path))
+        return cls(agent, trackers, vocabulary, gate)
 
     @property
     def agent(self) -> Any:
@@ -76,27 +84,41 @@ class RasaEngine:
         return self._agent
 
     async def respond(self, pseudonym: str, text: str) -> EngineResult:
-        replies, parse = await self._thread.run(self._predict(pseudonym, text))
+        replies, parse, near = await self._thread.run(self._predict(pseudonym, text))
         intent = parse.get("intent") or {}
         name: Optional[str] = intent.get("name")
         confidence: Optional[float] = intent.get("confidence")
         guess: Optional[str] = None
+        texts = tuple(reply["text"] for reply in replies if reply.get("text"))
+        real = {r["name"]: float(r.get("confidence") or 0.0) for r in parse.get("intent_ranking", []) if r.get("name") not in (None, FALLBACK_INTENT)}
         if self._vocabulary and name != FALLBACK_INTENT and not words(text) & self._vocabulary:
             name, guess = FALLBACK_INTENT, name  # no word the model knows: its score means nothing
-        elif name == FALLBACK_INTENT:
-            real = [r for r in parse.get("intent_ranking", []) if r.get("name") != FALLBACK_INTENT]
-            if real:
-                guess, confidence = real[0].get("name"), real[0].get("confidence")
+        elif near is not None and near.out_of_domain() and name not in (FALLBACK_INTENT, OUT_OF_SCOPE):
+            name, guess = OUT_OF_SCOPE, name  # far from everything it was trained on: not its domain
+        elif near is not None and real and (name != FALLBACK_INTENT or near.in_domain >= RESCUE_SIMILARITY) and not near.out_of_domain():
+            chosen = near.combined(real)  # the classifier and the nearest examples decide together
+            if chosen != name:
+                # Rasa answered for its own intent; answer for the chosen one (one rule per intent).
+                name, confidence, texts = chosen, real.get(chosen, 0.0), self._responses(chosen)
+        if name == FALLBACK_INTENT and guess is None and real:  # the classifier's own fallback
+            guess = max(real, key=real.__getitem__)
+            confidence = real[guess]
         return EngineResult(
-            texts=tuple(reply["text"] for reply in replies if reply.get("text")),
+            texts=texts,
             intent=name,
             confidence=None if confidence is None else round(float(confidence), 4),
             guess=guess,
         )
 
-    async def _predict(self, pseudonym: str, text: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _responses(self, intent: str) -> tuple[str, ...]:
+        """The domain's reply for an intent (`utter_<intent>`, as the rules answer it)."""
+        variants = self._agent.domain.responses.get(f"utter_{intent}") or []
+        return tuple(v["text"] for v in variants[:1] if v.get("text"))
+
+    async def _predict(self, pseudonym: str, text: str) -> tuple[list[dict[str, Any]], dict[str, Any], Optional[Neighbours]]:
+        near = self._gate.neighbours(text) if self._gate is not None else None
         replies = await self._agent.handle_text(text, sender_id=pseudonym) or []
-        return replies, self._trackers.latest_parse.get(pseudonym, {})
+        return replies, self._trackers.latest_parse.get(pseudonym, {}), near
 
     async def forget(self, pseudonym: str) -> int:
         return await self._thread.run(self._forget(pseudonym))

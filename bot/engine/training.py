@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.engine.vocabulary import vocabulary_file, write_vocabulary
+from bot.engine.ood import embeddings_file, write_embeddings
+from bot.engine.vocabulary import labelled_examples, vocabulary_file, write_vocabulary
 from bot.quiet import quiet_environment
 
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
@@ -40,7 +41,8 @@ def fingerprint_file(model_path: Path) -> Path:
 
 def is_stale(project_dir: Path, model_path: Path) -> bool:
     marker = fingerprint_file(model_path)
-    if not model_path.is_file() or not marker.is_file() or not vocabulary_file(model_path).is_file():
+    beside = (marker, vocabulary_file(model_path), embeddings_file(model_path))
+    if not model_path.is_file() or not all(path.is_file() for path in beside):
         return True
     return marker.read_text().strip() != input_fingerprint(project_dir)
 
@@ -62,5 +64,6 @@ def train(project_dir: Path, model_path: Path, force: bool = False) -> bool:
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
         raise TrainingError(f"rasa train failed (exit {completed.returncode}):\n{tail}")
     write_vocabulary(project_dir / "data", model_path)
+    write_embeddings(labelled_examples(project_dir / "data"), model_path)
     fingerprint_file(model_path).write_text(fingerprint + "\n")
     return True

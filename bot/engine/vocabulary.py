@@ -25,14 +25,22 @@ def vocabulary_file(model_path: Path) -> Path:
     return model_path.with_name(model_path.name + ".vocabulary.json")
 
 
-def training_examples(data_dir: Path) -> Iterable[str]:
+def labelled_examples(data_dir: Path) -> Iterable[tuple[str, str]]:
+    """(intent, text) of every intent example in the training data."""
     for path in sorted(data_dir.rglob("*.yml")):
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         for block in document.get("nlu", []) or []:
+            if "intent" not in block:
+                continue
             for line in str(block.get("examples", "")).splitlines():
                 example = line.strip()
                 if example.startswith("- "):
-                    yield example[2:]
+                    yield str(block["intent"]), example[2:]
+
+
+def training_examples(data_dir: Path) -> Iterable[str]:
+    for _, text in labelled_examples(data_dir):
+        yield text
 
 
 def write_vocabulary(data_dir: Path, model_path: Path) -> int:

@@ -6,14 +6,15 @@ locations of every desk message posted about them, so the desks can delete those
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from bot.handoff.locations import DeskPost
 from bot.privacy.fan_data import Erased, iso
-from bot.privacy.schema import desk_posts, tickets
+from bot.privacy.schema import desk_posts, desk_removals, tickets
 
 ACTIVE_STATUSES = ("open", "claimed")
 
@@ -54,6 +55,12 @@ class TicketsPart:
         posted = _posts_by_ticket(connection, ids)
         posts = tuple(post for ticket in ids for post in posted.get(ticket, []))
         if ids:
+            if posts:  # the desk deletes them; until it has, their locations wait here
+                queued = datetime.utcnow()
+                connection.execute(
+                    insert(desk_removals),
+                    [{"desk": p.desk, "channel": p.channel, "message": p.message, "ticket": p.ticket, "queued_at": queued} for p in posts],
+                )
             connection.execute(delete(desk_posts).where(desk_posts.c.ticket.in_(ids)))
             connection.execute(delete(tickets).where(tickets.c.id.in_(ids)))
         active = tuple(sorted(row.id for row in rows if row.status in ACTIVE_STATUSES))

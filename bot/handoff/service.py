@@ -75,7 +75,20 @@ class Handoff:
                 outcome = Removal(failed=len(posts))
         if outcome.left:
             await self._store.audit("desk_copies_left", actor, {"edited": outcome.edited, "not_removed": outcome.failed})
+        if self._desk_copies is not None:
+            await self._tickets.drop_removals(posts)  # acted on: deleted, edited, or recorded as left
         return outcome
+
+    async def remove_pending_desk_copies(self, min_age_seconds: float = 60.0) -> Removal:
+        """Deletes the desk messages queued by an erasure this process did not finish at the
+        desk (`bot forget`, a crash) or by retention; run periodically by whoever runs the desk.
+        Only rows older than `min_age_seconds`, so a `/forget-me` being handled now is left to itself."""
+        if self._desk_copies is None:
+            return Removal()
+        posts = await self._tickets.pending_removals(self._clock() - timedelta(seconds=min_age_seconds))
+        if not posts:
+            return Removal()
+        return await self.remove_desk_copies(posts, actor="operator")
 
     # The index of active tickets ----------------------------------------------------
     # This process is the only one moving tickets, so active tickets are kept in memory

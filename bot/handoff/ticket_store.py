@@ -18,18 +18,21 @@ in the database, never by a message's wording or by one process's memory.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from sqlalchemy import DateTime, Integer, String, delete, exists, func, insert, literal, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from bot.handoff.locations import DeskLocation, DeskPost
 from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status, next_status
 from bot.messages import Address, Kind
 from bot.privacy import crypto
-from bot.privacy.schema import desk_posts, preferences, tickets, turns
+from bot.privacy.schema import desk_posts, desk_removals, preferences, tickets, turns
+from bot.privacy.audit import APPEND_ATTEMPTS
 from bot.privacy.store import TranscriptStore
 
 ACTIVE_VALUES = [status.value for status in ACTIVE]
@@ -185,22 +188,35 @@ class TicketStore:
         if ticket.status is Status.CLAIMED:  # a move of a claimed ticket: still held by whom the caller saw
             conditions.append(tickets.c.moderator == ticket.moderator)
 
-        def work() -> Ticket:
+        detail: dict[str, Any] = {"ticket": ticket.id}
+        if action in (Action.TRANSFER, Action.TAKEOVER):
+            detail["to"] = moderator
+
+        def move_and_audit() -> tuple[int, bool]:
+            """The move and its audit record commit together, or neither does."""
             with self._store.engine.begin() as connection:
                 changed = connection.execute(update(tickets).where(*conditions).values(**values)).rowcount
-                forgotten = changed and target in (Status.RESOLVED, Status.CANCELLED) and self._forget_handoff_if_private(connection, ticket)
+                forgotten = bool(changed) and target in (Status.RESOLVED, Status.CANCELLED) and self._forget_handoff_if_private(connection, ticket)
+                if changed:
+                    self._store.audit_log.record(f"ticket_{_PAST[action]}", actor, detail, at=at, connection=connection)
+            return changed, forgotten
+
+        def work() -> Ticket:
+            for attempt in range(APPEND_ATTEMPTS):  # another process appended to the audit log at once
+                try:
+                    changed, forgotten = move_and_audit()
+                    break
+                except IntegrityError:
+                    time.sleep(min(0.001 * (attempt + 1), 0.05))
+            else:
+                raise IllegalTransition(f"ticket {ticket.id} could not be moved: the audit log stayed busy")
             if forgotten:
-                # The packet cache must not keep what the store just deleted.
-                # (TranscriptStore has no public "drop a fan's recent turns"; lead: please add one.)
-                self._store._recent.drop(ticket.fan)  # noqa: SLF001 - store thread, as the store itself does
+                self._store.forget_recent(ticket.fan)  # the packet cache must not keep what was just deleted
+                self._store.scrub_files()  # nor the SQLite WAL
             if not changed:
                 current = self._select_one(tickets.c.id == ticket.id)
                 state = current.status.value if current else "erased"
                 raise IllegalTransition(f"ticket {ticket.id} changed meanwhile: it is {state} now")
-            detail: dict[str, Any] = {"ticket": ticket.id}
-            if action in (Action.TRANSFER, Action.TAKEOVER):
-                detail["to"] = moderator
-            self._store.audit_log.record(f"ticket_{_PAST[action]}", actor, detail, at=at)
             return replace(
                 ticket,
                 status=target,
@@ -227,6 +243,31 @@ class TicketStore:
                 )
             ).rowcount
         )
+
+    async def pending_removals(self, queued_before: datetime, limit: int = 500) -> list[DeskPost]:
+        """Desk messages queued for deletion (by an erasure or retention) before `queued_before`."""
+
+        def work() -> list[DeskPost]:
+            query = select(desk_removals).where(desk_removals.c.queued_at < queued_before).order_by(desk_removals.c.id).limit(limit)
+            with self._store.engine.connect() as connection:
+                return [DeskPost(r["ticket"], r["desk"], r["channel"], r["message"]) for r in connection.execute(query).mappings()]
+
+        return await self._store.run(work)
+
+    async def drop_removals(self, posts: Sequence[DeskPost]) -> None:
+        """The desk has acted on these queued deletions."""
+
+        def work() -> None:
+            with self._store.engine.begin() as connection:
+                for post in posts:
+                    connection.execute(
+                        delete(desk_removals).where(
+                            desk_removals.c.desk == post.desk, desk_removals.c.channel == post.channel,
+                            desk_removals.c.message == post.message,
+                        )
+                    )
+
+        await self._store.run(work)
 
     async def note_reply(self, ticket_id: int, at: datetime) -> None:
         """The holder wrote to the fan: the claimed-silence clock starts again."""

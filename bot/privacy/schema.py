@@ -103,6 +103,19 @@ desk_posts = Table(
     Index("ix_desk_posts_ticket", "ticket"),
 )
 
+desk_removals = Table(
+    "desk_removals",
+    transcripts,
+    # Desk messages of an erased fan's tickets, waiting for the desk to delete them (0004):
+    # locations only, no pseudonym; the row goes once the desk has acted.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("desk", String(16), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("message", String(64), nullable=False),
+    Column("ticket", Integer, nullable=False),
+    Column("queued_at", DateTime(timezone=False), nullable=False),
+)
+
 store_meta = Table(
     "store_meta",
     transcripts,
@@ -130,6 +143,7 @@ data_keys = Table(
     Column("created_at", DateTime(timezone=False), nullable=False),
 )
 
-#: Tables holding a fan's pseudonym that are not "data about the fan" but the machinery
-#: that erases it: the erasure job names the fan only until the erasure is complete.
-ERASURE_MACHINERY = (erasures,)
+#: Tables tied to a fan that are not "data about the fan" but the machinery that erases it:
+#: the erasure job names the fan only until the erasure is complete; `desk_removals` holds
+#: desk message locations (no pseudonym) only until the desk has deleted them.
+ERASURE_MACHINERY = (erasures, desk_removals)

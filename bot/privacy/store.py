@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence, TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, insert, inspect, select, text, update
+from sqlalchemy import create_engine, delete, event, func, insert, inspect, literal, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.pool import QueuePool
@@ -33,7 +33,7 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, everything, readable
 from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
 from bot.privacy.fan_data import set_logging as _store_logging
-from bot.privacy.schema import data_keys, desk_posts, erasures, store_meta, tickets, turns
+from bot.privacy.schema import data_keys, desk_posts, desk_removals, erasures, store_meta, tickets, turns
 from bot.privacy.spool import Spool
 
 T = TypeVar("T")
@@ -441,6 +441,11 @@ class TranscriptStore:
         (see `RecentTurns`), dropping fans idle for `idle_seconds`. Call before use."""
         self._recent = RecentTurns(turns, idle_seconds)
 
+    def forget_recent(self, fan: str) -> None:
+        """Drops the fan's recent turns held in memory, after a deletion outside this class
+        (store thread only): the next handoff packet reads the store instead."""
+        self._recent.drop(fan)
+
     async def holds_recent(self, fan: str) -> bool:
         """Whether any of the fan's turns are held in memory (for tests and checks)."""
         return await self.run(lambda: fan in self._recent)
@@ -775,6 +780,10 @@ class TranscriptStore:
             self._erasing.pop(fan, None)
             logger.error("an erasure batch failed; it will be resumed: %s", type(error).__name__)
 
+    def scrub_files(self) -> None:
+        """After a deletion that must not linger in the files (store thread only): see `_scrub`."""
+        self._scrub()
+
     def _scrub(self) -> None:
         """No copy of a shredded key or an erased fan's pseudonym stays in the files.
 
@@ -845,7 +854,15 @@ class TranscriptStore:
                     return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
                 old = select(tickets.c.id).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
-                connection.execute(delete(desk_posts).where(desk_posts.c.ticket.in_(old.scalar_subquery())))
+                expired = desk_posts.c.ticket.in_(old.scalar_subquery())
+                connection.execute(  # the desk copies expire with their ticket: the running bot deletes them
+                    insert(desk_removals).from_select(
+                        ["desk", "channel", "message", "ticket", "queued_at"],
+                        select(desk_posts.c.desk, desk_posts.c.channel, desk_posts.c.message, desk_posts.c.ticket,
+                               literal(datetime.utcnow()).label("queued_at")).where(expired),
+                    )
+                )
+                connection.execute(delete(desk_posts).where(expired))
                 closed = connection.execute(
                     delete(tickets).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
                 ).rowcount

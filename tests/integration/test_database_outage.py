@@ -88,9 +88,8 @@ class Proxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server that becomes unreachable
 async def test_an_outage_gets_honest_replies_and_loses_no_transcript(database_url: str, tmp_path: Path) -> None:  # noqa: F811
-    if not database_url.startswith("postgresql"):
-        pytest.skip("the outage is a PostgreSQL server becoming unreachable")
     real = make_url(database_url)
     proxy = Proxy(real.host or "127.0.0.1", real.port or 5432)
     url = str(real.set(host="127.0.0.1", port=proxy.port))

@@ -142,3 +142,25 @@ async def test_the_slack_desk_authorises_by_its_own_rule_only(rasa_engine: RasaE
         assert ticket is not None and ticket.status is Status.OPEN
         await standin.send_channel_message(MODERATOR, DESK, "!claim", thread_ts=packet.ts)
         await world.sent_to(world.dm(), contains="Sam Mod")
+
+
+async def test_an_operator_erasure_leaves_desk_copies_for_the_running_bot_to_delete(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+    """`bot forget` has no desk connection: the erasure queues the desk messages' locations
+    (durably, in its own transaction) and the running bot's periodic desk work deletes them."""
+    async for world in start_world("socket", rasa_engine, store):
+        standin = world.standin
+        await standin.send_command("/human", "", FAN, GENERAL)
+        packet = (await world.sent_to(DESK, contains="Ticket #1 ·"))[0]
+        await standin.send_dm(FAN, f"call me on {PHONE}")
+        await standin.wait_for_sent(lambda m: m.thread_ts == packet.ts and PHONE in (m.text or ""), timeout=20)
+        await world.bot.drain()
+
+        receipt = await store.erase(Pseudonymizer(PSEUDONYM_KEY).fan("slack", FAN), actor="operator")  # what `bot forget` runs
+        await store.settle()
+        assert len(receipt.desk_posts) >= 2
+        assert PHONE in desk_texts(standin)  # nothing could delete them yet
+        removed = await world.bot.handoff.remove_pending_desk_copies(min_age_seconds=0)
+        assert removed.deleted == len(receipt.desk_posts) and not removed.left
+        assert PHONE not in desk_texts(standin) and (DESK, packet.ts) in standin.deleted
+        again = await world.bot.handoff.remove_pending_desk_copies(min_age_seconds=0)
+        assert again.deleted == 0  # the queue is empty once the desk has acted

@@ -63,4 +63,4 @@ def test_release_puts_a_claimed_ticket_back_and_forget_counts_desk_copies(tmp_pa
     asyncio.run(check())
     forgotten = operator("forget", "--user", "slack:U0ANN", env=env)
     assert forgotten.returncode == 0, forgotten.stderr
-    assert "1 message(s) the bot posted about this fan's tickets remain at the moderator desk" in forgotten.stdout
+    assert "1 message(s) the bot posted about this fan's tickets are queued for deletion at the moderator desk" in forgotten.stdout

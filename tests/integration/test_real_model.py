@@ -70,9 +70,10 @@ async def test_words_route_to_the_privacy_features(real_bot: Bot, new_user: str)
     assert kinds(await real_bot.handle(Incoming("console", new_user, "c", "delete everything you know about me"))) == [
         "erasure_confirm_request"
     ]
-    assert kinds(await real_bot.handle(Incoming("console", new_user, "c", "what info do you keep on me"))) == [
-        "privacy_notice"
-    ]
+    # Issue 14: words act only on certainty; this phrasing scores below it, so the assistant asks
+    # back first and a yes then gives the privacy notice.
+    assert kinds(await real_bot.handle(Incoming("console", new_user, "c", "what info do you keep on me"))) == ["ask_back"]
+    assert kinds(await real_bot.handle(Incoming("console", new_user, "c", "yes"))) == ["privacy_notice"]
 
 
 async def test_erasure_drops_the_rasa_tracker_which_is_keyed_by_pseudonym(
