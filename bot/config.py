@@ -72,6 +72,8 @@ class AssistantSettings:
     max_message_chars: int = _check(_positive, default=4000)
     fallbacks_before_offer: int = _check(_positive, default=2)
     conversation_idle_minutes: float = _check(_positive, default=30.0)
+    #: A reply the platform keeps refusing for now (rate limit, outage) is retried this long, then dropped.
+    reply_expiry_seconds: float = _check(_positive, default=300.0)
     #: Languages the model understands (ISO 639-1); other languages get an honest reply in theirs.
     languages: tuple[str, ...] = _check(_languages, default=("en",))
 

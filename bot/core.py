@@ -22,7 +22,7 @@ from bot.handoff.service import Handoff
 from bot.language import foreign, unsupported_reply
 from bot.normalize import normalize
 from bot.locks import KeyedLocks
-from bot.messages import Incoming, Kind, Outgoing
+from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import StoreUnavailable, TranscriptStore
 from bot.transcript import TranscriptWriter, minimized
@@ -95,15 +95,20 @@ class Bot:
         store.keep_recent(handoff.history_turns, memory.idle_seconds)  # handoff packets without a store read
         self._transcript = TranscriptWriter(store, clock)
         self._locks = KeyedLocks()
+        #: Disclosures out for delivery (handle(..., receipts=True)): (fan, conversation) -> its state.
+        self._unconfirmed: dict[tuple[str, str], ConversationState] = {}
 
     @property
     def handoff(self) -> Handoff:
         return self._handoff
 
-    async def handle(self, incoming: Incoming, max_chars: Optional[int] = None) -> list[Outgoing]:
+    async def handle(self, incoming: Incoming, max_chars: Optional[int] = None, *, receipts: bool = False) -> list[Outgoing]:
         """Everything the assistant sends in answer to one fan message, in order.
 
         `max_chars` is the connector's platform limit, when tighter than the configured one.
+        With `receipts`, the caller reports each reply's fate (`delivered` / `undelivered`):
+        the disclosure turn is then kept only once delivered, and a disclosure that never
+        arrives goes out again with the next reply. Without, delivery cannot fail (console).
         """
         fan = self._pseudonyms.fan(incoming.platform, incoming.user_id)
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
@@ -120,9 +125,39 @@ class Bot:
             replies = exchange.replies
             if first_contact and not exchange.relayed:
                 replies.insert(0, Outgoing(Kind.DISCLOSURE, disclosure_text(self._settings)))
+                if receipts:
+                    self._unconfirmed[(fan, conversation)] = state
             if not exchange.erased:
-                await self._transcript.record(fan, conversation, exchange.fan_text, incoming.attachments, replies)
+                kept = [r for r in replies if r.kind is not Kind.DISCLOSURE] if receipts else replies
+                await self._transcript.record(fan, conversation, exchange.fan_text, incoming.attachments, kept)
             return replies
+
+    async def delivered(self, address: Address, reply: Outgoing) -> None:
+        """A reply reached the fan at `address`: a disclosure is kept as shown, as of now."""
+        fan, conversation, state = self._unconfirmed_disclosure(address, reply)
+        if state is not None:
+            async with self._locks.hold(fan):
+                if self._live(fan, state):
+                    await self._transcript.record(fan, conversation, None, 0, [reply])
+
+    async def undelivered(self, address: Address, reply: Outgoing) -> None:
+        """A reply was given up on: after a lost disclosure the conversation is not disclosed,
+        so the fan's next reply carries the disclosure again."""
+        fan, _, state = self._unconfirmed_disclosure(address, reply)
+        if state is not None:
+            async with self._locks.hold(fan):  # a message of theirs being handled queues its replies first
+                state.disclosed = False
+
+    def _unconfirmed_disclosure(self, address: Address, reply: Outgoing) -> tuple[str, str, Optional[ConversationState]]:
+        fan = self._pseudonyms.fan(address.platform, address.user_id)
+        conversation = self._pseudonyms.conversation(address.platform, address.conversation_id, address.user_id)
+        state = self._unconfirmed.pop((fan, conversation), None) if reply.kind is Kind.DISCLOSURE else None
+        return fan, conversation, state
+
+    def _live(self, fan: str, state: ConversationState) -> bool:
+        """Whether the conversation is still the one the disclosure was for (not erased or
+        expired while it was out)."""
+        return any(current is state for current in self._memory.conversations_of(fan))
 
     async def moderate(self, action: ModeratorAction) -> list[Outgoing]:
         """A moderator's typed action at a desk (parsed and authorised by that desk); holds

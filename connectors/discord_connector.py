@@ -19,10 +19,12 @@ from discord import app_commands
 
 from bot.config import DiscordSettings
 from bot.core import Bot
-from bot.messages import Address, Incoming, Outgoing
+from bot.messages import Address, Incoming, Kind, Outgoing
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys
+from connectors.outbox import Unreachable
 from connectors.discord_desk import DiscordDesk
+from connectors.discord_errors import delivery_errors
 from connectors.discord_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
 from connectors.discord_text import to_plain
 from connectors.router import Router
@@ -239,54 +241,83 @@ class DiscordConnector:
         if task is not None:
             self._in_flight.add(task)
         try:
-            replies = await self._bot.handle(incoming, self.max_message_chars)
-            await self._router.deliver(replies, answer)
+            replies = await self._bot.handle(incoming, self.max_message_chars, receipts=True)
+            await self._router.deliver(replies, answer, incoming.address, self._bot)
         finally:
             self._in_flight.discard(task)  # type: ignore[arg-type]
 
     # To Discord ----------------------------------------------------------------------------------
+    # Every send below turns Discord's refusals into the outbox's terms (`delivery_errors`), so
+    # the router retries what may pass later and reports what cannot.
 
     async def _reply(self, message: discord.Message, reply: Outgoing) -> None:
         pieces = render(reply)
         view = buttons(reply)
-        for index, piece in enumerate(pieces):
-            extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
-            await message.reply(piece, mention_author=False, allowed_mentions=NO_PINGS, **extra)
+        with delivery_errors():
+            for index, piece in enumerate(pieces):
+                extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+                await message.reply(piece, mention_author=False, allowed_mentions=NO_PINGS, **extra)
 
     @staticmethod
     async def _followup(interaction: discord.Interaction, reply: Outgoing) -> None:
         pieces = render(reply)
         view = buttons(reply)
-        for index, piece in enumerate(pieces):
-            extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
-            await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS, **extra)
+        with delivery_errors():
+            for index, piece in enumerate(pieces):
+                extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+                await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS, **extra)
 
     async def _dm(self, user: discord.abc.User, reply: Outgoing) -> bool:
         """False when the fan's DMs are closed (logged without content)."""
         try:
-            channel = user.dm_channel or await user.create_dm()
-            pieces = render(reply)
-            view = buttons(reply)
-            for index, piece in enumerate(pieces):
-                extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
-                await channel.send(piece, allowed_mentions=NO_PINGS, **extra)
+            with delivery_errors():
+                channel = user.dm_channel or await user.create_dm()
+                pieces = render(reply)
+                view = buttons(reply)
+                for index, piece in enumerate(pieces):
+                    extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+                    await channel.send(piece, allowed_mentions=NO_PINGS, **extra)
             return True
-        except discord.Forbidden:
+        except Unreachable as refused:
+            if refused.reason != "dms_closed":
+                raise
             logger.warning("a fan's direct messages are closed; a %s message could not be sent there", reply.kind.value)
             return False
 
     async def send_to(self, address: Address, message: Outgoing) -> None:
         """A message for a fan not being answered right now (a moderator's reply, a timeout
-        notice): in their DM; with DMs closed, ephemerally through their latest slash command."""
+        notice): in their DM; with DMs closed, ephemerally through their latest slash command
+        while its token lasts; otherwise `Unreachable` (the router tells the desk and the fan)."""
         user_id = int(address.user_id)
-        user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
+        with delivery_errors():
+            user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
         if await self._dm(user, message):
             return
         at, interaction = self._interactions.get(user_id, (0.0, None))
-        if interaction is not None and time.monotonic() - at < INTERACTION_TTL_SECONDS:
-            await self._followup(interaction, message)
-        else:
-            logger.warning("a %s message was not delivered: the fan's DMs are closed and no recent interaction", message.kind.value)
+        if interaction is None or time.monotonic() - at >= INTERACTION_TTL_SECONDS:
+            raise Unreachable("dms_closed")
+        await self._followup(interaction, message)
+
+    async def tell_unreachable(self, address: Address, reason: str) -> None:
+        """Asks the fan, in the channel where they last mentioned the assistant (pinging only
+        them), to open their DMs; no word of the message itself. A fan who wrote only by DM
+        or slash command has no such channel."""
+        if not address.conversation_id.isdigit():
+            raise Unreachable("no_other_place")
+        text = DMS_CLOSED_NOTICE if reason == "dms_closed" else UNDELIVERABLE_NOTICE
+        header, _, body = render(Outgoing(Kind.ERROR, text))[0].partition("\n")
+        only_them = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(int(address.user_id))], replied_user=False)
+        with delivery_errors():
+            channel = self.client.get_partial_messageable(int(address.conversation_id))
+            await channel.send(f"{header}\n<@{int(address.user_id)}> {body}", allowed_mentions=only_them)
+
+
+DMS_CLOSED_NOTICE = (
+    "I have a message for you, but your direct messages are closed so I can't deliver it. "
+    "Please allow direct messages from this server (server name > Privacy Settings > Direct Messages), "
+    "then send me any message."
+)
+UNDELIVERABLE_NOTICE = "I have a message for you that I couldn't deliver privately. Please send me a direct message."
 
 
 def _guard_parsers(client: discord.Client) -> None:

@@ -41,7 +41,7 @@ class Platforms:
 def configured_platforms(config: Config, environ: Mapping[str, str] = os.environ, **overrides: Any) -> Platforms:
     """Builds (without connecting) every connector whose token is set; a one-line
     `ConfigError` when the desk names a platform that is not configured."""
-    platforms = Platforms()
+    platforms = Platforms(router=Router(expiry_seconds=config.assistant.reply_expiry_seconds))
     desk_platform, _, desk_channel = config.handoff.desk.partition(":")
 
     from connectors.slack_connector import SlackConnector, SlackTokens
@@ -177,4 +177,5 @@ async def serve(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, *background, return_exceptions=True)
+        await platforms.router.aclose()
         await bot.drain()

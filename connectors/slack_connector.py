@@ -24,9 +24,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError, SlackSettings
 from bot.core import Bot
-from bot.messages import Address, Incoming, Outgoing
+from bot.messages import Address, Incoming, Kind, Outgoing
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys, slack_message_key
+from connectors.outbox import Unreachable
+from connectors.slack_errors import check_response_url, delivery_errors
 from connectors.slack_signature import SlackSignature
 from connectors.router import Router
 from connectors.slack_desk import SlackDesk
@@ -290,40 +292,62 @@ class SlackConnector:
         if task is not None:
             self._in_flight.add(task)
         try:
-            replies = await self._bot.handle(incoming, self.max_message_chars)
-            await self._router.deliver(replies, answer)
+            replies = await self._bot.handle(incoming, self.max_message_chars, receipts=True)
+            await self._router.deliver(replies, answer, incoming.address, self._bot)
         finally:
             self._in_flight.discard(task)  # type: ignore[arg-type]
 
     # To Slack ---------------------------------------------------------------------------------
+    # Every send below turns Slack's refusals into the outbox's terms (`delivery_errors`), so
+    # the router retries what may pass later and reports what cannot.
 
     async def _post(self, channel: str, message: Outgoing, thread: Optional[str] = None) -> None:
-        for piece in render(message):
-            await self.client.chat_postMessage(channel=channel, thread_ts=thread, unfurl_links=False, unfurl_media=False, **piece)
+        with delivery_errors():
+            for piece in render(message):
+                await self.client.chat_postMessage(channel=channel, thread_ts=thread, unfurl_links=False, unfurl_media=False, **piece)
 
     async def _post_ephemeral(self, channel: str, user: str, message: Outgoing, thread: Optional[str] = None) -> None:
-        for piece in render(message):
-            await self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, **piece)
+        with delivery_errors():
+            for piece in render(message):
+                await self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, **piece)
 
     @staticmethod
     async def _respond(respond: Callable[..., Awaitable[Any]], message: Outgoing) -> None:
         """Slash command and button results: only the fan sees them, wherever they typed."""
-        for piece in render(message):
-            await respond(response_type="ephemeral", replace_original=False, **piece)
+        with delivery_errors():
+            for piece in render(message):
+                answer = await respond(response_type="ephemeral", replace_original=False, **piece)
+                check_response_url(getattr(answer, "status_code", 200), getattr(answer, "headers", None) or {})
 
     async def send_to(self, address: Address, message: Outgoing) -> None:
         """A message for a fan who is not being answered right now (a moderator's reply, a
         timeout notice): always in their DM, so a handoff never spills into a channel."""
         await self._post(await self._dm_channel(address.user_id), message)
 
+    async def tell_unreachable(self, address: Address, reason: str) -> None:
+        """Asks the fan, visible to them only, in the channel where they last mentioned the
+        assistant, to write to it directly; a fan who wrote in their DM has no other place."""
+        if address.conversation_id == DM:
+            raise Unreachable("no_other_place")
+        channel, _, thread = address.conversation_id.partition("/")
+        notice = Outgoing(Kind.ERROR, UNREACHABLE_TEXT)
+        await self._post_ephemeral(channel, address.user_id, notice, thread or None)
+
     async def _dm_channel(self, user: str) -> str:
         """The DM channel with a fan (`conversations.open`), cached for the most recent
         `DM_CHANNEL_CACHE` fans only: a cache, so memory stays bounded."""
         channel = self._dm_channels.pop(user, None)
         if channel is None:
-            answer = await self.client.conversations_open(users=user)
+            with delivery_errors():
+                answer = await self.client.conversations_open(users=user)
             channel = str(answer["channel"]["id"])
         self._dm_channels[user] = channel  # most recent last
         while len(self._dm_channels) > DM_CHANNEL_CACHE:
             del self._dm_channels[next(iter(self._dm_channels))]
         return channel
+
+
+UNREACHABLE_TEXT = (
+    "I have a message for you that I couldn't deliver to your direct messages. "
+    "Please open a direct message with me (click my name, then Message) so I can reach you."
+)

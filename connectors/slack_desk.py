@@ -34,6 +34,7 @@ from bot.handoff.states import ACTIVE
 from bot.handoff.ticket_store import Ticket, TicketStore
 from bot.messages import Kind, Outgoing
 from connectors.router import Router
+from connectors.slack_errors import delivery_errors
 from connectors.slack_render import CLAIM_TICKET, render
 from connectors.slack_text import display_name, to_plain
 
@@ -81,7 +82,8 @@ class SlackDesk:
         thread = ticket.location.thread if ticket is not None and ticket.location is not None else None
         posted: list[str] = []
         for piece in render(message):
-            answer = await self._client.chat_postMessage(channel=self.channel, thread_ts=thread, unfurl_links=False, **piece)
+            with delivery_errors():  # a rate limit is retried by the router's outbox
+                answer = await self._client.chat_postMessage(channel=self.channel, thread_ts=thread, unfurl_links=False, **piece)
             posted.append(str(answer["ts"]))
             if thread is None and ticket is not None and message.kind is Kind.HANDOFF_TICKET:
                 thread = posted[0]

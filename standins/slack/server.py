@@ -79,6 +79,7 @@ class SlackStandIn(_StateMixin, _FilesMixin, _WebApiMixin, _SocketModeMixin, _Ev
         self._tickets: set[str] = set()
         #: (method, ts) -> the Slack error to answer with: `fail("chat.delete", ts, "cant_delete_message")`
         self._failures: dict[tuple[str, str], str] = {}
+        self._refused_dms: dict[str, str] = {}  # user -> conversations.open error (refuse_dm)
         #: (channel, ts) of each message the bot deleted with chat.delete
         self.deleted: list[tuple[str, str]] = []
         self._sockets: list[_Socket] = []

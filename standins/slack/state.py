@@ -36,6 +36,13 @@ class _StateMixin:
     def add_usergroup(self, group_id: str, members: Optional[list[str]] = None) -> None:
         self._usergroups[group_id] = list(members or [])
 
+    def refuse_dm(self, user_id: str, error: str = "user_not_visible") -> None:
+        """The bot may no longer open a DM with the user: `conversations.open` answers `error`.
+        Its reference lists `user_disabled` (a deactivated account), `user_not_found`, and
+        `user_not_visible` ("the calling user is restricted from seeing the requested user",
+        e.g. a guest or an external Slack Connect member who can still be in a shared channel)."""
+        self._refused_dms[user_id] = error
+
     def rate_limit(self, method: str = "chat.postMessage", times: int = 1, retry_after: int = 1) -> None:
         """The next `times` calls to `method` get HTTP 429 with `Retry-After: retry_after`."""
         self._rate_limits[method] = [times, retry_after]

@@ -135,6 +135,9 @@ class _WebApiMixin:
             return {"channel": {"id": args["channel"]}}
         if not users:
             raise _SlackError("users_list_not_supplied")
+        refused = next((self._refused_dms[u] for u in users if u in self._refused_dms), None)
+        if refused:
+            raise _SlackError(refused)
         if len(users) == 1:
             return {"channel": {"id": self.dm_channel(users[0])}, "no_op": True, "already_open": True}
         digest = hashlib.sha256(",".join(sorted(users)).encode()).hexdigest()[:10].upper()

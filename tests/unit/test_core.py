@@ -6,7 +6,9 @@ import asyncio
 
 from bot.core import Bot
 from bot.messages import Incoming, Kind
+from bot.privacy.pseudonym import Pseudonymizer
 from bot.testing.fake_engine import FakeEngine
+from tests.conftest import TEST_KEY
 
 
 def fan(text: str, user: str = "U1", conversation: str = "D1", platform: str = "slack") -> Incoming:
@@ -202,3 +204,25 @@ async def test_messages_of_one_fan_are_handled_one_at_a_time(bot: Bot, engine: F
     assert peak == 1
     results = await asyncio.gather(*(bot.handle(fan("hello", user=f"V{i}")) for i in range(5)))
     assert all(kinds(r)[0] == "disclosure" for r in results)
+
+
+async def test_with_receipts_the_disclosure_is_kept_only_once_delivered_and_sent_again_when_lost(bot: Bot, store) -> None:  # type: ignore[no-untyped-def]
+    first = await bot.handle(fan("refund please"), receipts=True)
+    assert kinds(first) == ["disclosure", "answer"]
+    assert kinds(await bot.handle(fan("password?"), receipts=True)) == ["answer"]  # one disclosure out at a time
+    await bot.undelivered(fan("").address, first[0])
+    again = await bot.handle(fan("hello"), receipts=True)
+    assert kinds(again) == ["disclosure", "answer"]
+    await bot.delivered(fan("").address, again[0])
+    await bot.drain()
+    stored = [t["kind"] for t in (await store.export(Pseudonymizer(TEST_KEY).fan("slack", "U1")))["turns"]]
+    assert stored.count("disclosure") == 1 and stored[-1] == "disclosure"
+
+
+async def test_a_disclosure_delivered_after_an_erasure_is_not_kept(bot: Bot, store) -> None:  # type: ignore[no-untyped-def]
+    first = await bot.handle(fan("refund please"), receipts=True)
+    await bot.handle(fan("/forget-me"), receipts=True)
+    assert kinds(await bot.handle(fan("/forget-me confirm"), receipts=True)) == ["erasure_done"]
+    await bot.delivered(fan("").address, first[0])  # it arrives only now
+    await bot.drain()
+    assert await store.count_turns(Pseudonymizer(TEST_KEY).fan("slack", "U1")) == 0
