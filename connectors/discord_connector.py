@@ -9,8 +9,10 @@ A fan's DMs and slash commands are one conversation ("dm"); a mention starts one
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
+from dataclasses import replace
 from typing import Any, Awaitable, Callable, Optional
 
 import discord
@@ -27,6 +29,7 @@ from connectors.discord_desk import DiscordDesk
 from connectors.discord_errors import delivery_errors
 from connectors.discord_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
 from connectors.discord_text import to_plain
+from connectors.long_results import as_file
 from connectors.router import Router
 
 logger = logging.getLogger(__name__)
@@ -262,7 +265,13 @@ class DiscordConnector:
     async def _followup(interaction: discord.Interaction, reply: Outgoing) -> None:
         pieces = render(reply)
         view = buttons(reply)
+        result = as_file(reply, len(pieces), "attached here")
         with delivery_errors():
+            if result is not None:  # ephemeral follow-ups may carry files: only the fan sees it
+                note = render(replace(reply, text=result.note))[0]
+                await interaction.followup.send(note, file=discord.File(io.BytesIO(result.content), filename=result.filename),
+                                                ephemeral=True, allowed_mentions=NO_PINGS)
+                return
             for index, piece in enumerate(pieces):
                 extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
                 await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS, **extra)
@@ -274,6 +283,11 @@ class DiscordConnector:
                 channel = user.dm_channel or await user.create_dm()
                 pieces = render(reply)
                 view = buttons(reply)
+                result = as_file(reply, len(pieces), "attached here")
+                if result is not None:
+                    note = render(replace(reply, text=result.note))[0]
+                    await channel.send(note, file=discord.File(io.BytesIO(result.content), filename=result.filename), allowed_mentions=NO_PINGS)
+                    return True
                 for index, piece in enumerate(pieces):
                     extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
                     await channel.send(piece, allowed_mentions=NO_PINGS, **extra)

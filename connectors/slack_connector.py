@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
 import aiohttp
@@ -27,6 +27,7 @@ from bot.core import Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys, slack_message_key
+from connectors.long_results import as_file
 from connectors.outbox import Unreachable
 from connectors.slack_errors import check_response_url, delivery_errors
 from connectors.slack_signature import SlackSignature
@@ -267,14 +268,16 @@ class SlackConnector:
     async def _on_command(self, ack: Callable[..., Awaitable[None]], command: dict[str, Any], respond: Callable[..., Awaitable[Any]]) -> None:
         await ack()  # within Slack's 3 seconds, before any slow work
         text = f"{command['command']} {command.get('text', '')}".strip()
-        await self._handle(Incoming(self.name, command["user_id"], DM, text), lambda m: self._respond(respond, m))
+        user = command["user_id"]
+        await self._handle(Incoming(self.name, user, DM, text), lambda m: self._respond(respond, m, user))
 
     async def _on_erasure_button(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]) -> None:
         await ack()
         if not self._seen.first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
             return
         text = {CONFIRM_ERASURE: "/forget-me confirm", CANCEL_ERASURE: "/forget-me cancel", ANSWER_YES: "yes", ANSWER_NO: "no"}[action["action_id"]]
-        await self._handle(Incoming(self.name, body["user"]["id"], DM, text), lambda m: self._respond(respond, m))
+        user = body["user"]["id"]
+        await self._handle(Incoming(self.name, user, DM, text), lambda m: self._respond(respond, m, user))
 
     async def _on_desk_button(
         self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
@@ -307,17 +310,33 @@ class SlackConnector:
                 await self.client.chat_postMessage(channel=channel, thread_ts=thread, unfurl_links=False, unfurl_media=False, **piece)
 
     async def _post_ephemeral(self, channel: str, user: str, message: Outgoing, thread: Optional[str] = None) -> None:
+        message = await self._long_as_file(user, message)
         with delivery_errors():
             for piece in render(message):
                 await self.client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread, **piece)
 
-    @staticmethod
-    async def _respond(respond: Callable[..., Awaitable[Any]], message: Outgoing) -> None:
-        """Slash command and button results: only the fan sees them, wherever they typed."""
+    async def _respond(self, respond: Callable[..., Awaitable[Any]], message: Outgoing, user: str) -> None:
+        """Slash command and button results: only the fan sees them, wherever they typed.
+        A result too long for a few posts goes as a file to their DM (`long_results`)."""
+        message = await self._long_as_file(user, message)
         with delivery_errors():
             for piece in render(message):
                 answer = await respond(response_type="ephemeral", replace_original=False, **piece)
                 check_response_url(getattr(answer, "status_code", 200), getattr(answer, "headers", None) or {})
+
+    async def _long_as_file(self, user: str, message: Outgoing) -> Outgoing:
+        """Uploads a long private result to the fan's DM with the app (`files.uploadV2`: only
+        the fan and the app are in it) and returns the short note to show instead; other
+        messages are returned unchanged."""
+        result = as_file(message, len(render(message)), "in our direct messages")
+        if result is None:
+            return message
+        with delivery_errors():
+            await self.client.files_upload_v2(
+                channel=await self._dm_channel(user), filename=result.filename, content=result.content,
+                title=result.filename, initial_comment="Here is the file you asked for.",
+            )
+        return replace(message, text=result.note)
 
     async def send_to(self, address: Address, message: Outgoing) -> None:
         """A message for a fan who is not being answered right now (a moderator's reply, a
