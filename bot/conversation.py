@@ -49,6 +49,7 @@ class ConversationMemory:
         self._monotonic = monotonic
         self._by_fan: dict[str, dict[str, ConversationState]] = {}
         self._swept = monotonic()
+        self.dropped = 0  #: conversations dropped as idle so far (tells when memory can be given back)
 
     @property
     def idle_seconds(self) -> float:
@@ -87,4 +88,5 @@ class ConversationMemory:
                 dropped += 1
             if not conversations:
                 del self._by_fan[fan]
+        self.dropped += dropped
         return dropped

@@ -22,6 +22,7 @@ from bot.handoff.service import Handoff
 from bot.language import foreign, unsupported_reply
 from bot.normalize import normalize
 from bot.locks import KeyedLocks
+from bot.memory import release
 from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import StoreUnavailable, TranscriptStore
@@ -95,6 +96,7 @@ class Bot:
         store.keep_recent(handoff.history_turns, memory.idle_seconds)  # handoff packets without a store read
         self._transcript = TranscriptWriter(store, clock)
         self._locks = KeyedLocks()
+        self._released_after = 0  # `ConversationMemory.dropped` when memory was last given back
         #: Disclosures out for delivery (handle(..., receipts=True)): (fan, conversation) -> its state.
         self._unconfirmed: dict[tuple[str, str], ConversationState] = {}
 
@@ -170,8 +172,13 @@ class Bot:
 
     def expire_idle(self) -> int:
         """Drops conversation state idle past the limit (also done as messages arrive); run
-        periodically so memory falls back after a burst even when no one writes."""
-        return self._memory.expire_idle()
+        periodically so memory falls back after a burst even when no one writes. When
+        anything was dropped, the freed memory is handed back to the system (`bot.memory`)."""
+        dropped = self._memory.expire_idle()
+        if self._memory.dropped != self._released_after:  # dropped here or as messages arrived
+            self._released_after = self._memory.dropped
+            release()
+        return dropped
 
     async def expire_handoffs(self) -> list[Outgoing]:
         """Claim-timeout notices due now; call periodically (and before each replay line)."""

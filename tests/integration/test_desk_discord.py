@@ -25,7 +25,7 @@ from standins.discord import DiscordStandIn
 from connectors.discord_connector import DiscordConnector
 from connectors.router import Router
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
-from tests.integration.test_discord_connector import DESK_ID, FAN, KEY, MOD_ROLE, MODERATOR, OTHER_FAN, TOKEN, discord_world
+from tests.integration.test_discord_connector import DESK_ID, FAN, KEY, MOD_ROLE, MODERATOR, OTHER_FAN, OUTSIDER, TOKEN, discord_world
 
 PHONE = "+44 20 7946 0958"
 
@@ -143,3 +143,24 @@ async def test_erasure_deletes_the_ticket_thread_the_bot_created(rasa_engine: Ra
         assert "deleted 2 message(s)" in (receipt.content or "") and "could not" not in (receipt.content or "")
         assert thread in standin.deleted_channels and (DESK_ID, packet.message_id) in standin.deleted
         assert not [m for m in standin.messages() if PHONE in (m.get("content") or "") and int(m["channel_id"]) != world.dm()]
+
+
+async def test_the_discord_desk_authorises_by_its_own_rule_only(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+    """Issue 11 item 11: an id in `[handoff] moderators` (the console desk's list) gains
+    nothing on Discord: only members with the moderator role may act there."""
+    async with discord_world(rasa_engine, store, moderators=(str(OUTSIDER),)) as world:
+        standin = world.standin
+        await standin.send_slash("human", FAN)
+        packet = (await world.sent(DESK_ID, contains="Ticket #1 ·"))[0]
+        thread = await thread_of(standin, 1)
+        await standin.click_button(OUTSIDER, "ticket:claim:1", packet.message_id, DESK_ID)
+        refusal = await world.sent(kind="followup", contains="Only moderators")
+        assert refusal[-1].ephemeral
+        await standin.send_guild_message(OUTSIDER, thread, "!claim")
+        await standin.send_guild_message(OUTSIDER, thread, "hello fan, I am not a moderator")
+        await world.settled(0.5)
+        ticket = await world.bot.handoff.tickets.get(1)
+        assert ticket is not None and ticket.status is Status.OPEN
+        assert not [m for m in standin.sent if m.channel_id == world.dm() and "not a moderator" in (m.content or "")]
+        await standin.click_button(MODERATOR, "ticket:claim:1", packet.message_id, DESK_ID)
+        await world.sent(world.dm(), contains="Robin")

@@ -56,7 +56,8 @@ class DiscordWorld:
 
 @contextlib.asynccontextmanager
 async def discord_world(
-    engine: RasaEngine, store: TranscriptStore, desk: Optional[str] = "discord", router: Optional[Router] = None
+    engine: RasaEngine, store: TranscriptStore, desk: Optional[str] = "discord", router: Optional[Router] = None,
+    moderators: tuple[str, ...] = (),
 ) -> AsyncIterator[DiscordWorld]:
     async with DiscordStandIn(token=TOKEN) as standin:
         standin.add_role(MOD_ROLE, "moderators")
@@ -72,7 +73,7 @@ async def discord_world(
         router.add_platform("discord", connector)
         if desk == "discord":
             router.desk = connector.desk
-        handoff = HandoffSettings(desk=f"discord:{DESK_ID}" if desk == "discord" else "slack:CDESK")
+        handoff = HandoffSettings(desk=f"discord:{DESK_ID}" if desk == "discord" else "slack:CDESK", moderators=moderators)
         bot = Bot(engine, Pseudonymizer(KEY), AssistantSettings(), ConversationMemory(1800), store, handoff=handoff)
         task = asyncio.create_task(connector.run(bot))
         try:
