@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 DM = "dm"
 SHUTDOWN_GRACE_SECONDS = 10.0
+#: How long start-up waits for Discord's API before giving up with one line.
+START_TIMEOUT_SECONDS = 30.0
 #: Interaction tokens last 15 minutes; keep a margin.
 INTERACTION_TTL_SECONDS = 14 * 60
 DMS_CLOSED_TEXT = (
@@ -100,7 +102,8 @@ class DiscordConnector:
             bot.handoff.use_desk_copies(self.desk)
         try:
             try:
-                await self.client.login(self._token)
+                # An API that accepts the connection but never answers must not hang start-up.
+                await asyncio.wait_for(self.client.login(self._token), START_TIMEOUT_SECONDS)
             except NETWORK_ERRORS as error:
                 raise unreachable("discord", self._settings.api_base_url, "DISCORD_API_BASE_URL ([discord] api_base_url)", error) from None
             except discord.DiscordServerError as error:

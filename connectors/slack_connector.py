@@ -42,6 +42,8 @@ COMMANDS = ("/human", "/forget-me", "/my-data", "/privacy", "/why")
 #: Where a fan's DMs and slash commands live: their one direct conversation with the app.
 DM = "im"
 DM_CHANNEL_CACHE = 5_000
+#: How long start-up waits for Slack's API before giving up with one line.
+START_TIMEOUT_SECONDS = 30.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: Message subtypes that are not a person writing to us (docs.slack.dev/reference/events/message):
 #: edits, deletions, joins and leaves, other integrations' posts, channel notices. Everything
@@ -139,11 +141,11 @@ class SlackConnector:
         # slack-sdk otherwise opens a new session, and a new connection, per call.
         self._session = aiohttp.ClientSession()
         self.client.session = self._session
-        try:
-            await self._check_token()
+        try:  # an API that accepts the connection but never answers must not hang start-up
+            await asyncio.wait_for(self._check_token(), START_TIMEOUT_SECONDS)
             if self._settings.mode == "socket":
                 self._socket = AsyncSocketModeHandler(self.app, self._tokens.app_token, logger=self.app.logger, ping_interval=self._ping_interval)
-                await self._socket.connect_async()
+                await asyncio.wait_for(self._socket.connect_async(), START_TIMEOUT_SECONDS)
         except NETWORK_ERRORS as error:
             raise unreachable("slack", self._settings.api_base_url, "SLACK_API_BASE_URL ([slack] api_base_url)", error) from None
         if self._settings.mode == "http":
@@ -183,7 +185,13 @@ class SlackConnector:
         try:
             self._bot_user_id = str((await self.client.auth_test()).get("user_id") or "")
         except SlackApiError as error:
-            raise ConnectorError(f"slack: the bot token was refused ({error.response.get('error')}); check SLACK_BOT_TOKEN") from None
+            data, status = error.response.data, error.response.status_code
+            if not isinstance(data, dict) or status >= 500:  # an HTML error page from a proxy, a Slack outage
+                raise ConnectorError(
+                    f"slack: the API at {self._settings.api_base_url} failed auth.test (HTTP {status}); try again later "
+                    "or check SLACK_API_BASE_URL"
+                ) from None
+            raise ConnectorError(f"slack: the bot token was refused ({data.get('error')}); check SLACK_BOT_TOKEN") from None
 
     def _web_app(self) -> web.Application:
         signature = SlackSignature(self._tokens.signing_secret)
