@@ -115,6 +115,7 @@ class Bot:
         fan = self._pseudonyms.fan(incoming.platform, incoming.user_id)
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
         async with self._locks.hold(fan):
+            await self._drop_if_erased_elsewhere(fan)
             state = self._memory.state(fan, conversation)
             first_contact = not state.disclosed
             state.disclosed = True
@@ -169,6 +170,21 @@ class Bot:
             return await self._handoff.moderate(action)
         async with self._locks.hold(ticket.fan):
             return await self._handoff.moderate(replace(action, ticket=ticket.id))
+
+    async def _drop_if_erased_elsewhere(self, fan: str) -> None:
+        """`bot forget` in another process shredded the fan's key: this process drops what it
+        still holds (ticket index, model tracker, conversation state), so the fan's next
+        message starts afresh (a first contact with the disclosure, and a new key) and
+        nothing is written under the erased key."""
+        try:
+            erased = await self._store.erased_elsewhere(fan)
+        except StoreUnavailable:
+            return  # the message itself will meet the outage and say so
+        if erased:
+            logger.info("a fan was erased by another process; dropping this process's state of them")
+            await self._handoff.forget(fan)
+            await self._engine.forget(fan)
+            self._memory.forget(fan)
 
     def expire_idle(self) -> int:
         """Drops conversation state idle past the limit (also done as messages arrive); run

@@ -674,6 +674,24 @@ class TranscriptStore:
             self._recent.start(fan, recent, disclosed)
         return recent, disclosed
 
+    async def erased_elsewhere(self, fan: str) -> bool:
+        """Whether another process (`bot forget`) erased the fan since this one cached their
+        data key: then the cache is dropped here and True returned, so the caller drops its
+        own state of the fan too and nothing is written under the shredded key. One primary
+        key lookup, only for fans whose key is cached."""
+
+        def work() -> bool:
+            if fan not in self._data_keys or fan in self._erasing:
+                return False
+            with self._keys_engine.connect() as connection:
+                present = connection.execute(select(data_keys.c.fan).where(data_keys.c.fan == fan)).first()
+            if present is not None:
+                return False
+            self._drop_cached(fan)
+            return True
+
+        return await self.run(work)
+
     def forget_erased_elsewhere(self, fans: Iterable[str], connection: Optional[Connection] = None) -> None:
         """Drops what is held in memory of fans whose data key is gone from the database,
         i.e. erased by another process (`bot forget`) while this one runs (store thread only).

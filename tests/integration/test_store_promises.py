@@ -307,3 +307,33 @@ def test_bot_forget_killed_right_after_shredding_the_key_is_finished_at_the_next
         return int(left or 0), int(jobs or 0), audited
 
     assert asyncio.run(restart()) == (0, 0, 1)
+
+
+# `bot forget` beside a running bot (found by QA; issue 16 generalises it) -------------------
+
+
+async def test_an_erasure_by_another_process_is_noticed_by_the_running_bot(database_url: str, master: MasterKeys) -> None:  # noqa: F811
+    store = TranscriptStore.open(database_url, None, master, KEY)
+    bot = new_bot(store)
+    for line in ("hello", "/human", "are you there?"):
+        await bot.handle(Incoming("slack", "U0ANN", "D1", line))
+    await bot.drain()
+    with store.engine.connect() as connection:
+        old_key = connection.execute(select(data_keys.c.wrapped).where(data_keys.c.fan == fan())).scalar()
+
+    operator = TranscriptStore.open(database_url, None, master, KEY)  # what `bot forget` opens, in its own process
+    await operator.erase(fan(), actor="operator")
+    await operator.settle()
+    await operator.aclose()
+
+    replies = await bot.handle(Incoming("slack", "U0ANN", "D1", "hello again"))
+    assert replies[0].kind.value == "disclosure"  # a first contact: the old conversation state is gone
+    assert not [r for r in replies if r.to == "desk"]  # nothing relayed to the erased ticket
+    await bot.drain()
+    exported = await store.export(fan())
+    assert exported["tickets"] == []
+    assert all("unreadable" not in turn["text"] for turn in exported["turns"])  # nothing under the shredded key
+    with store.engine.connect() as connection:
+        new_key = connection.execute(select(data_keys.c.wrapped).where(data_keys.c.fan == fan())).scalar()
+    assert new_key is not None and new_key != old_key
+    await store.aclose()
