@@ -33,9 +33,12 @@ def local_secrets(config: Config) -> Secrets:
     return secrets
 
 
-def open_store(config: Config, secrets: Secrets, url: str | None = None, create: bool = True) -> TranscriptStore:
+def open_store(
+    config: Config, secrets: Secrets, url: str | None = None, create: bool = True, adopt_pseudonym_key: bool = False
+) -> TranscriptStore:
     """Opens and migrates the store; a wrong master or pseudonym key stops here, before any
     migration or write. `create` False: a missing store is an error, not a new empty one.
+    `adopt_pseudonym_key` (`bot db`): a store from before key fingerprints takes this key's.
     Every folder made for a new SQLite store or the spool is owner-only (the store and the
     spool make only the last one 0700), and their existing files are tightened to 0600."""
     spool_path = None if url else config.store.spool_path
@@ -46,7 +49,8 @@ def open_store(config: Config, secrets: Secrets, url: str | None = None, create:
     if spool_path is not None:
         private_spool(spool_path, create)
     return TranscriptStore.open(
-        url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key, create=create, spool_path=spool_path
+        url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key, create=create, spool_path=spool_path,
+        adopt_pseudonym_key=adopt_pseudonym_key,
     )
 
 

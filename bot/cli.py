@@ -224,7 +224,9 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
 
         if store_exists(config.store.url, config.store.keys_url or None):
             raise OperatorError("a store already exists there; nothing was changed (use `bot db upgrade` to migrate it)")
-    store = open_store(config, secrets, create=args.command == "db" and args.action == "init")
+    store = open_store(
+        config, secrets, create=args.command == "db" and args.action == "init", adopt_pseudonym_key=args.command == "db"
+    )
     try:
         if args.command == "db":
             print(f"bot: {'created a new store' if args.action == 'init' else 'database schema is up to date'}", file=sys.stderr)

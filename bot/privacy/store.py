@@ -377,6 +377,7 @@ class TranscriptStore:
         pseudonym_key: Optional[bytes] = None,
         create: bool = True,
         spool_path: Optional[Path] = None,
+        adopt_pseudonym_key: bool = False,
     ) -> "TranscriptStore":
         """Opens both databases, proves the keys are the store's, then migrates.
 
@@ -408,7 +409,9 @@ class TranscriptStore:
             migrate.upgrade(engine, "transcripts")
             migrate.upgrade(keys_engine, "keys")
             if pseudonym_key is not None:
-                _record_pseudonym_key(engine, pseudonym_key)
+                _record_pseudonym_key(engine, keys_engine, pseudonym_key, adopt_pseudonym_key)
+        except KeyMismatchError:
+            raise
         except Exception as error:
             raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
         store = cls(engine, keys_engine, master, spool=Spool(spool_path, master) if spool_path else None)
@@ -1064,11 +1067,25 @@ def _check_pseudonym_key(engine: Engine, pseudonym_key: bytes) -> None:
         )
 
 
-def _record_pseudonym_key(engine: Engine, pseudonym_key: bytes) -> None:
+def _record_pseudonym_key(engine: Engine, keys_engine: Engine, pseudonym_key: bytes, adopt: bool) -> bool:
+    """Records the key's fingerprint in a store that has none: a new or empty store at once;
+    a store from before fingerprints that already holds data only when `adopt` (`bot db
+    upgrade`, the operator's deliberate step), since nothing stored can tell a right key from
+    a wrong one and the first key to open it would otherwise be taken for the store's.
+    Returns whether it recorded one; raises `KeyMismatchError` when it may not."""
     with engine.begin() as connection:
         stored = connection.execute(select(store_meta.c.value).where(store_meta.c.name == PSEUDONYM_FINGERPRINT)).scalar()
-        if stored is None:
-            connection.execute(insert(store_meta).values(name=PSEUDONYM_FINGERPRINT, value=pseudonym_key_fingerprint(pseudonym_key)))
+        if stored is not None:
+            return False
+        with keys_engine.connect() as keys_connection:
+            holds_data = keys_connection.execute(select(data_keys.c.fan).limit(1)).first() is not None
+        if holds_data and not adopt:
+            raise KeyMismatchError(
+                "this store predates pseudonym key fingerprints and already holds data: run `bot db upgrade` once "
+                "with the store's own BOT_PSEUDONYM_KEY to record it (a wrong key would make every fan look new)"
+            )
+        connection.execute(insert(store_meta).values(name=PSEUDONYM_FINGERPRINT, value=pseudonym_key_fingerprint(pseudonym_key)))
+        return True
 
 
 def _identity(path: str) -> Optional[tuple[int, int]]:

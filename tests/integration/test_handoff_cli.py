@@ -37,7 +37,7 @@ def test_release_puts_a_claimed_ticket_back_and_forget_counts_desk_copies(tmp_pa
     settings = HandoffSettings(moderators=("mod1",))
 
     async def seed() -> None:
-        store = TranscriptStore.open(env["BOT_STORE_URL"], None, MasterKeys.parse(master))
+        store = TranscriptStore.open(env["BOT_STORE_URL"], None, MasterKeys.parse(master), PSEUDONYM_KEY.encode())
         bot = Bot(FakeEngine(), Pseudonymizer(PSEUDONYM_KEY.encode()), AssistantSettings(), ConversationMemory(60), store, handoff=settings)
         await bot.handle(Incoming("slack", "U0ANN", "D1", "/human"))
         await bot.moderate(console_action("mod1", "/claim Alex", None, settings.moderators))
@@ -53,7 +53,7 @@ def test_release_puts_a_claimed_ticket_back_and_forget_counts_desk_copies(tmp_pa
     assert again.returncode == 2 and "only a claimed ticket" in again.stderr and "\n" not in again.stderr.strip()
 
     async def check() -> None:
-        store = TranscriptStore.open(env["BOT_STORE_URL"], None, MasterKeys.parse(master))
+        store = TranscriptStore.open(env["BOT_STORE_URL"], None, MasterKeys.parse(master), PSEUDONYM_KEY.encode())
         bot = Bot(FakeEngine(), Pseudonymizer(PSEUDONYM_KEY.encode()), AssistantSettings(), ConversationMemory(60), store, handoff=settings)
         ticket = await bot.handoff.tickets.get(1)
         assert ticket is not None and ticket.status is Status.OPEN and ticket.moderator is None

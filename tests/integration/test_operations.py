@@ -244,7 +244,7 @@ async def test_a_store_at_schema_0001_with_data_upgrades_and_its_data_survive(
         )
     engine.dispose()
 
-    store = TranscriptStore.open(database_url, None, master, KEY.encode())  # migrates to whatever head is
+    store = TranscriptStore.open(database_url, None, master, KEY.encode(), adopt_pseudonym_key=True)  # `bot db upgrade`: migrates to whatever head is
     head = ScriptDirectory(str(migrate.MIGRATIONS)).get_current_head()
     with store.engine.connect() as connection:
         for role in ("transcripts", "keys"):

@@ -40,7 +40,7 @@ def deployment(tmp_path: Path) -> dict[str, str]:
     )
 
     async def seed() -> None:
-        store = TranscriptStore.open(env["BOT_STORE_URL"], None, MasterKeys.parse(old))
+        store = TranscriptStore.open(env["BOT_STORE_URL"], None, MasterKeys.parse(old), PSEUDONYM_KEY.encode())
         bot = Bot(FakeEngine(), Pseudonymizer(PSEUDONYM_KEY.encode()), AssistantSettings(), ConversationMemory(60), store)
         for text in ("hello", "refund for order 1234, mail me at ann@example.com"):
             await bot.handle(Incoming("slack", "U0ANN", "D1", text))
@@ -98,7 +98,7 @@ def test_handoff_list_shows_the_queue_without_identities(deployment: dict[str, s
     async def open_ticket() -> None:
         from bot.config import HandoffSettings
 
-        store = TranscriptStore.open(deployment["BOT_STORE_URL"], None, MasterKeys.parse(deployment["BOT_MASTER_KEYS"]))
+        store = TranscriptStore.open(deployment["BOT_STORE_URL"], None, MasterKeys.parse(deployment["BOT_MASTER_KEYS"]), PSEUDONYM_KEY.encode())
         bot = Bot(FakeEngine(), Pseudonymizer(PSEUDONYM_KEY.encode()), AssistantSettings(), ConversationMemory(60), store,
                   handoff=HandoffSettings(moderators=("mod1",)))
         await bot.handle(Incoming("discord", "U0BOB", "D9", "/human"))

@@ -172,7 +172,7 @@ async def test_a_wrong_master_key_does_not_migrate_an_old_store(database_url: st
     with pytest.raises(MasterKeyError):
         TranscriptStore.open(database_url, None, MasterKeys.parse(MasterKeys.generate()), KEY)
     assert _alembic_version(database_url) == "0001"
-    TranscriptStore.open(database_url, None, master, KEY).engine.dispose()
+    TranscriptStore.open(database_url, None, master, KEY, adopt_pseudonym_key=True).engine.dispose()
     assert _alembic_version(database_url) != "0001"  # the right key migrates it
 
 
@@ -337,3 +337,20 @@ async def test_an_erasure_by_another_process_is_noticed_by_the_running_bot(datab
         new_key = connection.execute(select(data_keys.c.wrapped).where(data_keys.c.fan == fan())).scalar()
     assert new_key is not None and new_key != old_key
     await store.aclose()
+
+
+def test_a_store_from_before_fingerprints_is_not_adopted_by_whichever_key_opens_it(database_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """A 0001 store holding data (no fingerprint yet) opened by `bot export` with a wrong key
+    must not record that key as the store's; `bot db upgrade` with the right key does."""
+    master_keys = MasterKeys.generate()
+    _store_at_revision(database_url, "0001", MasterKeys.parse(master_keys))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_") or k == "BOT_TEST_POSTGRES_URL"}
+    env.update(BOT_MASTER_KEYS=master_keys, BOT_STORE_URL=database_url, BOT_SECRETS_DEV_KEYS_FILE=str(tmp_path / "dev.env"))
+    wrong = {**env, "BOT_PSEUDONYM_KEY": "a-wrong-pseudonym-key-0123456789abcdef"}
+    right = {**env, "BOT_PSEUDONYM_KEY": KEY.decode()}
+    refused = operator("export", "--user", "slack:U0ANN", env=wrong)
+    assert refused.returncode == 2 and "bot db upgrade" in refused.stderr.strip().splitlines()[-1]
+    assert operator("db", "upgrade", env=right).returncode == 0  # the operator's deliberate step records the key
+    assert operator("export", "--user", "slack:U0ANN", env=wrong).returncode == 2  # now refused as not the store's key
+    assert "not the key this store was created with" in operator("audit", "verify", env=wrong).stderr
+    assert operator("audit", "verify", env=right).returncode == 0
