@@ -129,7 +129,10 @@ class CommandHandlers:
         tickets = f", {receipt.tickets} handoff ticket(s)" if receipt.tickets else ""
         desk = ""
         if receipt.desk_posts:
-            desk = f" From the moderators' desk I deleted {removal.deleted} message(s) posted about your request(s)."
+            desk = (
+                f" From the moderators' desk I deleted {removal.deleted} message(s) I had posted about your request(s); "
+                "what the moderators wrote themselves there is theirs to delete."
+            )
             if removal.edited:
                 desk += f" {removal.edited} I could not delete, so I replaced their text with \"[erased at the fan's request]\"."
             if removal.failed:
