@@ -121,6 +121,8 @@ class Bot:
             state.disclosed = True
             sender = Sender(fan, conversation, incoming.address, first_contact)
             try:
+                if self._store.broken:  # its file is gone: nothing done now would be kept or found again
+                    raise StoreUnavailable("the store's file was removed or replaced")
                 exchange = await self._reply(sender, state, incoming, max_chars)
             except StoreUnavailable:  # say so at once; the fan's message was not acted on
                 logger.error("the store did not answer while handling a message")

@@ -207,7 +207,11 @@ class SlackConnector:
             except UnicodeDecodeError:  # signed, yet not what Slack sends: refuse, do not crash
                 logger.warning("refused a signed Slack request whose body is not UTF-8")
                 return web.json_response({"error": "invalid request"}, status=400)
-            return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+            try:
+                return await to_aiohttp_response(await self.app.async_dispatch(await to_bolt_request(request)))
+            except Exception as error:  # signed, yet not a shape Slack sends (not JSON, a bare array, ...)
+                logger.warning("refused a signed Slack request that could not be read (%s)", type(error).__name__)
+                return web.json_response({"error": "invalid request"}, status=400)
 
         app = web.Application(client_max_size=1024**2)
         app.router.add_post(self._settings.http_path, events)

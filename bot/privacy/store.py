@@ -79,6 +79,8 @@ class ErasureReceipt:
     active_tickets: tuple[int, ...] = ()
     #: Desk messages posted about the fan's tickets: the desks delete them.
     desk_posts: tuple[DeskPost, ...] = ()
+    #: Finished after a crash: the counts are what this run deleted, not the whole erasure.
+    resumed: bool = False
 
     @property
     def turns(self) -> int:
@@ -116,6 +118,7 @@ class _WalCheckpointer:
         self._path = path
         self._every = every_seconds
         self._stop = threading.Event()
+        self._failing = False
         self._thread = threading.Thread(target=self._loop, name="wal-checkpoint", daemon=True)
         self._thread.start()
 
@@ -127,13 +130,17 @@ class _WalCheckpointer:
         """PASSIVE copies what it can without waiting; TRUNCATE (after a key is shredded)
         waits for readers and empties the WAL file, so no copy of the key stays there."""
         try:
-            connection = sqlite3.connect(self._path, timeout=1)
+            # mode=rw: never create the file (a removed store must not come back empty).
+            connection = sqlite3.connect(f"file:{self._path}?mode=rw", timeout=1, uri=True)
             try:
                 connection.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
             finally:
                 connection.close()
+            self._failing = False
         except sqlite3.Error:
-            logger.warning("SQLite WAL checkpoint failed; will retry")
+            if not self._failing:  # once per failure streak, not every few seconds
+                logger.warning("SQLite WAL checkpoint failed; will retry quietly")
+            self._failing = True
 
     def stop(self) -> None:
         self._stop.set()
@@ -363,6 +370,9 @@ class TranscriptStore:
         ]
         self._files = {path: _identity(path) for path in (_sqlite_file(engine), _sqlite_file(keys_engine)) if path}
         self.problem: Optional[str] = None  # set by `check_health` while the store is unusable
+        #: The SQLite file was removed or replaced under the running bot: nothing written now
+        #: would survive, so the bot says so to every fan until it is restarted (sticky).
+        self.broken = False
         self._groups: list[GroupCommit[Any, Any]] = []
         self._turn_writes: GroupCommit[tuple[tuple[Turn, ...], bool], None] = self.group_commit(self._write_groups)
         self._recent = RecentTurns()
@@ -468,8 +478,10 @@ class TranscriptStore:
             for path, identity in self._files.items():
                 current = _identity(path)
                 if current is None:
+                    self.broken = True
                     return f"the SQLite file {path} was removed while the bot runs"
                 if current != identity:
+                    self.broken = True
                     return f"the SQLite file {path} was replaced while the bot runs"
             with self._engine.begin() as connection:
                 changed = connection.execute(
@@ -747,7 +759,7 @@ class TranscriptStore:
         self._logging.pop(fan, None)
         self._recent.drop(fan)
 
-    def _execute_erasure(self, job: int, fan: str, actor: str) -> ErasureReceipt:
+    def _execute_erasure(self, job: int, fan: str, actor: str, resumed: bool = False) -> ErasureReceipt:
         """Store thread: steps 2 and 3 of `erase`, then the batches and step 4."""
         with self._keys_engine.begin() as connection:
             keys_deleted = int(connection.execute(delete(data_keys).where(data_keys.c.fan == fan)).rowcount)
@@ -761,6 +773,7 @@ class TranscriptStore:
             parts={name: part.rows for name, part in erased.items()},
             active_tickets=getattr(tickets_part, "active", ()),
             desk_posts=getattr(tickets_part, "posts", ()),
+            resumed=resumed,
         )
         self._erasing[fan] = (job, actor, receipt)
         self._continue_erasure(fan)
@@ -782,7 +795,9 @@ class TranscriptStore:
         """Step 4: every job row of the fan (a repeated request too) and the audit record, in
         one transaction, retried when another process appends to the audit log at the same
         moment. If it still fails, the job stays and a later resume completes it."""
-        detail = {"records": receipt.records, "turns": receipt.turns, "tickets": receipt.tickets}
+        detail: dict[str, Any] = {"records": receipt.records, "turns": receipt.turns, "tickets": receipt.tickets}
+        if receipt.resumed:  # the counts are this run's: the interrupted one deleted the rest
+            detail["resumed"] = True
         for attempt in range(APPEND_ATTEMPTS):
             try:
                 with self._engine.begin() as connection:
@@ -845,7 +860,7 @@ class TranscriptStore:
         resumed = 0
         for job in jobs:
             if job.fan not in self._erasing:  # not already deleting batches in this process
-                self._execute_erasure(job.id, job.fan, job.actor)
+                self._execute_erasure(job.id, job.fan, job.actor, resumed=True)
                 resumed += 1
         if resumed:
             logger.warning("resumed %d interrupted erasure(s)", resumed)

@@ -67,6 +67,19 @@ async def test_a_removed_store_file_is_reported_once(tmp_path: Path, caplog: pyt
     assert not store.healthy and "was removed" in (store.problem or "")
     errors = [r for r in caplog.records if r.levelno == logging.ERROR and "store is not usable" in r.getMessage()]
     assert len(errors) == 1
+    assert not Path(f"{tmp_path}/transcripts.db").exists()  # nothing recreated it, empty
+    from bot.config import HandoffSettings
+    from bot.conversation import ConversationMemory
+    from bot.core import STORE_DOWN_TEXT, Bot
+    from bot.messages import Incoming, Kind
+    from bot.privacy.pseudonym import Pseudonymizer
+    from bot.testing.fake_engine import FakeEngine
+
+    bot = Bot(FakeEngine(), Pseudonymizer(b"k" * 32), __import__("bot.config").config.AssistantSettings(), ConversationMemory(60), store,
+              handoff=HandoffSettings(moderators=("M1",)))
+    for text in ("/human", "hello", "/my-data"):
+        replies = await bot.handle(Incoming("slack", "U1", "D1", text))
+        assert replies[-1].kind is Kind.ERROR and replies[-1].text == STORE_DOWN_TEXT, text  # honest, no ticket promised
     await store.aclose()
 
 
