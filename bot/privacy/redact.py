@@ -384,8 +384,8 @@ _IBAN_LENGTHS: dict[str, int] = {
 # A country code (any case), an optional separator, the check digits, then characters with
 # at most one separator (space, dash, dot) between them. The country's fixed length says
 # where the IBAN ends; python-stdnum checks the check digits and the country's BBAN format.
-_IBAN_CANDIDATE_RE = re.compile(r"[A-Za-z]{2}(?<![A-Za-z0-9][A-Za-z]{2})[ .-]?\d\d(?:[ .-]?[A-Za-z0-9]){10,}")
-_IBAN_SEPARATORS = " .-"
+_IBAN_CANDIDATE_RE = re.compile(r"[A-Za-z]{2}(?<![A-Za-z0-9][A-Za-z]{2})[ ./-]?\d\d(?:[ ./-]?[A-Za-z0-9]){10,}")
+_IBAN_SEPARATORS = " ./-"
 
 
 def _iban_ok(compact: str) -> bool:
@@ -493,7 +493,7 @@ _NUMBER_RUN_RE = re.compile(
     r"(?:(?:[ .-]|(?<=\)))(?:\(\d{1,5}\)|\d+))*(?:(?=[xX]\d)|(?![\w%]|[.,/:]\d))"
 )
 # An extension after a phone: "x4587", " ext 7246433", " ext. 89", " extension 12".
-_EXTENSION_RE = re.compile(r"[ ,]{0,2}(?:[xX]|[eE][xX][tT](?:[.:]|[eE][nN][sS][iI][oO][nN])?|#)[ .:]{0,2}\d{1,7}(?![\w.,]\d|\w)")
+_EXTENSION_RE = re.compile(r"[ ,;]{0,2}(?:[xX]|[eE][xX][tT](?:[.:]|[eE][nN][sS][iI][oO][nN])?|#)[ .:]{0,2}\d{1,7}(?![\w.,]\d|\w)")
 # A check-digit identifier named just before the number: not a card, not a phone.
 _IDENTIFIER_CONTEXT_RE = re.compile(
     r"(?:isbn|issn|ean|gtin|upc|imei|meid|serial|s/n|sku|asin|barcode|catalog|catalogue)"

@@ -157,3 +157,12 @@ def test_phone_regions_config_key(tmp_path) -> None:  # type: ignore[no-untyped-
 async def test_the_model_sees_the_minimized_text(bot: Bot, engine: FakeEngine) -> None:
     await bot.handle(Incoming("discord", "U1", "D1", "my card 4111 1111 1111 1111 and jane@example.com"))
     assert engine.seen[-1][1] == "my card [CARD] and [EMAIL]"
+
+
+def test_qa_found_formats() -> None:
+    """Found by an independent QA pass: slash-separated IBANs and an extension after a semicolon."""
+    from bot.privacy.redact import redact
+
+    assert redact("IBAN ES91/2100/0418/4502/0005/1332 please").text == "IBAN [IBAN] please"
+    assert redact("call +61 2 9876 5432;x77 today").text == "call [PHONE] today"
+    assert redact("see docs/2021/05 and 12/05/2024").text == "see docs/2021/05 and 12/05/2024"
