@@ -143,4 +143,22 @@ def test_quality_floor_on_the_dev_sets_through_bot_replay(trained_model: Path) -
     assert challenge_score["actions"] == 0 and challenge_score["truthful_ai"] >= 0.95
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hi",
+        "when does the next episode of starfall chronicles drop",  # 12 word pieces: padded to 16
+        "my order hasn't arrived and support never answered, this is the third time i write to you about the hoodie",
+        "stream " * 80,  # past the longest compiled length: cut to it
+    ],
+)
+def test_the_compiled_encoder_computes_the_reference_maths(text: str) -> None:
+    import numpy as np
+
+    from bot.engine.encoder import shared_encoder
+
+    encoder = shared_encoder()
+    assert np.abs(encoder.encode([text])[0] - encoder.reference(text)).max() < 1e-5
+
+
 ASK_BACK_PHRASE = "want someone"  # human_handoff at ~0.56 with this model: between fallback and certainty
