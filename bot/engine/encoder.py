@@ -29,6 +29,8 @@ from scipy.special import erf as _erf  # BERT's exact GELU; scipy ships with sci
 # Nothing in this process may reach a model hub, even if a library tries.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# TensorFlow (which compiles the forward pass) logs at INFO from C++ unless told before import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 #: sha256 of sentence-transformers/all-MiniLM-L6-v2's model.safetensors (the Hub's LFS object id).
 UPSTREAM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
