@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.core import Bot
+from bot.engine.rasa_engine import RasaEngine
 from bot.messages import Kind, Outgoing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +50,12 @@ async def test_off_topic_quoted_in_the_issue_falls_back_without_action(real_bot:
 async def test_fans_own_phrasings_get_the_topic(real_bot: Bot, new_user: str, text: str) -> None:
     replies = await say(real_bot, new_user, text)
     assert replies[0].kind is Kind.ANSWER and replies[0].intent in {"faq_billing", "faq_schedule"}
+
+
+async def test_the_model_sees_the_card_number_as_its_placeholder(real_bot: Bot, rasa_engine: RasaEngine, new_user: str) -> None:
+    await say(real_bot, new_user, "my card 4111 1111 1111 1111 was charged twice")
+    seen = [parse.get("text", "") for parse in rasa_engine._trackers.latest_parse.values()]  # what Rasa parsed
+    assert any("[CARD]" in text for text in seen) and not any("4111" in text for text in seen)
 
 
 async def test_a_complaint_about_a_topic_gets_the_answer_and_the_offer(real_bot: Bot, new_user: str) -> None:
