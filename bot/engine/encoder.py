@@ -57,19 +57,23 @@ def model_dir() -> Path:
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != UPSTREAM_SHA256:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:  # hashed in chunks: no second 90 MB copy of the file in memory
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != UPSTREAM_SHA256:
         raise ValueError(f"{path} is not the upstream all-MiniLM-L6-v2 weights (sha256 differs)")
-    size = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8 : 8 + size])
-    base = 8 + size
+    with path.open("rb") as file:
+        size = struct.unpack("<Q", file.read(8))[0]
+        header = json.loads(file.read(size))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + size)
     tensors = {}
     for name, meta in header.items():
         if name == "__metadata__":
             continue
         start, end = meta["data_offsets"]
-        array = np.frombuffer(data, dtype=_DTYPES[meta["dtype"]], count=(end - start) // np.dtype(_DTYPES[meta["dtype"]]).itemsize, offset=base + start)
-        tensors[name] = array.reshape(meta["shape"]).copy()
+        tensors[name] = np.array(data[start:end].view(_DTYPES[meta["dtype"]]).reshape(meta["shape"]))
+    del data
     return tensors
 
 
@@ -200,10 +204,11 @@ class SentenceEncoder:
     def _one(self, text: str) -> np.ndarray:
         ids = self._tokens.ids(text)
         n = len(ids)
-        x = _layer_norm(self._word[ids] + self._position[:n], *self._embedding_norm)
+        word, position, embedding_norm, blocks = self._numpy_weights()
+        x = _layer_norm(word[ids] + position[:n], *embedding_norm)
         h = self.HEADS
         d = x.shape[1]
-        for qkv_w, qkv_b, out_w, out_b, norm1, inner_w, inner_b, down_w, down_b, norm2 in self._blocks:
+        for qkv_w, qkv_b, out_w, out_b, norm1, inner_w, inner_b, down_w, down_b, norm2 in blocks:
             qkv = x @ qkv_w
             qkv += qkv_b
             q, k, v = qkv.reshape(n, 3, h, d // h).transpose(1, 2, 0, 3)  # Q already scaled by 1/sqrt(d_head)
@@ -225,43 +230,54 @@ class SentenceEncoder:
         return (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32, copy=False)
 
     def _prepare(self) -> None:
-        """Weights laid out once for the forward pass: transposed, Q/K/V fused, contiguous."""
+        """Weights laid out once for the forward pass (transposed, Q/K/V fused) and handed to
+        TensorFlow one layer at a time, each NumPy original dropped as soon as it is copied, so
+        loading never holds the 90 MB of weights twice over (peak RSS, docs/benchmarks.md)."""
+        import tensorflow as tf  # Rasa's own framework, already imported by Rasa
+
         w = self._w
-        self._word = w["embeddings.word_embeddings.weight"]
-        self._position = w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
-        self._embedding_norm = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        self._blocks = []
+        take = lambda name: tf.constant(w.pop(name))  # noqa: E731
+        word = take("embeddings.word_embeddings.weight")
+        position = tf.constant(w.pop("embeddings.position_embeddings.weight") + w.pop("embeddings.token_type_embeddings.weight")[0])
+        norm = (take("embeddings.LayerNorm.weight"), take("embeddings.LayerNorm.bias"))
+        blocks = []
         for i in range(self._layers):
             p = f"encoder.layer.{i}."
             a = p + "attention."
             # Q, K and V in one product; the attention scale 1/sqrt(d_head) folded into Q at load.
-            scale = np.float32(1.0 / np.sqrt(w[a + "self.query.weight"].shape[0] // self.HEADS))
-            qkv_w = np.ascontiguousarray(np.concatenate([w[a + "self.query.weight"] * scale, w[a + "self.key.weight"], w[a + "self.value.weight"]]).T)
-            qkv_b = np.concatenate([w[a + "self.query.bias"] * scale, w[a + "self.key.bias"], w[a + "self.value.bias"]])
-            self._blocks.append((
+            q, k, v = (w.pop(a + f"self.{m}.weight") for m in ("query", "key", "value"))
+            scale = np.float32(1.0 / np.sqrt(q.shape[0] // self.HEADS))
+            qkv_w = tf.constant(np.concatenate([q * scale, k, v]).T)
+            del q, k, v
+            qkv_b = tf.constant(np.concatenate([w.pop(a + "self.query.bias") * scale, w.pop(a + "self.key.bias"), w.pop(a + "self.value.bias")]))
+            transposed = lambda name: tf.constant(np.ascontiguousarray(w.pop(name).T))  # noqa: E731
+            blocks.append((
                 qkv_w, qkv_b,
-                np.ascontiguousarray(w[a + "output.dense.weight"].T), w[a + "output.dense.bias"],
-                (w[a + "output.LayerNorm.weight"], w[a + "output.LayerNorm.bias"]),
-                np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
-                np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
-                (w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]),
+                transposed(a + "output.dense.weight"), take(a + "output.dense.bias"),
+                (take(a + "output.LayerNorm.weight"), take(a + "output.LayerNorm.bias")),
+                transposed(p + "intermediate.dense.weight"), take(p + "intermediate.dense.bias"),
+                transposed(p + "output.dense.weight"), take(p + "output.dense.bias"),
+                (take(p + "output.LayerNorm.weight"), take(p + "output.LayerNorm.bias")),
             ))
         self._w = {}
+        self._weights = (word, position, norm, blocks)
         self._forward = self._graph()
+
+    def _numpy_weights(self):  # type: ignore[no-untyped-def]
+        """NumPy copies of the weights TensorFlow holds, for the reference pass (tests only)."""
+        word, position, norm, blocks = self._weights
+        pair = lambda p: (p[0].numpy(), p[1].numpy())  # noqa: E731
+        return word.numpy(), position.numpy(), pair(norm), [tuple(pair(a) if isinstance(a, tuple) else a.numpy() for a in b) for b in blocks]
 
     def _graph(self):  # type: ignore[no-untyped-def]
         """The forward pass as one XLA-compiled TensorFlow function over inputs padded to a few
         lengths (padding is masked out of attention and pooling, so the result is the unpadded
-        one to 1e-7); the layer weights move into TensorFlow's memory and the NumPy blocks become
-        read-only views of it (no second copy). Compiled once per length, at load."""
-        import tensorflow as tf  # Rasa's own framework, already imported by Rasa
+        one to 1e-7); the weights move into TensorFlow's memory (no NumPy copy is kept).
+        Compiled once per length, at load."""
+        import tensorflow as tf
 
-        blocks = [[tf.constant(a) if isinstance(a, np.ndarray) else tuple(map(tf.constant, a)) for a in block] for block in self._blocks]
-        self._blocks = [tuple(a.numpy() if not isinstance(a, tuple) else (a[0].numpy(), a[1].numpy()) for a in block) for block in blocks]
-        word, position = tf.constant(self._word), tf.constant(self._position)
-        self._word, self._position = word.numpy(), position.numpy()
-        norm = tuple(map(tf.constant, self._embedding_norm))
-        heads, width = self.HEADS, self._word.shape[1]
+        word, position, norm, blocks = self._weights
+        heads, width = self.HEADS, int(word.shape[1])
 
         def layer_norm(x, weight, bias):  # type: ignore[no-untyped-def]
             mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
