@@ -332,6 +332,20 @@ def run_registers() -> bool:
     return True
 
 
+def without_out_of_scope(nlu: Path, folder: Path) -> Path:
+    """A copy of the NLU data (a file or a folder of them) without the out-of-scope examples."""
+    import yaml  # PyYAML ships with rasa
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in [nlu] if nlu.is_file() else sorted(nlu.glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if "nlu" not in data:
+            continue
+        data["nlu"] = [block for block in data["nlu"] if block.get("intent") != OUT_OF_SCOPE]
+        (folder / path.name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return folder
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
@@ -348,6 +362,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="also run an own k-fold loop via rasa's Python API that keeps the "
                              "top-2 confidences, and sweep threshold x ambiguity_threshold "
                              "(adds about a minute)")
+    parser.add_argument("--in-domain-only", action="store_true",
+                        help=f"leave the {OUT_OF_SCOPE} examples out of the data altogether (the classifier "
+                             "telling the assistant's own intents apart)")
     parser.add_argument("--no-registers", action="store_true",
                         help="skip the register audit of the trained model (bot audit nlu)")
     args = parser.parse_args(argv)
@@ -363,6 +380,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         keep = True
 
     try:
+        if args.in_domain_only:
+            nlu = without_out_of_scope(nlu, out_dir / "in_domain_data")
         rc, elapsed, log_path = run_cross_validation(out_dir, args.folds, config, nlu)
         print(f"rasa test nlu --cross-validation --folds {args.folds}: exit={rc} "
               f"wall_time={elapsed:.1f}s (informational)")

@@ -52,9 +52,9 @@ class RasaEngine:
         self._vocabulary = vocabulary
         self._gate = gate
         self._thread = _EngineThread()
-        # The encoder runs beside Rasa's classification, not after it: its time is in BLAS
-        # products that release the GIL, so on the second core it overlaps Rasa's Python work
-        # (docs/benchmarks.md: pipeline p50 from ~2.4x to ~1.3x main's pipeline).
+        # The encoder runs beside Rasa's classification, not after it: its compiled pass releases
+        # the GIL, so on the second core it overlaps Rasa's Python work (docs/benchmarks.md:
+        # pipeline p50 1.72x main's pipeline after Rasa, 1.39-1.52x beside it, on shared cores).
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder") if gate is not None else None
 
     @classmethod
