@@ -2,9 +2,10 @@
 language guard: a message whose words are mostly here is English whatever a character-level
 detector thinks of it ("privacy question" scored as Spanish, "hello everyone" as Italian).
 
-Words that are also common function words of the languages we detect (Spanish "el", "de",
-"que", French "le", "je", German "und", "ich", Portuguese "não") are deliberately absent, so a
-short foreign sentence keeps few matches here. Matching is on lower-case words with accents kept.
+Function words of the languages we detect that are not also everyday English (Spanish "el",
+"de", "que", French "le", "je", German "und", "ich", Portuguese "não") are deliberately absent;
+shared ones ("a", "no", "me", "in", "was") stay, so a short foreign sentence still matches few
+words here. Matching is on lower-case words with accents kept.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class RasaEngine:
         self._thread = _EngineThread()
         # The encoder runs beside Rasa's classification, not after it: its compiled pass releases
         # the GIL, so on the second core it overlaps Rasa's Python work (docs/benchmarks.md:
-        # pipeline p50 1.72x main's pipeline after Rasa, 1.39-1.52x beside it, on shared cores).
+        # pipeline p50 1.72x main's pipeline after Rasa, 1.47-1.52x beside it in the same minutes).
         self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder") if gate is not None else None
 
     @classmethod
