@@ -2,7 +2,7 @@
 
 Training runs `rasa train --force` (no cache reuse) into a temporary folder; load time and
 peak RSS come from a fresh child process that loads the model and answers a few messages,
-as `bot run` does. Targets on this machine: training <= 60 s, load <= 15 s, RSS <= 800 MB.
+as `bot run` does. Targets (issue 14, with the sentence encoder): training <= 120 s, load <= 15 s, RSS <= 900 MB.
 
     .venv/bin/python bench/model_costs.py [--skip-training]
 """
@@ -68,13 +68,13 @@ def main() -> None:
     args = parser.parse_args()
     if not args.skip_training:
         seconds = train_seconds()
-        print(f"training (rasa train --force): {seconds:.1f} s (target <= 60 s, ratio {seconds / 60:.2f})")
+        print(f"training (rasa train --force): {seconds:.1f} s (target <= 120 s, ratio {seconds / 120:.2f})")
     figures = load_figures()
     print(
         f"model load (Rasa import + Agent.load, as `bot run` pays it): {figures['load_s']:.1f} s "
         f"(target <= 15 s, ratio {figures['load_s'] / 15:.2f})"
     )
-    print(f"peak RSS after load + 40 messages: {figures['peak_rss_mb']:.0f} MB (target <= 800 MB, ratio {figures['peak_rss_mb'] / 800:.2f})")
+    print(f"peak RSS after load + 40 messages: {figures['peak_rss_mb']:.0f} MB (target <= 900 MB, ratio {figures['peak_rss_mb'] / 900:.2f})")
 
 
 if __name__ == "__main__":

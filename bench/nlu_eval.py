@@ -4,8 +4,10 @@
 Runs ``rasa test nlu --cross-validation`` on ``rasa_project/`` with the venv's
 rasa, then prints:
 
-* per-intent F1 and the macro average F1 from ``intent_report.json``, ending
-  in one machine-readable line ``macro_f1=0.xxx target>=0.90 ratio=...``;
+* per-intent F1 from ``intent_report.json`` and two macro averages: over all
+  intents, and over the in-domain intents (``out_of_scope`` trained and tested
+  with the rest but left out of the average: issue 14's figure), ending in
+  ``macro_f1_in_domain=0.xxx target>=0.93 ratio=...``;
 * a fallback-threshold sweep built from ``intent_successes.json`` and
   ``intent_errors.json``: for each threshold, the share of correct predictions
   that would fall below it (false fallbacks) and the share of wrong
@@ -50,7 +52,7 @@ from typing import Dict, List, Optional, Tuple
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR = REPO_ROOT / "rasa_project"
-TARGET_MACRO_F1 = 0.90
+TARGET_MACRO_F1 = 0.93  # issue 14
 SWEEP_THRESHOLDS = [round(0.20 + 0.05 * i, 2) for i in range(11)]  # 0.20 .. 0.70
 SUMMARY_KEYS = {"accuracy", "macro avg", "weighted avg", "micro avg"}
 
@@ -105,6 +107,10 @@ def load_json(path: Path) -> Optional[list]:
         return json.load(fh)
 
 
+#: Not one of the assistant's topics: trained and tested with the rest, left out of the in-domain average.
+OUT_OF_SCOPE = "out_of_scope"
+
+
 def print_report(report: Dict) -> float:
     intents = sorted(k for k in report if k not in SUMMARY_KEYS)
     width = max([len(i) for i in intents] + [12])
@@ -121,12 +127,18 @@ def print_report(report: Dict) -> float:
     macro = report["macro avg"]["f1-score"]
     weighted = report["weighted avg"]["f1-score"]
     accuracy = report.get("accuracy")
+    in_domain = [name for name in intents if name != OUT_OF_SCOPE]
+    macro_in = sum(report[name]["f1-score"] for name in in_domain) / len(in_domain)
     print()
     if accuracy is not None:
         print(f"accuracy={accuracy:.3f}")
     print(f"weighted_f1={weighted:.3f}")
-    print(f"macro_f1={macro:.3f} target>={TARGET_MACRO_F1:.2f} ratio={macro / TARGET_MACRO_F1:.3f}")
-    return macro
+    print(f"macro_f1_all_intents={macro:.3f} ({len(intents)} intents, {OUT_OF_SCOPE} included)")
+    # Issue 14's figure: every example (out-of-scope ones too) trained and tested in the folds,
+    # F1 averaged over the in-domain intents. An in-domain example taken for out_of_scope lowers
+    # its intent's recall; an out-of-scope one taken for an intent lowers that intent's precision.
+    print(f"macro_f1_in_domain={macro_in:.3f} ({len(in_domain)} intents) target>={TARGET_MACRO_F1:.2f} ratio={macro_in / TARGET_MACRO_F1:.3f}")
+    return macro_in
 
 
 def configured_fallback(config: Path) -> Tuple[Optional[float], Optional[float]]:
@@ -320,6 +332,20 @@ def run_registers() -> bool:
     return True
 
 
+def without_out_of_scope(nlu: Path, folder: Path) -> Path:
+    """A copy of the NLU data (a file or a folder of them) without the out-of-scope examples."""
+    import yaml  # PyYAML ships with rasa
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in [nlu] if nlu.is_file() else sorted(nlu.glob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if "nlu" not in data:
+            continue
+        data["nlu"] = [block for block in data["nlu"] if block.get("intent") != OUT_OF_SCOPE]
+        (folder / path.name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return folder
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
@@ -327,8 +353,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="results folder (kept); default: a temporary folder, removed afterwards")
     parser.add_argument("--config", type=Path, default=PROJECT_DIR / "config.yml",
                         help="pipeline config to evaluate (default rasa_project/config.yml)")
-    parser.add_argument("--nlu", type=Path, default=PROJECT_DIR / "data" / "nlu.yml",
-                        help="NLU training data (default rasa_project/data/nlu.yml)")
+    parser.add_argument("--nlu", type=Path, default=PROJECT_DIR / "data",
+                        help="NLU training data, a file or folder (default all of rasa_project/data)")
     parser.add_argument("--wrong-cost", type=float, default=2.0,
                         help="cost of a wrong answer relative to a needless fallback, "
                              "used for the suggested threshold (default 2)")
@@ -336,6 +362,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="also run an own k-fold loop via rasa's Python API that keeps the "
                              "top-2 confidences, and sweep threshold x ambiguity_threshold "
                              "(adds about a minute)")
+    parser.add_argument("--in-domain-only", action="store_true",
+                        help=f"leave the {OUT_OF_SCOPE} examples out of the data altogether (the classifier "
+                             "telling the assistant's own intents apart)")
     parser.add_argument("--no-registers", action="store_true",
                         help="skip the register audit of the trained model (bot audit nlu)")
     args = parser.parse_args(argv)
@@ -351,6 +380,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         keep = True
 
     try:
+        if args.in_domain_only:
+            nlu = without_out_of_scope(nlu, out_dir / "in_domain_data")
         rc, elapsed, log_path = run_cross_validation(out_dir, args.folds, config, nlu)
         print(f"rasa test nlu --cross-validation --folds {args.folds}: exit={rc} "
               f"wall_time={elapsed:.1f}s (informational)")

@@ -1,9 +1,14 @@
-"""Per-message latency of the full pipeline (`Bot.handle`) against bare `Agent.handle_text`.
+"""Per-message latency of the full pipeline (`Bot.handle`) against bare `Agent.handle_text`
+and against the pipeline as it was before issue 14 ("main's pipeline"), in the same run.
 
 The pipeline side includes everything a fan message costs: pseudonyms, guards, the model,
-redaction, encryption and the SQLite write of both turns. Same model, same messages, one process, measurements interleaved so machine noise hits
-both sides alike. Prints p50/p99 of each and the pipeline/bare ratios (target: p50 ratio
-at most 1.10). Figures only; nothing here asserts on time.
+redaction, encryption and the SQLite write of both turns. Main's pipeline is the same `Bot`
+with the sentence-encoder gate and vote off (an engine on the same agent without a gate) and
+the language guard off (every language it could detect configured as understood): the parts
+issue 14 added that cost more than microseconds. Same model, same messages, one process, the
+three sides interleaved in rotating order so machine noise hits all alike. Prints p50/p99 of
+each and the ratios (targets: pipeline/main p50 <= 1.5, main/bare <= 1.10). Figures only;
+nothing here asserts on time.
 
     .venv/bin/python bench/pipeline_latency.py [--rounds 10]
 """
@@ -24,6 +29,7 @@ from bot.config import AssistantSettings  # noqa: E402
 from bot.conversation import ConversationMemory  # noqa: E402
 from bot.core import Bot  # noqa: E402
 from bot.engine.rasa_engine import RasaEngine  # noqa: E402
+from bot.language import CANDIDATES  # noqa: E402
 from bot.messages import Incoming  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.privacy.pseudonym import Pseudonymizer  # noqa: E402
@@ -70,44 +76,46 @@ def percentile(samples: list[float], q: float) -> float:
 
 async def measure(rounds: int) -> None:
     engine = RasaEngine.load(MODEL, tracker_idle_seconds=3600)
-    agent = engine.agent  # the bare side uses the very same loaded agent
+    agent = engine.agent  # every side uses the very same loaded agent
+    without_gate = RasaEngine(agent, engine._trackers, engine._vocabulary, gate=None)  # noqa: SLF001
     folder = tempfile.TemporaryDirectory(prefix="bench-pipeline-")
     store = TranscriptStore.open(f"sqlite:///{folder.name}/transcripts.db", None, MasterKeys.parse(MasterKeys.generate()))
-    bot = Bot(
-        engine, Pseudonymizer(b"bench-key-0123456789abcdef0123456789"), AssistantSettings(), ConversationMemory(3600), store
-    )
+    pseudonyms = Pseudonymizer(b"bench-key-0123456789abcdef0123456789")
+    bot = Bot(engine, pseudonyms, AssistantSettings(), ConversationMemory(3600), store)
+    main_bot = Bot(without_gate, pseudonyms, AssistantSettings(languages=CANDIDATES), ConversationMemory(3600), store)
     for text in MESSAGES[:5]:  # warm-up: first calls pay for lazy initialisation
         await agent.handle_text(text, sender_id="warmup-bare")
         await bot.handle(Incoming("bench", "warmup", "c", text))
+        await main_bot.handle(Incoming("bench", "warmup-main", "c", text))
 
-    bare: list[float] = []
-    pipeline: list[float] = []
+    samples: dict[str, list[float]] = {"bare": [], "main": [], "now": []}
+
+    async def timed(side: str, text: str, round_number: int) -> None:
+        start = time.perf_counter()
+        if side == "bare":
+            await agent.handle_text(text, sender_id=f"bare-{round_number}")
+        else:
+            await (bot if side == "now" else main_bot).handle(Incoming("bench", f"{side}-{round_number}", "c", text))
+        samples[side].append(time.perf_counter() - start)
+
+    order = ["bare", "main", "now"]
     for round_number in range(rounds):
         for index, text in enumerate(MESSAGES):
-            async def run_bare() -> None:
-                start = time.perf_counter()
-                await agent.handle_text(text, sender_id=f"bare-{round_number}")
-                bare.append(time.perf_counter() - start)
-
-            async def run_pipeline() -> None:
-                start = time.perf_counter()
-                await bot.handle(Incoming("bench", f"fan-{round_number}", "c", text))
-                pipeline.append(time.perf_counter() - start)
-
-            first, second = (run_bare, run_pipeline) if (index + round_number) % 2 else (run_pipeline, run_bare)
-            await first()
-            await second()
+            shift = (index + round_number) % 3
+            for side in order[shift:] + order[:shift]:
+                await timed(side, text, round_number)
 
     def ms(value: float) -> str:
         return f"{value * 1000:.2f} ms"
 
-    b50, b99 = percentile(bare, 0.5), percentile(bare, 0.99)
-    p50, p99 = percentile(pipeline, 0.5), percentile(pipeline, 0.99)
-    print(f"messages per side: {len(bare)} ({rounds} rounds x {len(MESSAGES)} messages)")
-    print(f"bare Agent.handle_text: p50 {ms(b50)}  p99 {ms(b99)}  mean {ms(statistics.mean(bare))}")
-    print(f"Bot.handle pipeline:    p50 {ms(p50)}  p99 {ms(p99)}  mean {ms(statistics.mean(pipeline))}")
-    print(f"ratio pipeline/bare: p50 {p50 / b50:.3f} (target <= 1.10)  p99 {p99 / b99:.3f}")
-    print(f"throughput (pipeline, sequential): {1 / statistics.mean(pipeline):.0f} messages/s")
+    p = {side: (percentile(v, 0.5), percentile(v, 0.99)) for side, v in samples.items()}
+    print(f"messages per side: {len(samples['bare'])} ({rounds} rounds x {len(MESSAGES)} messages)")
+    print(f"bare Agent.handle_text:        p50 {ms(p['bare'][0])}  p99 {ms(p['bare'][1])}  mean {ms(statistics.mean(samples['bare']))}")
+    print(f"main's pipeline (no encoder):  p50 {ms(p['main'][0])}  p99 {ms(p['main'][1])}  mean {ms(statistics.mean(samples['main']))}")
+    print(f"Bot.handle pipeline (now):     p50 {ms(p['now'][0])}  p99 {ms(p['now'][1])}  mean {ms(statistics.mean(samples['now']))}")
+    print(f"ratio now/main: p50 {p['now'][0] / p['main'][0]:.3f} (target <= 1.5)  p99 {p['now'][1] / p['main'][1]:.3f}")
+    print(f"ratio main/bare: p50 {p['main'][0] / p['bare'][0]:.3f} (target <= 1.10)  now/bare p50 {p['now'][0] / p['bare'][0]:.3f}")
+    print(f"throughput (pipeline now, sequential): {1 / statistics.mean(samples['now']):.0f} messages/s")
     await store.aclose()
     folder.cleanup()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.core import Bot
+from bot.engine.rasa_engine import RasaEngine
 from bot.messages import Kind, Outgoing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,6 +50,16 @@ async def test_off_topic_quoted_in_the_issue_falls_back_without_action(real_bot:
 async def test_fans_own_phrasings_get_the_topic(real_bot: Bot, new_user: str, text: str) -> None:
     replies = await say(real_bot, new_user, text)
     assert replies[0].kind is Kind.ANSWER and replies[0].intent in {"faq_billing", "faq_schedule"}
+
+
+async def test_the_model_sees_the_card_number_as_its_placeholder(real_bot: Bot, rasa_engine: RasaEngine, new_user: str) -> None:
+    from bot.privacy.pseudonym import Pseudonymizer
+
+    await say(real_bot, new_user, "my card 4111 1111 1111 1111 was charged twice")
+    pseudonym = Pseudonymizer(REAL_BOT_KEY).fan("replay", new_user)
+    tracker = await rasa_engine.agent.tracker_store.retrieve(pseudonym)  # what Rasa itself keeps
+    assert tracker is not None
+    assert tracker.latest_message.text == "my card [CARD] was charged twice"
 
 
 async def test_a_complaint_about_a_topic_gets_the_answer_and_the_offer(real_bot: Bot, new_user: str) -> None:
@@ -143,4 +154,23 @@ def test_quality_floor_on_the_dev_sets_through_bot_replay(trained_model: Path) -
     assert challenge_score["actions"] == 0 and challenge_score["truthful_ai"] >= 0.95
 
 
-ASK_BACK_PHRASE = "want someone"  # human_handoff at ~0.56 with this model: between fallback and certainty
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hi",
+        "when does the next episode of starfall chronicles drop",  # 12 word pieces: padded to 16
+        "my order hasn't arrived and support never answered, this is the third time i write to you about the hoodie",
+        "stream " * 80,  # past the longest compiled length: cut to it
+    ],
+)
+def test_the_compiled_encoder_computes_the_reference_maths(text: str) -> None:
+    import numpy as np
+
+    from bot.engine.encoder import shared_encoder
+
+    encoder = shared_encoder()
+    assert np.abs(encoder.encode([text])[0] - encoder.reference(text)).max() < 1e-5
+
+
+ASK_BACK_PHRASE = "want someone"
+REAL_BOT_KEY = b"integration-test-key-0123456789abcdef"  # the pseudonym key of conftest's real_bot  # human_handoff at ~0.56 with this model: between fallback and certainty

@@ -92,3 +92,30 @@ def test_bad_languages_give_one_line_naming_the_key(tmp_path: Path, value: str) 
     with pytest.raises(ConfigError) as raised:
         _config(tmp_path, f"[assistant]\nlanguages = {value}\n")
     assert "assistant.languages" in str(raised.value) and "\n" not in str(raised.value)
+
+
+# English that a character-level detector alone took for another language (training lines).
+@pytest.mark.parametrize(
+    "text", ["hello everyone", "privacy question", "cancel my subscription", "do you keep logs", "my hoodie hasn't arrived", "stuttering video"]
+)
+def test_english_words_are_never_taken_for_another_language(text: str) -> None:
+    from bot.language import detect
+
+    assert detect(normalize(text)) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("no puedo entrar a mi cuenta", "es"),
+        ("esqueci minha senha", "pt"),
+        ("je veux parler à une personne", "fr"),
+        ("ich kann mich nicht anmelden", "de"),
+        ("パスワードを忘れました", "ja"),
+    ],
+)
+def test_a_few_foreign_words_are_still_caught_in_their_language(text: str, language: str) -> None:
+    from bot.language import detect
+
+    assert detect(normalize(text)) == language
+
