@@ -38,9 +38,15 @@ class Speller:
     def _word(self, word: str) -> str:
         if len(word) < MIN_LENGTH or word in self._known:
             return word
-        if word not in self._cache:
-            if len(self._cache) > 50_000:
-                self._cache.clear()
-            match = difflib.get_close_matches(word, self._by_initial.get(word[0], ()), n=1, cutoff=CUTOFF)
-            self._cache[word] = match[0] if match else word
-        return self._cache[word]
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
+        match = difflib.get_close_matches(word, self._by_initial.get(word[0], ()), n=1, cutoff=CUTOFF)
+        if not match:
+            # Not cached: a word close to nothing the assistant knows is often personal (a name,
+            # a handle), and a fan's words must not outlive their message in this process.
+            return word
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[word] = match[0]  # a slip of a training word: nothing personal in it
+        return match[0]
