@@ -6,6 +6,8 @@ subtext markdown), and pieces stay within Discord's 2,000 characters.
 
 from __future__ import annotations
 
+import re
+
 import discord
 
 from bot.disclosure import AI_LABEL, HUMAN_LABEL
@@ -31,12 +33,25 @@ def label_of(message: Outgoing) -> str:
     return AI_LABEL if message.from_ai else HUMAN_LABEL
 
 
+#: Discord's mention and markup syntax: `<@id>`, `<@!id>`, `<@&id>`, `<#id>`, `<:name:id>`,
+#: `<a:name:id>`, `<t:unix>`, `</command:id>` (Discord developer docs, "Message Formatting").
+_MARKUP = re.compile(r"<(?=[@#:/]|a:|t:)")
+
+
+def escape(text: str) -> str:
+    """Plain text as Discord shows it literally, once: a moderator who types `<@123>` or
+    `<#123>` (say, quoting Slack) must not produce a mention or a channel link on Discord.
+    discord.py's `escape_mentions` covers `@everyone`, `@here` and 17-20 digit ids; a zero
+    width space after `<` covers the rest of the markup."""
+    return _MARKUP.sub("<\u200b", discord.utils.escape_mentions(text))
+
+
 def render(message: Outgoing) -> list[str]:
     """The message's pieces, each labelled and at most 2,000 characters long."""
     header = f"-# {label_of(message)}\n"
     fence = message.kind is Kind.DATA_EXPORT
     room = MESSAGE_CHARS - len(header) - (8 if fence else 0)
-    pieces = split_text(discord.utils.escape_mentions(message.text), room)
+    pieces = split_text(escape(message.text), room)
     return [header + (f"```\n{piece}\n```" if fence else piece) for piece in pieces]
 
 

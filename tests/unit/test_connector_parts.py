@@ -151,3 +151,14 @@ def test_platform_url_variables_and_validation() -> None:
         load_config(environ={"BOT_SLACK_MODE": "carrier-pigeon"})
     with pytest.raises(ConfigError, match="discord.gateway_url"):
         load_config(environ={"DISCORD_GATEWAY_URL": "http://x"})
+
+
+def test_discord_text_shows_platform_markup_literally() -> None:
+    """Found by QA: a Slack moderator's literal `<@123>` reached a Discord fan as a mention."""
+    from bot.messages import Kind, Outgoing
+    from connectors.discord_render import render
+
+    [text] = render(Outgoing(Kind.MODERATOR_REPLY, "ping <@123>, see <#456>, <@&7> <t:1700000000> and <3", from_ai=False))
+    for markup in ("<@123>", "<#456>", "<@&7>", "<t:1700000000>"):
+        assert markup not in text
+    assert "<3" in text and "@123" in text  # still readable
