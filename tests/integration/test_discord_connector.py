@@ -201,7 +201,8 @@ async def test_a_rate_limit_is_waited_out(world: DiscordWorld) -> None:
 
 
 async def test_long_replies_are_split_and_closed_dms_fall_back(world: DiscordWorld) -> None:
-    await world.connector.send_to(Address("discord", str(FAN), "dm"), Outgoing(Kind.DATA_EXPORT, "word " * 1000))
+    # A long moderator reply is split (a long private result goes as a file: test_long_results.py).
+    await world.connector.send_to(Address("discord", str(FAN), "dm"), Outgoing(Kind.MODERATOR_REPLY, "word " * 1000, from_ai=False))
     pieces = await world.sent(world.dm(), count=3)
     assert all(len(p.content) <= 2000 for p in pieces)
     # DMs closed: a moderator's message goes out through the fan's latest slash command.
