@@ -7,10 +7,8 @@ is skipped without it (and fails in CI, so it can never be skipped silently ther
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +26,7 @@ from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.schema import audit_log, data_keys, keys, transcripts, turns
 from bot.privacy.store import TranscriptStore
 from bot.testing.fake_engine import FakeEngine
+from tests.integration.databases import database_url  # noqa: F401  (the fixture, re-exported for other modules)
 
 KEY = b"store-test-pseudonym-key-0123456789abcdef"
 CANARIES = [
@@ -44,26 +43,6 @@ SCRIPT = [
     "or call +44 20 7946 0958, card 4111 1111 1111 1111",
     "I'm CanaryDisplayName by the way",
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/transcripts.db"
-        return
-    base = os.environ.get("BOT_TEST_POSTGRES_URL")
-    if not base:
-        if os.environ.get("CI"):
-            pytest.fail("BOT_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL for these tests")
-        pytest.skip("no PostgreSQL server: set BOT_TEST_POSTGRES_URL (see .ci/run)")
-    name = f"bot_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", future=True)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield str(make_url(base).set(database=name))
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture
