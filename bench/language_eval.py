@@ -6,7 +6,7 @@ understand English" instead of an answer. True: our own short fan messages in Sp
 Portuguese, French, German and Japanese (bench/data/language_own.tsv, 2-9 words), each of which
 should be caught, in its own language. Prints the rates per set; figures only.
 
-    .venv/bin/python bench/language_eval.py [--eval-dir ../shared/eval]
+    .venv/bin/python bench/language_eval.py [--eval-dir DIR]   (found as bench/eval_dir.py says; exit 2 when missing)
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ sys.path.insert(0, str(REPO))
 from bot.engine.vocabulary import labelled_examples  # noqa: E402
 from bot.language import detect  # noqa: E402
 from bot.normalize import normalize  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+from eval_dir import resolve  # noqa: E402
 
 
 def rate(name: str, texts: list[str]) -> None:
@@ -49,8 +52,9 @@ def caught(path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eval-dir", type=Path, default=REPO.parent / "shared" / "eval")
+    parser.add_argument("--eval-dir", type=Path, help="folder of the dev sets (default: see bench/eval_dir.py)")
     args = parser.parse_args()
+    eval_dir = resolve(args.eval_dir)  # before any work: a missing folder is an error, not a skip
     english: list[str] = []
     training = [t for intent, t in labelled_examples(REPO / "rasa_project" / "data") if intent != "out_of_scope"]
     rate("in-domain training data", training)
@@ -60,11 +64,9 @@ def main() -> None:
         rate(path.name, texts)
         english += texts
     for name in ("off_topic_dev.txt", "bot_challenge_dev.txt"):
-        path = args.eval_dir / name
-        if path.is_file():
-            texts = [l.strip() for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
-            rate(name, texts)
-            english += texts
+        texts = [l.strip() for l in (eval_dir / name).read_text(encoding="utf-8").splitlines() if l.strip()]
+        rate(name, texts)
+        english += texts
     rate("all English lines above", english)
     caught(REPO / "bench" / "data" / "language_own.tsv")
 

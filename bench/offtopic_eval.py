@@ -9,14 +9,16 @@ ask-backs, and for the bot-challenge set the share that got the truthful AI answ
 
 Usage (from the repository root)::
 
-    .venv/bin/python bench/offtopic_eval.py [--eval-dir ../shared/eval] [--json] [--show-misses]
+    .venv/bin/python bench/offtopic_eval.py [--eval-dir DIR] [--json] [--show-misses]
+
+The dev sets are found by bench/eval_dir.py (--eval-dir, NLU_EVAL_DIR, or shared/eval beside
+the main checkout); when they are nowhere, it exits 2 with one line instead of guessing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_EVAL = Path(os.environ.get("NLU_EVAL_DIR", REPO.parent / "shared" / "eval"))
+sys.path.insert(0, str(REPO / "bench"))
+
+from eval_dir import resolve  # noqa: E402  (the one place the dev sets are looked for)
+
 #: Reply kinds that do something for the fan beyond talking: never on a guess.
 ACTION_KINDS = frozenset({"handoff_started", "handoff_ticket", "data_export", "privacy_notice", "erasure_confirm_request", "erasure_done"})
 
@@ -66,13 +71,14 @@ def score(texts: list[str], replies: list[list[dict[str, Any]]]) -> dict[str, An
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL)
+    parser.add_argument("--eval-dir", type=Path, help="folder of the dev sets (default: see bench/eval_dir.py)")
     parser.add_argument("--bot", type=Path, default=REPO / ".venv" / "bin" / "bot")
     parser.add_argument("--config", type=Path, help="bot config file (default: the built-in defaults)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--show-misses", action="store_true", help="print off-topic lines that got an answer")
     args = parser.parse_args(argv)
-    sets = {name: [l.strip() for l in (args.eval_dir / f"{name}_dev.txt").read_text(encoding="utf-8").splitlines() if l.strip()] for name in ("off_topic", "bot_challenge")}
+    eval_dir = resolve(args.eval_dir)
+    sets = {name: [l.strip() for l in (eval_dir / f"{name}_dev.txt").read_text(encoding="utf-8").splitlines() if l.strip()] for name in ("off_topic", "bot_challenge")}
     texts = sets["off_topic"] + sets["bot_challenge"]
     replies = replay_lines(args.bot, texts, config=args.config)
     split = len(sets["off_topic"])

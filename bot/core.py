@@ -16,7 +16,7 @@ from bot.config import AssistantSettings, HandoffSettings
 from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.disclosure import bot_challenge_text, disclosure_text
 from bot.engine import FALLBACK_INTENT, DialogueEngine, EngineResult
-from bot.guards import asks_if_human, sounds_upset, yes_or_no
+from bot.guards import about_elsewhere, asks_if_human, sounds_upset, unclear_answer, yes_or_no
 from bot.handoff.actions import ModeratorAction
 from bot.handoff.service import Handoff
 from bot.language import foreign, unsupported_reply
@@ -240,6 +240,11 @@ class Bot:
         answer = yes_or_no(text) if state.pending else None
         if answer is not None:
             return await self._resolve(sender, state, answer)
+        if state.pending and unclear_answer(text):  # "maybe", "no, yes": never taken as either
+            if not state.asked_again:
+                state.asked_again = True
+                return [self._question(state, again=True)]
+            return await self._resolve(sender, state, False)  # twice unclear: nothing is done
         language = foreign(text, self._settings.languages)
         if language is not None:  # never a guessed answer to a language the model cannot read
             state.last_answer = Explanation("guard", f"language_{language}", None)
@@ -263,6 +268,8 @@ class Bot:
             state.clear_pending()  # the fan moved on (or twice unclear): the question lapses
         action = ACTION_INTENTS.get(intent or "")
         if action is not None:
+            if about_elsewhere(text):  # another service's data, a device, a bank: not ours to act on, nor ask
+                return self._fallback(state, result)
             if (result.confidence or 0.0) >= ACTION_CONFIDENCE:
                 return await self._act(sender, state, action)
             state.ask_back = action
