@@ -78,7 +78,11 @@ class DiscordConnector:
         # The assistant never joins voice: discord.py's start-up warnings that the voice
         # libraries (PyNaCl, davey) are missing would be the only lines an operator sees.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
-        self.client = discord.Client(intents=intents, allowed_mentions=NO_PINGS, guild_ready_timeout=guild_ready_timeout)
+        # No message cache (discord.py keeps the last 1,000 by default, fans' words included): each
+        # message is handled as it arrives and never looked up again.
+        self.client = discord.Client(
+            intents=intents, allowed_mentions=NO_PINGS, guild_ready_timeout=guild_ready_timeout, max_messages=None
+        )
         _guard_parsers(self.client)
         self.served = False  # set at the first READY: a crash after that is restarted (connectors.supervise)
         self.tree = app_commands.CommandTree(self.client)
