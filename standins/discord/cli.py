@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from typing import Optional, Sequence
 
 from .model import DEFAULT_TOKEN
@@ -65,4 +66,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:
         pass
+    except OSError as error:  # the port is taken, or the host cannot be bound: one line
+        print(f"standins.discord: cannot listen on port {args.port}: {error.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 from typing import Optional
 
 from .server import SlackStandIn
@@ -53,3 +54,6 @@ def main(argv: Optional[list[str]] = None) -> None:
         asyncio.run(_serve(args))
     except KeyboardInterrupt:
         pass
+    except OSError as error:  # the port is taken, or the host cannot be bound: one line
+        print(f"standins.slack: cannot listen on port {args.port}: {error.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
