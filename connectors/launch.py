@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional, TextIO
 
 from bot.config import Config, ConfigError
 from bot.core import Bot
-from bot.handoff.desk import ConsoleDesk, ModeratorDesk
+from bot.handoff.desk import ConsoleDesk
 from bot.handoff.actions import DeskLineError, ModeratorAction
 from connectors.base import Connector
 from connectors.console import DESK_FORMAT, desk_line, parse_desk_line, render

@@ -9,9 +9,9 @@ The wrapped data key is not a part: erasure shreds it first, on its own (crypto-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Optional, Protocol
 
-from sqlalchemy import Table, delete, func, select, update, insert
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bot.privacy import crypto
@@ -119,5 +119,3 @@ def everything() -> tuple[FanDataPart, ...]:
 
     return (TurnsPart(), PreferencesPart(), TicketsPart())
 
-
-PartFactory = Callable[[], tuple[FanDataPart, ...]]

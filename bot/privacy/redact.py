@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import urlsplit
 
-from stdnum import ean, iban as stdnum_iban, isbn
+from stdnum import ean, iban as stdnum_iban
 from stdnum.exceptions import ValidationError
 
 from bot.privacy.redaction import emails, secret_rules

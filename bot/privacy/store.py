@@ -695,6 +695,9 @@ class TranscriptStore:
         own state of the fan too and nothing is written under the shredded key. One primary
         key lookup, only for fans whose key is cached."""
 
+        if fan not in self._data_keys:  # nothing cached, nothing stale: no hop to the store thread
+            return False
+
         def work() -> bool:
             if fan not in self._data_keys or fan in self._erasing:
                 return False

@@ -6,7 +6,6 @@ encrypted local spool, and once the database is back they are all written, in or
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from pathlib import Path
 from typing import Optional

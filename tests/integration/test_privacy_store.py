@@ -10,7 +10,6 @@ import asyncio
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from sqlalchemy import create_engine, select, text, update

@@ -6,7 +6,6 @@ file) holds the fan's wrapped data key or pseudonym."""
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest

@@ -14,7 +14,6 @@ from connectors.dedupe import RecentKeys
 from bot.handoff.actions import Claim, DeskLineError, Reply, Resolve, Transfer
 from connectors.launch import ConsoleDeskInput
 from connectors.router import Router
-from connectors.router import Router
 from connectors.slack_connector import COMMANDS
 from connectors.splitting import split_text
 

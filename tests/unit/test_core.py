@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.core import Bot
-from bot.messages import Incoming, Kind
+from bot.messages import Incoming
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.testing.fake_engine import FakeEngine
 from tests.conftest import TEST_KEY
