@@ -54,12 +54,6 @@ def open_store(
     )
 
 
-def load_engine(config: Config) -> DialogueEngine:
-    from bot.engine.rasa_engine import RasaEngine
-
-    return RasaEngine.load(config.rasa.model_path, config.assistant.conversation_idle_minutes * 60)
-
-
 def build_bot(
     config: Config,
     secrets: Secrets,

@@ -21,6 +21,8 @@ from typing import Iterator, Optional, Sequence
 
 from bot.config import LOG_LEVELS, Config, ConfigError, load_config
 from bot.engine import ModelMissingError
+from bot.engine.lifecycle import EngineConfigError, open_engine, require_model
+from bot.engine.rasa_env import RasaEnvironmentError
 from bot.privacy.crypto import MasterKeyError
 from bot.privacy.secrets import SecretsError
 from connectors.base import ConnectorError
@@ -97,38 +99,41 @@ def _configure_logging(config: Config) -> None:
         log_privacy.install(handler)
 
 
-def _require_model(config: Config) -> None:
-    """Fails fast, before keys or databases are touched, when there is no model to load."""
-    if not config.rasa.model_path.is_file():
-        raise ModelMissingError(f"no trained model at {config.rasa.model_path}: run `bot train` (or `make run`)")
+def _interactive() -> bool:
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        return sys.stdin.isatty()
+    return False
 
 
 async def _serve_console(config: Config) -> None:
-    from bot.app import build_bot, load_engine, local_secrets, open_store
+    from bot.app import build_bot, local_secrets, open_store
     from bot.privacy.retention import purge_forever
     from connectors.console import ConsoleConnector
 
-    _require_model(config)
+    require_model(config)
     secrets = local_secrets(config)
     store = open_store(config, secrets)
     try:
-        bot = build_bot(config, secrets, load_engine(config), store)
-        retention = asyncio.create_task(
-            purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
-        )
-        connector = ConsoleConnector()
-        try:
-            await connector.run(bot)
-        finally:
-            retention.cancel()
-            await connector.aclose()
+        # Typed at a terminal, commands are answered while the model loads; a script piped in
+        # waits for the model, so its lines get the model's answers (as `bot replay` does).
+        async with open_engine(config, wait_ready=not _interactive()) as engine:
+            bot = build_bot(config, secrets, engine, store)
+            retention = asyncio.create_task(
+                purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
+            )
+            connector = ConsoleConnector()
+            try:
+                await connector.run(bot)
+            finally:
+                retention.cancel()
+                await connector.aclose()
     finally:
         await store.aclose()
 
 
 async def _serve(config: Config) -> None:
     """Every platform whose token is set; the console chat when none is."""
-    from bot.app import build_bot, load_engine, open_store
+    from bot.app import build_bot, open_store
     from bot.privacy.health import watch_health
     from bot.privacy.retention import purge_forever
     from bot.privacy.secrets import load_secrets
@@ -138,20 +143,21 @@ async def _serve(config: Config) -> None:
     if not platforms.connectors:
         await _serve_console(config)
         return
-    _require_model(config)
+    require_model(config)
     secrets = load_secrets(os.environ)  # platforms mean real fans: never the generated dev keys
     store = open_store(config, secrets, create=False)  # a vanished store is an error, not a fresh start
     try:
-        bot = build_bot(config, secrets, load_engine(config), store)
-        retention = asyncio.create_task(
-            purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
-        )
-        health = asyncio.create_task(watch_health(store))
-        try:
-            await serve(bot, platforms)
-        finally:
-            retention.cancel()
-            health.cancel()
+        async with open_engine(config) as engine:  # connectors serve commands while the model loads
+            bot = build_bot(config, secrets, engine, store)
+            retention = asyncio.create_task(
+                purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
+            )
+            health = asyncio.create_task(watch_health(store))
+            try:
+                await serve(bot, platforms)
+            finally:
+                retention.cancel()
+                health.cancel()
     finally:
         await store.aclose()
 
@@ -166,7 +172,7 @@ def _replay_store_url(url: Optional[str]) -> Iterator[str]:
 
 
 async def _replay(config: Config, script: str, out_path: Optional[Path], store_url: Optional[str]) -> int:
-    from bot.app import build_bot, load_engine, local_secrets, open_store
+    from bot.app import build_bot, local_secrets, open_store
     from bot.replay import replay
 
     with contextlib.ExitStack() as stack:
@@ -176,13 +182,14 @@ async def _replay(config: Config, script: str, out_path: Optional[Path], store_u
         except OSError as error:
             raise OperatorError(f"cannot read {script}: {error.strerror}") from None
         out = sys.stdout if out_path is None else stack.enter_context(out_path.open("w", encoding="utf-8"))
-        _require_model(config)
+        require_model(config)
         secrets = local_secrets(config)
         store = open_store(config, secrets, stack.enter_context(_replay_store_url(store_url)))
         ticks = iter(range(10**9))
         try:
-            bot = build_bot(config, secrets, load_engine(config), store, clock=lambda: REPLAY_EPOCH + timedelta(seconds=next(ticks)))
-            malformed = await replay(bot, source, out, sys.stderr)
+            async with open_engine(config, wait_ready=True) as engine:
+                bot = build_bot(config, secrets, engine, store, clock=lambda: REPLAY_EPOCH + timedelta(seconds=next(ticks)))
+                malformed = await replay(bot, source, out, sys.stderr)
         finally:
             await store.aclose()
     if malformed:
@@ -192,20 +199,20 @@ async def _replay(config: Config, script: str, out_path: Optional[Path], store_u
 
 async def _audit_nlu(config: Config, as_json: bool) -> int:
     """Macro-F1 per register of the labelled fan-phrasing set; needs the model, not the store."""
-    from bot.app import load_engine
     from bot.nlu_audit import audit, render
 
-    _require_model(config)
-    report = await audit(load_engine(config))
+    require_model(config)
+    async with open_engine(config, wait_ready=True) as engine:
+        report = await audit(engine)
     print(json.dumps(report, indent=2) if as_json else render(report))
     return 0
 
 
 def _train(config: Config, force: bool) -> int:
-    from bot.engine.training import TrainingError, train
+    from bot.engine.rasa_env import RasaEnvironment, TrainingError
 
     try:
-        trained = train(config.rasa.project_dir, config.rasa.model_path, force=force)
+        trained = RasaEnvironment(config.rasa.environment, config.rasa.project_dir).train(config.rasa.model_path, force=force)
     except TrainingError as error:
         raise OperatorError(str(error)) from None
     print(f"bot: model {'trained' if trained else 'up to date'}: {config.rasa.model_path}", file=sys.stderr)
@@ -335,7 +342,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return asyncio.run(_maintain(config, args))
     except ConfigError as error:
         print(f"bot: config error: {error}", file=sys.stderr)
-    except (SecretsError, MasterKeyError, KeyMismatchError, StoreError, OperatorError, ModelMissingError, ConnectorError) as error:
+    except (
+        SecretsError, MasterKeyError, KeyMismatchError, StoreError, OperatorError, ModelMissingError, ConnectorError,
+        EngineConfigError, RasaEnvironmentError,
+    ) as error:  # fmt: skip
         print(f"bot: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130

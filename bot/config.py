@@ -27,7 +27,8 @@ OTHER_ENV = frozenset(
         "BOT_CONFIG",  # the config file (load_config)
         "BOT_PSEUDONYM_KEY",  # secrets (bot/privacy/secrets.py)
         "BOT_MASTER_KEYS",
-        "BOT_ENGINE_TOKEN",  # the remote dialogue engine's token
+        "BOT_ENGINE_TOKEN",  # the model servers' shared secret (bot/engine/lifecycle.py)
+        "BOT_ENGINE_TRACKER_IDLE_SECONDS",  # set by the bot for its model server child
         "BOT_TEST_POSTGRES_URL",  # the test suite's PostgreSQL server (tests/with_postgres.sh)
         "BOT_BENCH_POSTGRES_URL",  # the benchmarks' PostgreSQL server (bench/store_costs.py)
     }
@@ -82,6 +83,49 @@ class AssistantSettings:
 class RasaSettings:
     project_dir: Path = _check(_non_empty, default=Path("rasa_project"))
     model_path: Path = _check(_non_empty, default=Path("rasa_project/models/fan.tar.gz"))
+    #: Rasa's own virtual environment (Python 3.10, rasa==3.6.21): training and the embedded model server run there.
+    environment: Path = _check(_non_empty, default=Path("rasa_project/.venv"))
+
+
+def _server_urls(value: Any) -> Optional[str]:
+    urls = [value] if isinstance(value, str) else list(value)
+    bad = [url for url in urls if url and not (str(url).startswith(("http://", "https://")) and str(url).partition("://")[2].strip("/"))]
+    if bad:
+        return f"must be http:// or https:// URLs of model servers (bad: {bad[0]!r})"
+    if len({str(url).rstrip("/") for url in urls}) != len(urls):
+        return "lists a model server twice"
+    return None
+
+
+def _optional_file(value: Any) -> Optional[str]:
+    return None if not value or Path(value).is_file() else f"no such file: {value}"
+
+
+def _port_or_zero(value: Any) -> Optional[str]:
+    return None if 0 <= value < 65536 else "must be a TCP port (1-65535), or 0 for a free one"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """The model servers (docs/model-server.md). Neither `url` nor `urls` set: the bot starts
+    one as its child process on loopback. The shared secret comes from BOT_ENGINE_TOKEN only."""
+
+    url: str = _check(_server_urls, default="")
+    #: Several model servers: fans are spread over them by pseudonym (sticky), with failover.
+    urls: tuple[str, ...] = _check(_server_urls, default=())
+    #: A model answer slower than this gets the fan an honest error instead.
+    timeout_seconds: float = _check(_positive, default=10.0)
+    #: CA certificate(s) that signed the model servers' TLS certificates; empty: the system's.
+    ca_file: str = _check(_optional_file, default="")
+    #: The embedded server's loopback port; 0: a free one.
+    port: int = _check(_port_or_zero, default=0)
+    #: The embedded server must answer within this long after it starts, or it is restarted.
+    start_timeout_seconds: float = _check(_positive, default=180.0)
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """Every configured server, `url` first; empty for the embedded default."""
+        return tuple(dict.fromkeys(u.rstrip("/") for u in ((self.url,) if self.url else ()) + self.urls))
 
 
 def _database_url(value: Any) -> Optional[str]:
@@ -211,6 +255,7 @@ class LoggingSettings:
 class Config:
     assistant: AssistantSettings = field(default_factory=AssistantSettings)
     rasa: RasaSettings = field(default_factory=RasaSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     handoff: HandoffSettings = field(default_factory=HandoffSettings)

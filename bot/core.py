@@ -15,7 +15,7 @@ from bot.commands import CommandError, CommandHandlers, Sender, is_command, pars
 from bot.config import AssistantSettings, HandoffSettings
 from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.disclosure import bot_challenge_text, disclosure_text
-from bot.engine import FALLBACK_INTENT, DialogueEngine, EngineResult
+from bot.engine import FALLBACK_INTENT, DialogueEngine, EngineResult, EngineStarting, EngineUnavailable
 from bot.guards import about_elsewhere, asks_if_human, sounds_upset, unclear_answer, yes_or_no
 from bot.handoff.actions import ModeratorAction
 from bot.handoff.service import Handoff
@@ -62,6 +62,10 @@ ASK_AGAIN_TEXT = "Sorry, I didn't catch that. Please answer yes or no: "
 DECLINED_TEXT = "OK, I won't. What else can I help you with? (/human reaches a person at any time.)"
 NOTHING_PENDING_TEXT = "There's no question of mine waiting for an answer right now. What can I help you with?"
 ENGINE_FAILURE_TEXT = "Sorry, something went wrong on my side and I can't answer right now. Type /human to reach a person."
+ENGINE_STARTING_TEXT = (
+    "I'm an automated assistant and I'm still starting up, so I can't answer that yet: try again in a minute. "
+    "Type /human to reach a person; /privacy, /my-data and /forget-me already work."
+)
 
 
 @dataclass
@@ -251,6 +255,11 @@ class Bot:
             return [Outgoing(Kind.FALLBACK, unsupported_reply(language, self._settings.languages), intent=f"language_{language}")]
         try:
             result = await self._engine.respond(fan, minimized(text))  # the model sees what the store keeps
+        except EngineStarting:
+            return [Outgoing(Kind.ERROR, ENGINE_STARTING_TEXT)]
+        except EngineUnavailable as error:  # down, too slow or garbage: one line, the fan told at once
+            logger.warning("dialogue engine unavailable: %s", error)
+            return [Outgoing(Kind.ERROR, ENGINE_FAILURE_TEXT)]
         except Exception:  # the model must never take the conversation down
             logger.exception("dialogue engine failed")
             return [Outgoing(Kind.ERROR, ENGINE_FAILURE_TEXT)]

@@ -1,17 +1,13 @@
-"""Keeps Rasa and TensorFlow silent and offline in every process the product starts.
+"""Keeps Rasa and TensorFlow silent and offline in every process the bot starts.
 
 A privacy product sends nothing anywhere (no telemetry) and logs no message text; Rasa and
-TensorFlow are chatty at INFO, so they are held at WARNING or above.
+TensorFlow are chatty at INFO, so their processes run with warnings and errors only.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
-import warnings
-
-import structlog
+from typing import Mapping
 
 QUIET_ENVIRONMENT = {
     "RASA_TELEMETRY_ENABLED": "false",
@@ -23,27 +19,15 @@ QUIET_ENVIRONMENT = {
 }
 
 
-def quiet_environment(base: dict[str, str] | None = None) -> dict[str, str]:
-    """An environment for child processes (e.g. `rasa train`) with the quiet settings."""
-    merged = dict(os.environ if base is None else base)
+#: What a Rasa child process may inherit: nothing else, so the master and pseudonym keys and
+#: the platform tokens never reach the model's process (it needs none of them).
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def quiet_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment for Rasa's child processes (`rasa run`, training): the few inherited
+    variables above plus the quiet settings."""
+    source = os.environ if base is None else base
+    merged = {name: source[name] for name in INHERITED if name in source}
     merged.update(QUIET_ENVIRONMENT)
     return merged
-
-
-def quiet_rasa() -> None:
-    """Applies the quiet settings to this process before Rasa is imported."""
-    for name, value in QUIET_ENVIRONMENT.items():
-        os.environ.setdefault(name, value)
-    os.environ["RASA_TELEMETRY_ENABLED"] = "false"
-    import sanic  # noqa: F401  # Rasa imports it anyway; on import it re-enables DeprecationWarnings
-
-    warnings.filterwarnings("ignore")
-    # Rasa 3.6 logs through structlog, which by default prints every event, message text
-    # included, to standard output. Keep only warnings and errors, on standard error.
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
-    for noisy in ("rasa", "tensorflow", "absl", "apscheduler", "sanic", "matplotlib", "h5py", "numexpr"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)

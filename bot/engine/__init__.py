@@ -12,6 +12,15 @@ class ModelMissingError(FileNotFoundError):
     """No trained model where the config points; the operator must train first."""
 
 
+class EngineUnavailable(RuntimeError):
+    """No model server gave a usable answer (down, too slow, or garbage). The message is one
+    line naming the server and the fault, never the fan's text; the fan gets an honest reply."""
+
+
+class EngineStarting(EngineUnavailable):
+    """The embedded model server is still loading the model."""
+
+
 @dataclass(frozen=True)
 class EngineResult:
     """What the model said and why.
@@ -24,6 +33,8 @@ class EngineResult:
     intent: Optional[str]
     confidence: Optional[float]
     guess: Optional[str] = None
+    #: The real intents' scores, best first (`nlu_fallback` excluded).
+    ranking: tuple[tuple[str, float], ...] = ()
 
 
 class DialogueEngine(Protocol):

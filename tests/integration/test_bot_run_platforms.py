@@ -15,6 +15,7 @@ from bot.privacy.crypto import MasterKeys
 from standins.discord import DiscordStandIn
 from standins.slack import SlackStandIn
 from tests.integration.conftest import MODEL, REPO
+from tests.integration.processes import LineReader
 
 pytestmark = pytest.mark.integration
 DISCORD_FAN, SLACK_FAN, MODERATOR, MOD_ROLE, DESK_ID = 5151, "UFAN9", 5252, 888, 1300000000000000009
@@ -46,9 +47,12 @@ async def test_bot_run_serves_slack_and_discord_with_a_discord_desk(trained_mode
         assert await init.wait() == 0  # a deployment never creates its store by itself
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "--model", str(MODEL), "run",
-            cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            cwd=REPO, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
+        stderr_lines = LineReader(process.stderr)
         try:
+            # The bot serves commands at once; the embedded model server loads beside it.
+            await stderr_lines.wait_for("dialogue model ready")
             await slack.wait_for_socket(120)
             for _ in range(600):
                 if "human" in discord.commands:
@@ -76,8 +80,8 @@ async def test_bot_run_serves_slack_and_discord_with_a_discord_desk(trained_mode
         finally:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
-            _, stderr = await asyncio.wait_for(process.communicate(), 60)
-        log = stderr.decode()
+            await asyncio.wait_for(process.wait(), 60)
+        log = await stderr_lines.finish()
         assert process.returncode == 0, log
         # INFO logging carries no message text, names or platform ids.
         for private in ("reset my password", "buffering", "Hi from Discord", SLACK_FAN, str(DISCORD_FAN), "Kim"):

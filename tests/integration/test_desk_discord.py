@@ -15,7 +15,7 @@ import pytest
 from bot.config import AssistantSettings, DiscordSettings, HandoffSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.handoff.desk import ERASED_TEXT
 from bot.handoff.states import Status
 from bot.privacy.crypto import MasterKeys
@@ -38,7 +38,7 @@ async def store(database_url: str) -> AsyncIterator[TranscriptStore]:  # noqa: F
 
 
 @contextlib.asynccontextmanager
-async def restarted(standin: DiscordStandIn, engine: RasaEngine, store: TranscriptStore) -> AsyncIterator[Bot]:
+async def restarted(standin: DiscordStandIn, engine: ModelServerEngine, store: TranscriptStore) -> AsyncIterator[Bot]:
     router = Router()
     settings = DiscordSettings(
         api_base_url=standin.api_base, gateway_url=standin.gateway_url, guild_id=str(standin.guild_id), moderator_role=str(MOD_ROLE)
@@ -66,8 +66,8 @@ async def thread_of(standin: DiscordStandIn, count: int) -> int:
     return int(standin.threads[count - 1]["id"])
 
 
-async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
-    async with discord_world(rasa_engine, store) as world:
+async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
+    async with discord_world(model_engine, store) as world:
         standin = world.standin
         await standin.send_slash("human", FAN)
         packet_a = (await world.sent(DESK_ID, contains="Ticket #1 ·"))[0]
@@ -102,7 +102,7 @@ async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan
         await world.connector.aclose()
         await world.bot.drain()
 
-        async with restarted(standin, rasa_engine, store) as bot:
+        async with restarted(standin, model_engine, store) as bot:
             before = len(standin.sent)
             # A moderator's message in A's old thread reaches nobody; only they are told (DM).
             await standin.send_guild_message(MODERATOR, thread_a, "are you still there?")
@@ -128,8 +128,8 @@ async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan
             assert not [m for m in after if m.channel_id == world.dm(FAN)]
 
 
-async def test_erasure_deletes_the_ticket_thread_the_bot_created(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
-    async with discord_world(rasa_engine, store) as world:
+async def test_erasure_deletes_the_ticket_thread_the_bot_created(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
+    async with discord_world(model_engine, store) as world:
         standin = world.standin
         await standin.send_slash("human", FAN)
         packet = (await world.sent(DESK_ID, contains="Ticket #1 ·"))[0]
@@ -145,10 +145,10 @@ async def test_erasure_deletes_the_ticket_thread_the_bot_created(rasa_engine: Ra
         assert not [m for m in standin.messages() if PHONE in (m.get("content") or "") and int(m["channel_id"]) != world.dm()]
 
 
-async def test_the_discord_desk_authorises_by_its_own_rule_only(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+async def test_the_discord_desk_authorises_by_its_own_rule_only(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
     """Issue 11 item 11: an id in `[handoff] moderators` (the console desk's list) gains
     nothing on Discord: only members with the moderator role may act there."""
-    async with discord_world(rasa_engine, store, moderators=(str(OUTSIDER),)) as world:
+    async with discord_world(model_engine, store, moderators=(str(OUTSIDER),)) as world:
         standin = world.standin
         await standin.send_slash("human", FAN)
         packet = (await world.sent(DESK_ID, contains="Ticket #1 ·"))[0]

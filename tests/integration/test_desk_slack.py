@@ -14,7 +14,7 @@ import pytest
 from bot.config import AssistantSettings, HandoffSettings, SlackSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.handoff.desk import ERASED_TEXT
 from bot.handoff.states import Status
 from bot.privacy.crypto import MasterKeys
@@ -40,7 +40,7 @@ async def store(database_url: str) -> AsyncIterator[TranscriptStore]:  # noqa: F
 
 
 @contextlib.asynccontextmanager
-async def restarted(standin: SlackStandIn, engine: RasaEngine, store: TranscriptStore) -> AsyncIterator[Bot]:
+async def restarted(standin: SlackStandIn, engine: ModelServerEngine, store: TranscriptStore) -> AsyncIterator[Bot]:
     """A new process: a new connector and bot, nothing in memory, the same store."""
     router = Router()
     connector = SlackConnector(SlackSettings(api_base_url=standin.api_base_url), SlackTokens(BOT_TOKEN, APP_TOKEN, SECRET), router, DESK, ping_interval=1.0)
@@ -61,8 +61,8 @@ def desk_texts(standin: SlackStandIn) -> str:
     return "\n".join(m.get("text", "") for m in standin.messages_in(DESK))
 
 
-async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
-    async for world in start_world("socket", rasa_engine, store):
+async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
+    async for world in start_world("socket", model_engine, store):
         standin = world.standin
         # Fan A: ticket #1, a relay with a phone number, a claim and a reply in the thread.
         await standin.send_command("/human", "", FAN, GENERAL)
@@ -96,7 +96,7 @@ async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan
         await world.connector.aclose()
         await world.bot.drain()
 
-        async with restarted(standin, rasa_engine, store) as bot:
+        async with restarted(standin, model_engine, store) as bot:
             before = len(standin.sent)
             # A moderator's line in A's old thread reaches nobody; they alone are told.
             await standin.send_channel_message(MODERATOR, DESK, "are you still there?", thread_ts=packet_a.ts)
@@ -128,10 +128,10 @@ async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan
             assert closed[-1].user == MODERATOR
 
 
-async def test_the_slack_desk_authorises_by_its_own_rule_only(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+async def test_the_slack_desk_authorises_by_its_own_rule_only(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
     """An id in `[handoff] moderators` (the console desk's list) gains nothing on Slack: only
     the desk channel's members (or the moderator user group) may act there."""
-    async for world in start_world("socket", rasa_engine, store, moderators=(OUTSIDER,)):
+    async for world in start_world("socket", model_engine, store, moderators=(OUTSIDER,)):
         standin = world.standin
         await standin.send_command("/human", "", FAN, GENERAL)
         packet = (await world.sent_to(DESK, contains="Ticket #1 ·"))[0]
@@ -144,10 +144,10 @@ async def test_the_slack_desk_authorises_by_its_own_rule_only(rasa_engine: RasaE
         await world.sent_to(world.dm(), contains="Sam Mod")
 
 
-async def test_an_operator_erasure_leaves_desk_copies_for_the_running_bot_to_delete(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+async def test_an_operator_erasure_leaves_desk_copies_for_the_running_bot_to_delete(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
     """`bot forget` has no desk connection: the erasure queues the desk messages' locations
     (durably, in its own transaction) and the running bot's periodic desk work deletes them."""
-    async for world in start_world("socket", rasa_engine, store):
+    async for world in start_world("socket", model_engine, store):
         standin = world.standin
         await standin.send_command("/human", "", FAN, GENERAL)
         packet = (await world.sent_to(DESK, contains="Ticket #1 ·"))[0]

@@ -13,7 +13,7 @@ import pytest
 from bot.config import AssistantSettings, DiscordSettings, HandoffSettings, SlackSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.messages import Address, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
@@ -56,7 +56,7 @@ class DiscordWorld:
 
 @contextlib.asynccontextmanager
 async def discord_world(
-    engine: RasaEngine, store: TranscriptStore, desk: Optional[str] = "discord", router: Optional[Router] = None,
+    engine: ModelServerEngine, store: TranscriptStore, desk: Optional[str] = "discord", router: Optional[Router] = None,
     moderators: tuple[str, ...] = (),
 ) -> AsyncIterator[DiscordWorld]:
     async with DiscordStandIn(token=TOKEN) as standin:
@@ -91,8 +91,8 @@ async def discord_world(
 
 
 @pytest.fixture
-async def world(rasa_engine: RasaEngine, store: TranscriptStore) -> AsyncIterator[DiscordWorld]:
-    async with discord_world(rasa_engine, store) as running:
+async def world(model_engine: ModelServerEngine, store: TranscriptStore) -> AsyncIterator[DiscordWorld]:
+    async with discord_world(model_engine, store) as running:
         yield running
 
 
@@ -220,7 +220,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_a_discord_fans_ticket_worked_from_a_slack_desk(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+async def test_a_discord_fans_ticket_worked_from_a_slack_desk(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
     async with SlackStandIn(bot_token="xoxb-test", app_token="xapp-test", signing_secret="secret") as slack_standin:
         slack_standin.add_user("UMOD1", "Sam Slack")
         slack_standin.add_channel("CDESK", members=["UMOD1", "UBOT"])
@@ -230,7 +230,7 @@ async def test_a_discord_fans_ticket_worked_from_a_slack_desk(rasa_engine: RasaE
         )
         router.add_platform("slack", slack)
         router.desk = slack.desk
-        async with discord_world(rasa_engine, store, desk="slack", router=router) as world:
+        async with discord_world(model_engine, store, desk="slack", router=router) as world:
             slack_task = asyncio.create_task(slack.run(world.bot))
             await slack_standin.wait_for_socket(10)
             try:
@@ -266,9 +266,9 @@ async def test_a_refused_token_stops_start_up_with_one_line(bot: Bot) -> None:
             restore()
 
 
-async def test_a_restart_mid_handoff_keeps_the_ticket_thread_working(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+async def test_a_restart_mid_handoff_keeps_the_ticket_thread_working(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
     """A new process finds the ticket from the thread's name; the fan stays with the human."""
-    async with discord_world(rasa_engine, store) as world:
+    async with discord_world(model_engine, store) as world:
         await world.standin.send_slash("human", FAN)
         ticket = (await world.sent(DESK_ID, contains="Ticket #"))[0]
         await world.standin.click_button(MODERATOR, "ticket:claim:1", ticket.message_id, DESK_ID)
@@ -285,7 +285,7 @@ async def test_a_restart_mid_handoff_keeps_the_ticket_thread_working(rasa_engine
         restarted = DiscordConnector(settings, TOKEN, router, str(DESK_ID), guild_ready_timeout=0.1)
         router.add_platform("discord", restarted)
         router.desk = restarted.desk
-        bot = Bot(rasa_engine, Pseudonymizer(KEY), AssistantSettings(), ConversationMemory(1800), store, handoff=HandoffSettings(desk=f"discord:{DESK_ID}"))
+        bot = Bot(model_engine, Pseudonymizer(KEY), AssistantSettings(), ConversationMemory(1800), store, handoff=HandoffSettings(desk=f"discord:{DESK_ID}"))
         task = asyncio.create_task(restarted.run(bot))
         try:
             await asyncio.wait_for(restarted.ready.wait(), 15)

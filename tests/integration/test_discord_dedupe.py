@@ -7,7 +7,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.privacy.store import TranscriptStore
 from tests.integration.test_discord_connector import FAN, DiscordWorld, discord_world
 
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def world(rasa_engine: RasaEngine, store: TranscriptStore) -> AsyncIterator[DiscordWorld]:
-    async with discord_world(rasa_engine, store) as running:
+async def world(model_engine: ModelServerEngine, store: TranscriptStore) -> AsyncIterator[DiscordWorld]:
+    async with discord_world(model_engine, store) as running:
         yield running
 
 

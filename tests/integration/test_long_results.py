@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore, Turn
 from tests.integration.test_discord_connector import FAN as DISCORD_FAN
@@ -28,8 +28,8 @@ async def seed(store: TranscriptStore, fan: str, turns: int = 400) -> None:
     await store.append(*[Turn(fan, "c" * 64, "fan", "message", at, f"{TURN_TEXT} number {n}") for n in range(turns)])
 
 
-async def test_a_long_slack_export_arrives_whole_as_a_file_in_the_fans_dm(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
-    async for world in start_world("socket", rasa_engine, store):
+async def test_a_long_slack_export_arrives_whole_as_a_file_in_the_fans_dm(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
+    async for world in start_world("socket", model_engine, store):
         await seed(store, Pseudonymizer(b"slack-test-pseudonym-key-0123456789abcdef").fan("slack", SLACK_FAN))
         await world.standin.send_command("/my-data", "", SLACK_FAN)
         note = (await world.standin.wait_for_sent(lambda m: m.method == "response_url" and "my-data.json" in (m.text or ""), timeout=30))[-1]
@@ -41,8 +41,8 @@ async def test_a_long_slack_export_arrives_whole_as_a_file_in_the_fans_dm(rasa_e
         assert len([m for m in world.standin.sent if m.method == "response_url"]) <= 5
 
 
-async def test_a_long_discord_export_is_an_ephemeral_attachment(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
-    async with discord_world(rasa_engine, store) as world:
+async def test_a_long_discord_export_is_an_ephemeral_attachment(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
+    async with discord_world(model_engine, store) as world:
         await seed(store, Pseudonymizer(DISCORD_KEY).fan("discord", str(DISCORD_FAN)))
         await world.standin.send_slash("my-data", DISCORD_FAN)
         [followup] = await world.sent(kind="followup", contains="my-data.json")

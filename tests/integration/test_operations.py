@@ -21,7 +21,7 @@ from bot.cli import main
 from bot.config import AssistantSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.handoff.ticket_store import TicketStore
 from bot.messages import Incoming
 from bot.privacy import crypto, migrate
@@ -38,7 +38,7 @@ KEY = "operations-test-pseudonym-key-0123456789abcdef"
 QUESTIONS = ["hello", "my stream keeps buffering", "how do I reset my password?", "when is the next episode?"]
 
 
-def serving_bot(engine: RasaEngine, store: TranscriptStore, clock: Callable[[], datetime] = datetime.utcnow) -> Bot:
+def serving_bot(engine: ModelServerEngine, store: TranscriptStore, clock: Callable[[], datetime] = datetime.utcnow) -> Bot:
     return Bot(engine, Pseudonymizer(KEY.encode()), AssistantSettings(), ConversationMemory(1800), store, clock=clock)
 
 
@@ -60,12 +60,12 @@ def unique(prefix: str) -> str:
 
 
 async def test_the_background_purge_deletes_old_turns_while_the_bot_serves(
-    rasa_engine: RasaEngine, database_url: str  # noqa: F811
+    model_engine: ModelServerEngine, database_url: str  # noqa: F811
 ) -> None:
     master = MasterKeys.parse(MasterKeys.generate())
     store = TranscriptStore.open(database_url, None, master, KEY.encode())
     now = [datetime.utcnow() - timedelta(days=45)]
-    bot = serving_bot(rasa_engine, store, clock=lambda: now[0])
+    bot = serving_bot(model_engine, store, clock=lambda: now[0])
     old_fan, new_fan = unique("UOLD"), unique("UNEW")
     await converse(bot, old_fan)  # 45 days ago
     await bot.drain()
@@ -94,12 +94,12 @@ async def test_the_background_purge_deletes_old_turns_while_the_bot_serves(
     await store.aclose()
 
 
-async def test_bot_chat_runs_the_purge_in_the_background(rasa_engine: RasaEngine, database_url: str) -> None:  # noqa: F811
+async def test_bot_chat_runs_the_purge_in_the_background(model_engine: ModelServerEngine, database_url: str) -> None:  # noqa: F811
     """The wiring: the serving command itself starts the purge (it purges at start)."""
     masters = MasterKeys.generate()
     store = TranscriptStore.open(database_url, None, MasterKeys.parse(masters), KEY.encode())
     old_fan = unique("UOLD")
-    await converse(serving_bot(rasa_engine, store, clock=lambda: datetime.utcnow() - timedelta(days=31)), old_fan)
+    await converse(serving_bot(model_engine, store, clock=lambda: datetime.utcnow() - timedelta(days=31)), old_fan)
     await store.aclose()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     env.update(BOT_STORE_URL=database_url, BOT_PSEUDONYM_KEY=KEY, BOT_MASTER_KEYS=masters)
@@ -121,7 +121,7 @@ async def test_bot_chat_runs_the_purge_in_the_background(rasa_engine: RasaEngine
 
 
 def test_bot_purge_deletes_old_turns_and_prints_the_count(
-    rasa_engine: RasaEngine, database_url: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]  # noqa: F811
+    model_engine: ModelServerEngine, database_url: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]  # noqa: F811
 ) -> None:
     masters = MasterKeys.generate()
     old_fan, new_fan = unique("UOLD"), unique("UNEW")
@@ -129,7 +129,7 @@ def test_bot_purge_deletes_old_turns_and_prints_the_count(
     async def populate() -> tuple[int, int]:
         store = TranscriptStore.open(database_url, None, MasterKeys.parse(masters), KEY.encode())
         when = [datetime.utcnow() - timedelta(days=31)]
-        bot = serving_bot(rasa_engine, store, clock=lambda: when[0])
+        bot = serving_bot(model_engine, store, clock=lambda: when[0])
         await converse(bot, old_fan)
         when[0] = datetime.utcnow()
         await converse(bot, new_fan)
@@ -158,19 +158,19 @@ def test_bot_purge_deletes_old_turns_and_prints_the_count(
 
 
 async def test_key_rotation_while_the_bot_serves_then_the_old_key_goes(
-    rasa_engine: RasaEngine, database_url: str  # noqa: F811
+    model_engine: ModelServerEngine, database_url: str  # noqa: F811
 ) -> None:
     old, new = MasterKeys.generate(), MasterKeys.generate()
     fans = [unique("UROT") for _ in range(3)]
     store = TranscriptStore.open(database_url, None, MasterKeys.parse(old), KEY.encode())
-    bot = serving_bot(rasa_engine, store)
+    bot = serving_bot(model_engine, store)
     for user in fans[:2]:
         await converse(bot, user, QUESTIONS[:2])
     await store.aclose()
 
     # Restarted with NEW,OLD; `bot keys rotate` runs in its own process while fans keep writing.
     store = TranscriptStore.open(database_url, None, MasterKeys.parse(f"{new},{old}"), KEY.encode())
-    bot = serving_bot(rasa_engine, store)
+    bot = serving_bot(model_engine, store)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     env.update(BOT_STORE_URL=database_url, BOT_PSEUDONYM_KEY=KEY, BOT_MASTER_KEYS=f"{new},{old}")
     rotation = await asyncio.create_subprocess_exec(
@@ -222,7 +222,7 @@ def alembic_to(url: str, revision: str) -> None:
 
 
 async def test_a_store_at_schema_0001_with_data_upgrades_and_its_data_survive(
-    rasa_engine: RasaEngine, database_url: str, tmp_path: Path  # noqa: F811
+    model_engine: ModelServerEngine, database_url: str, tmp_path: Path  # noqa: F811
 ) -> None:
     if database_url.startswith("sqlite"):  # the store creates the file owner-only; so did 0001's
         Path(database_url.removeprefix("sqlite:///")).touch(mode=0o600)
@@ -256,7 +256,7 @@ async def test_a_store_at_schema_0001_with_data_upgrades_and_its_data_survive(
     assert export["turns"][0]["at"] == then.isoformat(timespec="seconds") + "Z"
 
     # The same fan carries on (same data key), and the newer tables work (a handoff ticket).
-    bot = serving_bot(rasa_engine, store)
+    bot = serving_bot(model_engine, store)
     await converse(bot, user, ["how do I reset my password?", "/human"])
     await bot.drain()
     export = await store.export(fan_id, actor="operator")

@@ -9,7 +9,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.privacy.store import TranscriptStore
 from tests.integration.test_discord_connector import DESK_ID, FAN as DISCORD_FAN, MODERATOR as DISCORD_MOD, DiscordWorld, discord_world
 from tests.integration.test_slack_connector import DESK, FAN, MODERATOR, SlackWorld, start_world
@@ -20,8 +20,8 @@ GUIDE = "Please follow <https://help.example/refunds|our refund guide> and ping 
 
 
 @pytest.fixture
-async def slack(rasa_engine: RasaEngine, store: TranscriptStore) -> AsyncIterator[SlackWorld]:
-    async for running in start_world("socket", rasa_engine, store):
+async def slack(model_engine: ModelServerEngine, store: TranscriptStore) -> AsyncIterator[SlackWorld]:
+    async for running in start_world("socket", model_engine, store):
         yield running
 
 
@@ -74,8 +74,8 @@ async def test_slack_one_message_under_two_event_ids_gets_one_reply(slack: Slack
 
 
 @pytest.fixture
-async def discord(rasa_engine: RasaEngine, store: TranscriptStore) -> AsyncIterator[DiscordWorld]:
-    async with discord_world(rasa_engine, store) as running:
+async def discord(model_engine: ModelServerEngine, store: TranscriptStore) -> AsyncIterator[DiscordWorld]:
+    async with discord_world(model_engine, store) as running:
         yield running
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core import Bot
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.messages import Incoming
 from tests.unit.test_guards import UNSEEN_QUESTIONS
 
@@ -82,13 +82,19 @@ async def test_words_route_to_the_privacy_features(real_bot: Bot, new_user: str)
 
 
 async def test_erasure_drops_the_rasa_tracker_which_is_keyed_by_pseudonym(
-    real_bot: Bot, rasa_engine: RasaEngine, new_user: str
+    real_bot: Bot, model_engine: ModelServerEngine, new_user: str
 ) -> None:
-    await real_bot.handle(Incoming("slack", new_user, "D1", "hello"))
-    keys = list(await rasa_engine.agent.tracker_store.keys())
-    assert all(new_user not in key for key in keys)
-    before = len(keys)
+    from bot.privacy.pseudonym import Pseudonymizer
+    from tests.integration.conftest import REAL_BOT_KEY
+
+    pseudonyms = Pseudonymizer(REAL_BOT_KEY)
+    control = new_user + "C"
+    for user in (new_user, control):
+        await real_bot.handle(Incoming("slack", user, "D1", "hello"))
     done = await real_bot.handle(Incoming("slack", new_user, "D1", "/forget-me confirm"))
     assert kinds(done) == ["erasure_done"]
-    assert len(list(await rasa_engine.agent.tracker_store.keys())) == before - 1
+    # The model server's forget route says whether it still held a tracker: the erased fan's was
+    # dropped by the erasure; the control fan's is still there (and is dropped now).
+    assert await model_engine.forget(pseudonyms.fan("slack", new_user)) == 0
+    assert await model_engine.forget(pseudonyms.fan("slack", control)) == 1
     assert kinds(await real_bot.handle(Incoming("slack", new_user, "D1", "hello")))[0] == "disclosure"

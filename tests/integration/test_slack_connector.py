@@ -13,7 +13,7 @@ import pytest
 from bot.config import AssistantSettings, HandoffSettings, SlackSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.handoff.desk import ConsoleDesk
 from bot.messages import Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
@@ -58,7 +58,7 @@ class SlackWorld:
 
 
 async def start_world(
-    mode: str, engine: RasaEngine, store: TranscriptStore, desk: str = f"slack:{DESK}", **bot_settings: Any
+    mode: str, engine: ModelServerEngine, store: TranscriptStore, desk: str = f"slack:{DESK}", **bot_settings: Any
 ) -> AsyncIterator[SlackWorld]:
     standin = SlackStandIn(bot_token=BOT_TOKEN, app_token=APP_TOKEN, signing_secret=SECRET, mode=mode)
     await standin.start()
@@ -94,8 +94,8 @@ async def start_world(
 
 
 @pytest.fixture(params=["socket", "http"])
-async def world(request: pytest.FixtureRequest, rasa_engine: RasaEngine, store: TranscriptStore) -> AsyncIterator[SlackWorld]:
-    async for running in start_world(request.param, rasa_engine, store):
+async def world(request: pytest.FixtureRequest, model_engine: ModelServerEngine, store: TranscriptStore) -> AsyncIterator[SlackWorld]:
+    async for running in start_world(request.param, model_engine, store):
         yield running
 
 
@@ -225,9 +225,9 @@ async def test_a_long_reply_is_split_into_messages_slack_accepts(world: SlackWor
 
 
 async def test_http_mode_refuses_forged_and_stale_requests_without_logging_content(
-    rasa_engine: RasaEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
+    model_engine: ModelServerEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async for world in start_world("http", rasa_engine, store):
+    async for world in start_world("http", model_engine, store):
         caplog.set_level(logging.INFO)
         forged = await world.standin.send_dm(FAN, "secret text 1", signature="v0=" + "0" * 64)
         stale = await world.standin.send_dm(FAN, "secret text 2", timestamp="1000000000")
@@ -237,8 +237,8 @@ async def test_http_mode_refuses_forged_and_stale_requests_without_logging_conte
         assert "refused a Slack request" in caplog.text and "secret text" not in caplog.text
 
 
-async def test_socket_mode_reconnects_after_a_drop(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
-    async for world in start_world("socket", rasa_engine, store):
+async def test_socket_mode_reconnects_after_a_drop(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
+    async for world in start_world("socket", model_engine, store):
         connections = world.standin.socket_connections
         await world.standin.drop_socket()
         await world.standin.send_dm(FAN, "hi again")  # waits for the reconnect, then delivers
@@ -246,8 +246,8 @@ async def test_socket_mode_reconnects_after_a_drop(rasa_engine: RasaEngine, stor
         assert world.standin.socket_connections == connections + 1
 
 
-async def test_a_slack_fan_ticket_on_the_console_desk(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
-    async for world in start_world("socket", rasa_engine, store, desk="console", moderators=("mod1",)):
+async def test_a_slack_fan_ticket_on_the_console_desk(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
+    async for world in start_world("socket", model_engine, store, desk="console", moderators=("mod1",)):
         printed: list[Outgoing] = []
 
         def write(message: Outgoing) -> None:
@@ -281,10 +281,10 @@ async def test_a_refused_token_stops_start_up_with_one_line(bot: Bot) -> None:
         await connector.aclose()
 
 
-async def test_a_restart_mid_handoff_keeps_the_desk_thread_working(rasa_engine: RasaEngine, store: TranscriptStore) -> None:
+async def test_a_restart_mid_handoff_keeps_the_desk_thread_working(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
     """A new process knows nothing of the desk's threads: it finds the ticket from the
     thread's first message, and the fan stays with the human."""
-    async for world in start_world("socket", rasa_engine, store):
+    async for world in start_world("socket", model_engine, store):
         await world.standin.send_command("/human", "", FAN, GENERAL)
         ticket_message = (await world.sent_to(DESK, contains="Ticket #"))[0]
         await world.standin.click_button(MODERATOR, "ticket_claim", "1", DESK, ticket_message.ts)
@@ -297,7 +297,7 @@ async def test_a_restart_mid_handoff_keeps_the_desk_thread_working(rasa_engine: 
         restarted = SlackConnector(settings, SlackTokens(BOT_TOKEN, APP_TOKEN, SECRET), router, DESK, ping_interval=1.0)
         router.add_platform("slack", restarted)
         router.desk = restarted.desk
-        bot = Bot(rasa_engine, Pseudonymizer(b"slack-test-pseudonym-key-0123456789abcdef"), AssistantSettings(), ConversationMemory(1800), store, handoff=HandoffSettings(desk=f"slack:{DESK}"))
+        bot = Bot(model_engine, Pseudonymizer(b"slack-test-pseudonym-key-0123456789abcdef"), AssistantSettings(), ConversationMemory(1800), store, handoff=HandoffSettings(desk=f"slack:{DESK}"))
         task = asyncio.create_task(restarted.run(bot))
         try:
             await world.standin.wait_for_socket(10)

@@ -11,7 +11,7 @@ import time
 import aiohttp
 import pytest
 
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.privacy.store import TranscriptStore
 from connectors.slack_signature import SlackSignature
 from tests.integration.test_slack_connector import SECRET, start_world
@@ -49,9 +49,9 @@ def test_a_correct_signature_passes() -> None:
 
 
 async def test_the_endpoint_answers_401_with_one_line_for_every_case(
-    rasa_engine: RasaEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
+    model_engine: ModelServerEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async for world in start_world("http", rasa_engine, store):
+    async for world in start_world("http", model_engine, store):
         caplog.set_level(logging.INFO)
         async with aiohttp.ClientSession() as session:
             for case, (headers, body) in CASES.items():

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.config import SlackSettings
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.privacy.store import TranscriptStore
 from bot.testing.slack_standin import SlackStandIn
 from connectors.launch import Platforms, serve
@@ -44,7 +44,7 @@ MALFORMED = [
 
 
 async def test_malformed_dispatches_and_a_garbage_frame_leave_every_platform_serving(
-    rasa_engine: RasaEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
+    model_engine: ModelServerEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     async with SlackStandIn(bot_token="xoxb-sup", app_token="xapp-sup") as slack_standin:
@@ -52,7 +52,7 @@ async def test_malformed_dispatches_and_a_garbage_frame_leave_every_platform_ser
         router = Router()
         slack = SlackConnector(SlackSettings(api_base_url=slack_standin.api_base_url), SlackTokens("xoxb-sup", "xapp-sup"), router, None, ping_interval=1.0)
         router.add_platform("slack", slack)
-        async with discord_world(rasa_engine, store, desk=None, router=router) as world:
+        async with discord_world(model_engine, store, desk=None, router=router) as world:
             # The world already runs the Discord connector; serve() supervises Slack beside it,
             # and a second supervisor takes over the Discord connector after its crash below.
             stop = asyncio.Event()
@@ -76,7 +76,7 @@ async def test_malformed_dispatches_and_a_garbage_frame_leave_every_platform_ser
 
 
 async def test_a_crashed_discord_connection_is_restarted_alone(
-    rasa_engine: RasaEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
+    model_engine: ModelServerEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     from bot.config import DiscordSettings
     from bot.testing.discord_standin import DiscordStandIn, point_discord_at
@@ -100,7 +100,7 @@ async def test_a_crashed_discord_connection_is_restarted_alone(
         from bot.core import Bot
         from bot.privacy.pseudonym import Pseudonymizer as Pseudonyms
 
-        bot = Bot(rasa_engine, Pseudonyms(b"supervision-test-key-0123456789abcdef"), AssistantSettings(), ConversationMemory(1800), store)
+        bot = Bot(model_engine, Pseudonyms(b"supervision-test-key-0123456789abcdef"), AssistantSettings(), ConversationMemory(1800), store)
         stop = asyncio.Event()
         serving = asyncio.create_task(serve(bot, Platforms(connectors=[slack, discord], router=router), stop=stop))
         try:

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from bot.core import Bot
-from bot.engine.rasa_engine import RasaEngine
+from bot.engine.remote import ModelServerEngine
 from bot.messages import Kind, Outgoing
+from bot.privacy.store import TranscriptStore
+from tests.integration.conftest import REAL_BOT_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))
@@ -53,14 +55,29 @@ async def test_fans_own_phrasings_get_the_topic(real_bot: Bot, new_user: str, te
     assert replies[0].kind is Kind.ANSWER and replies[0].intent in {"faq_billing", "faq_schedule"}
 
 
-async def test_the_model_sees_the_card_number_as_its_placeholder(real_bot: Bot, rasa_engine: RasaEngine, new_user: str) -> None:
+async def test_the_model_sees_the_card_number_as_its_placeholder(model_engine: ModelServerEngine, store: TranscriptStore, new_user: str) -> None:
+    from bot.config import AssistantSettings
+    from bot.conversation import ConversationMemory
+    from bot.core import Bot
+    from bot.engine import EngineResult
     from bot.privacy.pseudonym import Pseudonymizer
 
-    await say(real_bot, new_user, "my card 4111 1111 1111 1111 was charged twice")
-    pseudonym = Pseudonymizer(REAL_BOT_KEY).fan("replay", new_user)
-    tracker = await rasa_engine.agent.tracker_store.retrieve(pseudonym)  # what Rasa itself keeps
-    assert tracker is not None
-    assert tracker.latest_message.text == "my card [CARD] was charged twice"
+    sent: list[str] = []
+
+    class Recording:
+        """The real model server's client, noting the text the bot sends it over the wire."""
+
+        async def respond(self, pseudonym: str, text: str) -> EngineResult:
+            sent.append(text)
+            return await model_engine.respond(pseudonym, text)
+
+        async def forget(self, pseudonym: str) -> int:
+            return await model_engine.forget(pseudonym)
+
+    bot = Bot(Recording(), Pseudonymizer(REAL_BOT_KEY), AssistantSettings(), ConversationMemory(idle_seconds=1800), store)
+    replies = await say(bot, new_user, "my card 4111 1111 1111 1111 was charged twice")
+    assert sent == ["my card [CARD] was charged twice"]
+    assert replies[0].intent == "faq_billing"
 
 
 async def test_a_complaint_about_a_topic_gets_the_answer_and_the_offer(real_bot: Bot, new_user: str) -> None:
@@ -157,23 +174,5 @@ def test_quality_floor_on_the_dev_sets_through_bot_replay(trained_model: Path) -
     assert challenge_score["actions"] == 0 and challenge_score["truthful_ai"] >= 0.95
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "hi",
-        "when does the next episode of starfall chronicles drop",  # 12 word pieces: padded to 16
-        "my order hasn't arrived and support never answered, this is the third time i write to you about the hoodie",
-        "stream " * 80,  # past the longest compiled length: cut to it
-    ],
-)
-def test_the_compiled_encoder_computes_the_reference_maths(text: str) -> None:
-    import numpy as np
-
-    from bot.engine.encoder import shared_encoder
-
-    encoder = shared_encoder()
-    assert np.abs(encoder.encode([text])[0] - encoder.reference(text)).max() < 1e-5
-
-
 ASK_BACK_PHRASE = "want someone"
-REAL_BOT_KEY = b"integration-test-key-0123456789abcdef"  # the pseudonym key of conftest's real_bot  # human_handoff at ~0.56 with this model: between fallback and certainty
+# human_handoff at ~0.56 with this model: between fallback and certainty

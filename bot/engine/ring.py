@@ -1,0 +1,50 @@
+"""Sticky routing of fans to model servers: consistent hashing by pseudonym.
+
+A fan's Rasa tracker (the dialogue context) lives in one model server's memory, so every
+message of that fan must reach the same server. Consistent hashing (Karger et al., 1997)
+keeps that true when a server is added or removed: only the fans of that server move.
+Each server gets `VIRTUAL_NODES` points on a ring of SHA-256 values, which spreads fans
+within a few per cent of evenly for a handful of servers (tests/unit/test_engine_ring.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from typing import Sequence
+
+VIRTUAL_NODES = 160
+
+
+def _point(label: str) -> int:
+    return int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "big")
+
+
+class HashRing:
+    """Servers in a stable order of preference for each key."""
+
+    def __init__(self, servers: Sequence[str], virtual_nodes: int = VIRTUAL_NODES) -> None:
+        if not servers:
+            raise ValueError("a hash ring needs at least one server")
+        if len(set(servers)) != len(servers):
+            raise ValueError("each server may appear only once")
+        self.servers: tuple[str, ...] = tuple(servers)
+        points = sorted((_point(f"{server}#{i}"), server) for server in servers for i in range(virtual_nodes))
+        self._keys = [point for point, _ in points]
+        self._owners = [server for _, server in points]
+
+    def order(self, key: str) -> list[str]:
+        """Every server once: the key's own server first, then the ones a failover tries
+        (walking the ring clockwise, so a failed server's fans spread over the others)."""
+        start = bisect.bisect(self._keys, _point(key)) % len(self._keys)
+        seen: list[str] = []
+        for offset in range(len(self._keys)):
+            owner = self._owners[(start + offset) % len(self._keys)]
+            if owner not in seen:
+                seen.append(owner)
+                if len(seen) == len(self.servers):
+                    break
+        return seen
+
+    def owner(self, key: str) -> str:
+        return self.order(key)[0]
