@@ -30,9 +30,10 @@ def quiet_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def no_crash_reports() -> None:
-    """Rasa's CLI (`rasa.telemetry.initialize_error_reporting`) starts a Sentry client with the
-    key shipped in the wheel whatever RASA_TELEMETRY_ENABLED says; an uncaught exception would
-    then be sent to sentry.io. A client without a DSN replaces it: nothing is ever sent."""
+    """When telemetry is on in `~/.config/rasa/global.yml` and RASA_TELEMETRY_ENABLED is unset,
+    Rasa's CLI (`rasa.telemetry.initialize_error_reporting`) starts a Sentry client with the key
+    shipped in the wheel, and an uncaught exception would be sent to sentry.io. A client without
+    a DSN replaces it: nothing is ever sent, whatever the operator's environment says."""
     import sentry_sdk
 
     sentry_sdk.init(dsn=None, default_integrations=False)
@@ -40,8 +41,10 @@ def no_crash_reports() -> None:
 
 def quiet_server() -> None:
     """For `rasa run`, which configured logging itself (from LOG_LEVEL) before importing us:
-    telemetry calls made from now on are no-ops, no crash reports, no Python warnings."""
-    os.environ["RASA_TELEMETRY_ENABLED"] = "false"  # rasa.telemetry reads it on every call
+    telemetry calls made from now on are no-ops (`rasa.telemetry` reads the variable on every
+    call, e.g. the server-start event sent after the channels are created), no crash reports,
+    no Python warnings."""
+    os.environ["RASA_TELEMETRY_ENABLED"] = "false"
     no_crash_reports()
     warnings.filterwarnings("ignore")
     for noisy in ("tensorflow", "absl", "matplotlib", "h5py", "numexpr"):
