@@ -108,6 +108,7 @@ class FanAssistantInput(InputChannel):
     def __init__(self, token: str) -> None:
         self._token = token.encode("utf-8")
         self._decider: Optional[Decider] = None
+        self._sweeper: "Optional[asyncio.Task[None]]" = None
 
     @property
     def ready(self) -> bool:
@@ -138,7 +139,7 @@ class FanAssistantInput(InputChannel):
         self._decider = Decider.load(model_path, agent.domain.responses)
         if not self._decider.checked:
             logger.warning("model server: no vocabulary or embeddings beside %s: out-of-domain checks are off (train with `python -m addons.train`)", model_path.name)
-        app.add_task(self._sweep(trackers))
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(trackers))
 
     @staticmethod
     async def _sweep(trackers: ExpiringInMemoryTrackerStore) -> None:
@@ -160,6 +161,11 @@ class FanAssistantInput(InputChannel):
         @webhook.listener("after_server_start")
         async def prepare(app: Any, _loop: Any) -> None:
             await self._prepare(app)
+
+        @webhook.listener("before_server_stop")
+        async def stop_sweeping(app: Any, _loop: Any) -> None:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
