@@ -1,5 +1,6 @@
-"""Issue 14's model-independent parts: the one normal form, yes/no parsing, the typo speller,
-the nearest-neighbour vote, and the `[assistant] languages` key."""
+"""Issue 14's model-independent parts: the one normal form, yes/no parsing and the
+`[assistant] languages` key (the typo speller and the nearest-neighbour vote are tested in the
+model server's environment: rasa_project/addons/tests/test_parts.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from typing import Optional
 import pytest
 
 from bot.config import ConfigError, load_config
-from bot.engine.ood import Neighbours
-from bot.engine.spelling import Speller
 from bot.guards import yes_or_no
 from bot.normalize import normalize
 
@@ -53,20 +52,6 @@ def test_normalize_is_idempotent() -> None:
 )
 def test_yes_or_no(text: str, answer: Optional[bool]) -> None:
     assert yes_or_no(text) is answer
-
-
-def test_speller_corrects_only_unknown_words_to_training_words() -> None:
-    speller = Speller(["episode", "buffering", "phone", "video"], ["the", "keeps", "on", "my", "greenland", "live"])
-    assert speller.correct("the vidoe keeps bufering on my phnoe") == "the video keeps buffering on my phone"
-    assert speller.correct("live on greenland") == "live on greenland"  # known words pass unchanged
-    assert speller.correct("xyzzy") == "xyzzy"  # nothing close: unchanged
-
-
-def test_the_vote_can_overrule_a_narrow_classifier_lead_but_not_a_clear_one() -> None:
-    near = Neighbours(0.7, "faq_schedule", 0.2, (("faq_schedule", 0.8), ("faq_merch", 0.2)))
-    assert near.combined({"faq_merch": 0.45, "faq_schedule": 0.35}) == "faq_schedule"
-    assert near.combined({"faq_merch": 0.95, "faq_schedule": 0.03}) == "faq_merch"
-    assert near.combined({"faq_merch": 0.45, "faq_schedule": 0.35}, weight=0.0) == "faq_merch"
 
 
 def _config(tmp_path: Path, body: str):  # type: ignore[no-untyped-def]

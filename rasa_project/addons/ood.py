@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from bot.engine.spelling import Speller
+from addons.spelling import Speller
 
 #: Minimum cosine similarity to the nearest in-domain training example. Measured
 #: (docs/benchmarks.md, bench/offtopic_eval.py + `bot audit nlu`): 0.50 gave off-topic fallback
@@ -41,7 +41,7 @@ def embeddings_file(model_path: Path) -> Path:
 
 def write_embeddings(examples: Iterable[tuple[str, str]], model_path: Path) -> int:
     """Embeds every (intent, text) training example; returns how many."""
-    from bot.engine.encoder import shared_encoder
+    from addons.encoder import shared_encoder
 
     pairs = list(examples)
     vectors = shared_encoder().encode(text for _, text in pairs)
@@ -79,7 +79,7 @@ class DomainGate:
         """The gate for a model, or None (gate off) for a model trained without embeddings.
 
         `training_words` (the model's vocabulary) turns on spelling correction for the encoder."""
-        from bot.engine.encoder import shared_encoder
+        from addons.encoder import shared_encoder
 
         path = embeddings_file(model_path)
         if not path.is_file():
@@ -90,7 +90,7 @@ class DomainGate:
             return cls(data["vectors"], data["intents"], speller)
 
     def neighbours(self, text: str) -> Neighbours:
-        from bot.engine.encoder import shared_encoder
+        from addons.encoder import shared_encoder
 
         if self._speller is not None:
             text = self._speller.correct(text)

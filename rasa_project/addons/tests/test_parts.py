@@ -1,0 +1,20 @@
+"""The model-independent parts of the out-of-domain checks: the typo speller and the vote."""
+
+from __future__ import annotations
+
+from addons.ood import Neighbours
+from addons.spelling import Speller
+
+
+def test_speller_corrects_only_unknown_words_to_training_words() -> None:
+    speller = Speller(["episode", "buffering", "phone", "video"], ["the", "keeps", "on", "my", "greenland", "live"])
+    assert speller.correct("the vidoe keeps bufering on my phnoe") == "the video keeps buffering on my phone"
+    assert speller.correct("live on greenland") == "live on greenland"  # known words pass unchanged
+    assert speller.correct("xyzzy") == "xyzzy"  # nothing close: unchanged
+
+
+def test_the_vote_can_overrule_a_narrow_classifier_lead_but_not_a_clear_one() -> None:
+    near = Neighbours(0.7, "faq_schedule", 0.2, (("faq_schedule", 0.8), ("faq_merch", 0.2)))
+    assert near.combined({"faq_merch": 0.45, "faq_schedule": 0.35}) == "faq_schedule"
+    assert near.combined({"faq_merch": 0.95, "faq_schedule": 0.03}) == "faq_merch"
+    assert near.combined({"faq_merch": 0.45, "faq_schedule": 0.35}, weight=0.0) == "faq_merch"
