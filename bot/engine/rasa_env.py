@@ -59,7 +59,7 @@ class RasaEnvironment:
         """`rasa run` with the project's channel and tracker store; Rasa's REST API stays off
         (no `--enable-api`), so nothing can read a tracker."""
         command = [
-            str(self.python.absolute()), "-m", "rasa", "run",
+            str(self.python.absolute()), "-m", "addons.serve", "run",  # `rasa run`, skops imported first
             "--model", str(model_path.absolute()),
             "--credentials", "credentials.yml",
             "--endpoints", "endpoints.yml",

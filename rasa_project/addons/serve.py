@@ -1,0 +1,27 @@
+"""`rasa run`: Rasa's own command line, unchanged, with one import made first.
+
+skops (which stores the logistic regression) scans every loaded module the first time it is
+imported; after TensorFlow is loaded that scan took about 5 s of the server's start, before
+it, well under one (measured with `bench/model_costs.py`). `rasa run` imports TensorFlow
+before any add-on is loaded, so this entry point imports skops first and then hands the
+command line to `rasa.__main__.main`, exactly as the `rasa` script does.
+
+Usage: `python -m addons.serve run --model ... --credentials ... --endpoints ...`
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    import skops.io  # noqa: F401  # before TensorFlow: see the module docstring
+
+    from rasa.__main__ import main as rasa_main
+
+    sys.argv[0] = "rasa"
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()
