@@ -27,7 +27,8 @@ from bot.engine.remote import ModelServerEngine
 logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-#: Seconds between "still loading" lines while the model loads.
+#: Seconds before the first progress line, and between "still loading" lines.
+FIRST_PROGRESS_SECONDS = 1.0
 PROGRESS_EVERY_SECONDS = 5.0
 #: Restart backoff after a crash: 1, 2, 4 ... seconds, at most this.
 MAX_BACKOFF_SECONDS = 30.0
@@ -123,8 +124,8 @@ class ModelServerChild:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _wait_ready(self, engine: ModelServerEngine, process: asyncio.subprocess.Process, started: float) -> bool:
-        self._progress(f"loading the dialogue model {self._model_path.name} (the bot already serves commands)")
-        next_line = started + PROGRESS_EVERY_SECONDS
+        # The first line after a second: a start-up error (a platform unreachable) stays one line.
+        next_line, first = started + FIRST_PROGRESS_SECONDS, True
         while process.returncode is None:
             if await engine.ready(self.url):
                 return True
@@ -133,8 +134,11 @@ class ModelServerChild:
                 logger.error("the model server was not ready within %.0f s", self._start_timeout)
                 return False
             if now >= next_line:
-                self._progress(f"still loading the dialogue model ({now - started:.0f} s)")
-                next_line += PROGRESS_EVERY_SECONDS
+                if first:
+                    self._progress(f"loading the dialogue model {self._model_path.name} (the bot already serves commands)")
+                else:
+                    self._progress(f"still loading the dialogue model ({now - started:.0f} s)")
+                next_line, first = now + PROGRESS_EVERY_SECONDS, False
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(process.wait(), 0.25)
         return False

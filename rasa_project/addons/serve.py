@@ -15,7 +15,15 @@ import sys
 
 
 def main() -> None:
+    import warnings
+
+    import sanic  # noqa: F401  # on import it turns DeprecationWarnings back on, whatever PYTHONWARNINGS says
     import skops.io  # noqa: F401  # before TensorFlow: see the module docstring
+
+    warnings.filterwarnings("ignore")  # Rasa's and TensorFlow's import-time warnings: noise in the operator's log
+    # Rasa shows every UserWarning "once" from its command line on; matplotlib (imported by Rasa)
+    # raises pyparsing's, which are UserWarnings, on first use: have them now, silenced.
+    import matplotlib.font_manager  # noqa: F401
 
     from rasa.__main__ import main as rasa_main
 

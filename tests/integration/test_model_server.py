@@ -236,3 +236,65 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
         assert not _alive(restarted), "the model server stops with the bot"
         for private in ("episode", "password", fan):
             assert private not in text
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as an operator's own CA would issue one."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "model-server.test")])
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = folder / "server.pem", folder / "server.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+async def test_a_model_server_on_tls_is_reached_with_the_configured_ca_and_refused_without(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    """Encryption in transit for a model server on another host: `rasa run --ssl-certificate`,
+    and the bot's `[engine] ca_file`; without the CA the bot refuses the server (never plain
+    trust), and the fan gets the honest error."""
+    from bot.config import load_config
+    from bot.engine import EngineUnavailable
+    from bot.engine.lifecycle import open_engine
+    from bot.engine.child import free_port
+    from tests.integration.conftest import PROJECT, RASA
+
+    cert, key = _self_signed(tmp_path)
+    port, token = free_port(), f"tls-{uuid.uuid4().hex}"
+    process = subprocess.Popen(
+        RASA.serve_command(trained_model, "127.0.0.1", port, cert, key), cwd=PROJECT,
+        env=RASA.environment(token, 1800), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"https://127.0.0.1:{port}"
+        env = {"BOT_ENGINE_TOKEN": token}
+        with_ca = load_config(assignments=[f"engine.url={url}", f"engine.ca_file={cert}", "engine.start_timeout_seconds=240"])
+        async with open_engine(with_ca, wait_ready=True, environ=env) as engine:
+            assert (await engine.respond("tls-fan", "hello")).intent == "greet"
+        without_ca = load_config(assignments=[f"engine.url={url}"])
+        async with open_engine(without_ca, environ=env) as engine:
+            with pytest.raises(EngineUnavailable):
+                await engine.respond("tls-fan", "hello")
+    finally:
+        process.terminate()
+        process.wait(20)
