@@ -137,6 +137,7 @@ async def _serve(config: Config) -> None:
     from bot.privacy.health import watch_health
     from bot.privacy.retention import purge_forever
     from bot.privacy.secrets import load_secrets
+    from connectors.health import HealthServer, Readiness
     from connectors.launch import configured_platforms, serve
 
     platforms = configured_platforms(config)
@@ -152,12 +153,18 @@ async def _serve(config: Config) -> None:
             retention = asyncio.create_task(
                 purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
             )
-            health = asyncio.create_task(watch_health(store))
+            readiness = Readiness(engine)
+            health = asyncio.create_task(watch_health(store, report=lambda problem: setattr(readiness, "store_problem", problem)))
+            endpoint = HealthServer(readiness, config.health.host, config.health.port) if config.health.port else None
+            if endpoint is not None:
+                await endpoint.start()
             try:
                 await serve(bot, platforms)
             finally:
                 retention.cancel()
                 health.cancel()
+                if endpoint is not None:
+                    await endpoint.aclose()
     finally:
         await store.aclose()
 

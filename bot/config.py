@@ -247,6 +247,15 @@ class SecretsSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    """`/healthz` and `/readyz` over HTTP for supervisors and load balancers (`bot run` with platforms)."""
+
+    #: 0: off.
+    port: int = _check(_port_or_zero, default=0)
+    host: str = _check(_non_empty, default="127.0.0.1")
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = _check(_log_level, default="WARNING")
 
@@ -262,6 +271,7 @@ class Config:
     slack: SlackSettings = field(default_factory=SlackSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
 
