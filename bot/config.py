@@ -87,14 +87,28 @@ class RasaSettings:
     environment: Path = _check(_non_empty, default=Path("rasa_project/.venv"))
 
 
+def _server_url_ok(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0 and not parts.query
+    except ValueError:  # a port out of range, e.g. :99999
+        return False
+
+
 def _server_urls(value: Any) -> Optional[str]:
     urls = [value] if isinstance(value, str) else list(value)
-    bad = [url for url in urls if url and not (str(url).startswith(("http://", "https://")) and str(url).partition("://")[2].strip("/"))]
+    bad = [url for url in urls if url and not _server_url_ok(str(url))]
     if bad:
         return f"must be http:// or https:// URLs of model servers (bad: {bad[0]!r})"
     if len({str(url).rstrip("/") for url in urls}) != len(urls):
         return "lists a model server twice"
     return None
+
+
+def _finite_positive(value: Any) -> Optional[str]:
+    return None if 0 < value < float("inf") else "must be a finite number greater than 0"
 
 
 def _optional_file(value: Any) -> Optional[str]:
@@ -114,7 +128,7 @@ class EngineSettings:
     #: Several model servers: fans are spread over them by pseudonym (sticky), with failover.
     urls: tuple[str, ...] = _check(_server_urls, default=())
     #: A model answer slower than this gets the fan an honest error instead.
-    timeout_seconds: float = _check(_positive, default=10.0)
+    timeout_seconds: float = _check(_finite_positive, default=10.0)
     #: CA certificate(s) that signed the model servers' TLS certificates; empty: the system's.
     ca_file: str = _check(_optional_file, default="")
     #: The embedded server's loopback port; 0: a free one.

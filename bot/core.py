@@ -217,7 +217,7 @@ class Bot:
     ) -> Exchange:
         text = incoming.text.strip()
         limit = min(self._settings.max_message_chars, max_chars or self._settings.max_message_chars)
-        if not text:
+        if not normalize(text).strip():  # nothing but spaces or invisible characters (U+200B, U+FEFF...)
             what = "Attachments aren't something I can read" if incoming.attachments else "Your message was empty"
             return Exchange([Outgoing(Kind.ERROR, f"{what}: please send your question as text.")])
         if len(text) > limit:
