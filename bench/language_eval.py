@@ -64,7 +64,7 @@ def main() -> None:
         rate(path.name, texts)
         english += texts
     for name in ("off_topic_dev.txt", "bot_challenge_dev.txt"):
-        texts = [l.strip() for l in (eval_dir / name).read_text(encoding="utf-8").splitlines() if l.strip()]
+        texts = [line.strip() for line in (eval_dir / name).read_text(encoding="utf-8").splitlines() if line.strip()]
         rate(name, texts)
         english += texts
     rate("all English lines above", english)

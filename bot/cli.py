@@ -15,9 +15,10 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional
 
 from bot.config import LOG_LEVELS, Config, ConfigError, load_config
 from bot.engine import ModelMissingError
@@ -185,7 +186,7 @@ async def _replay(config: Config, script: str, out_path: Optional[Path], store_u
     with contextlib.ExitStack() as stack:
         try:
             # Binary: each line is decoded on its own, so invalid UTF-8 is one skipped line.
-            source = sys.stdin.buffer if script == "-" else stack.enter_context(open(script, "rb"))
+            source = sys.stdin.buffer if script == "-" else stack.enter_context(open(script, "rb"))  # noqa: ASYNC230 - opened once, before the replay starts
         except OSError as error:
             raise OperatorError(f"cannot read {script}: {error.strerror}") from None
         out = sys.stdout if out_path is None else stack.enter_context(out_path.open("w", encoding="utf-8"))

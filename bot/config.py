@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 try:  # Python 3.11+ has tomllib; 3.10 (Rasa's ceiling) needs tomli.
     import tomllib  # type: ignore[import-not-found]

@@ -12,8 +12,9 @@ import asyncio
 import io
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Optional
 
 import discord
 import yarl
@@ -24,12 +25,21 @@ from bot.core import Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys
-from connectors.outbox import Unreachable
 from connectors.discord_desk import DiscordDesk
 from connectors.discord_errors import delivery_errors
-from connectors.discord_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
+from connectors.discord_render import (
+    ANSWER_NO,
+    ANSWER_YES,
+    CANCEL_ERASURE,
+    CONFIRM_ERASURE,
+    NO_PINGS,
+    TICKET_ACTION_PREFIX,
+    buttons,
+    render,
+)
 from connectors.discord_text import to_plain
 from connectors.long_results import as_file
+from connectors.outbox import Unreachable
 from connectors.router import Router
 
 logger = logging.getLogger(__name__)

@@ -14,14 +14,24 @@ Who may act: members holding `[discord] moderator_role`; this desk's rule only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import discord
 
 from bot.core import Bot
 from bot.handoff.actions import (
-    Claim, DeskAction, DeskLineError, ModeratorAction, Reply, Resolve, Takeover, Transfer, TransferRequest, parse_line,
+    Claim,
+    DeskAction,
+    DeskLineError,
+    ModeratorAction,
+    Reply,
+    Resolve,
+    Takeover,
+    Transfer,
+    TransferRequest,
+    parse_line,
 )
 from bot.handoff.desk import ERASED_TEXT, Removal
 from bot.handoff.locations import DeskLocation, DeskPost

@@ -9,7 +9,7 @@ date (Discord docs, Reference, "Message Formatting").
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import discord
 
@@ -29,7 +29,7 @@ def to_plain(message: discord.Message, text: str | None = None, client: discord.
         if emoji is not None:
             return f":{emoji}:"
         if stamp is not None:
-            return datetime.fromtimestamp(int(stamp), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            return datetime.fromtimestamp(int(stamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
         number = int(ident)
         if kind in ("@", "@!"):
             return f"@{people[number]}" if number in people else SOMEONE

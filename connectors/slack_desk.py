@@ -18,15 +18,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Optional, Sequence
+from typing import Any, Optional
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import Bot
 from bot.handoff.actions import (
-    Claim, DeskAction, DeskLineError, ModeratorAction, Reply, Resolve, Takeover, Transfer, TransferRequest, parse_line,
+    Claim,
+    DeskAction,
+    DeskLineError,
+    ModeratorAction,
+    Reply,
+    Resolve,
+    Takeover,
+    Transfer,
+    TransferRequest,
+    parse_line,
 )
 from bot.handoff.desk import ERASED_TEXT, Removal
 from bot.handoff.locations import DeskLocation, DeskPost

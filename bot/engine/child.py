@@ -18,8 +18,9 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from bot.engine.rasa_env import RasaEnvironment
 from bot.engine.remote import ModelServerEngine
@@ -153,7 +154,7 @@ class ModelServerChild:
         process.terminate()
         try:
             return await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             return await process.wait()
 

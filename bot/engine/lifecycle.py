@@ -12,7 +12,8 @@ import contextlib
 import os
 import ssl
 import sys
-from typing import AsyncIterator, Mapping, Optional
+from collections.abc import AsyncIterator, Mapping
+from typing import Optional
 
 from bot.config import Config
 from bot.engine import ModelMissingError

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from sqlalchemy import DateTime, Integer, String, delete, exists, func, insert, literal, select, text, update
 from sqlalchemy.engine import Connection
@@ -31,8 +32,8 @@ from bot.handoff.locations import DeskLocation, DeskPost
 from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status, next_status
 from bot.messages import Address, Kind
 from bot.privacy import crypto
-from bot.privacy.schema import desk_posts, desk_removals, preferences, tickets, turns
 from bot.privacy.audit import APPEND_ATTEMPTS
+from bot.privacy.schema import desk_posts, desk_removals, preferences, tickets, turns
 from bot.privacy.store import TranscriptStore
 
 ACTIVE_VALUES = [status.value for status in ACTIVE]

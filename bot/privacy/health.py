@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 from bot.privacy.store import TranscriptStore
 

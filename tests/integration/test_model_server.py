@@ -11,8 +11,8 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -288,7 +288,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "model-server.test")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     certificate = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
@@ -313,8 +313,8 @@ async def test_a_model_server_on_tls_is_reached_with_the_configured_ca_and_refus
     trust), and the fan gets the honest error."""
     from bot.config import load_config
     from bot.engine import EngineUnavailable
-    from bot.engine.lifecycle import open_engine
     from bot.engine.child import free_port
+    from bot.engine.lifecycle import open_engine
     from tests.integration.conftest import PROJECT, RASA
 
     cert, key = _self_signed(tmp_path)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -42,7 +43,7 @@ class Server:
             return await self._message(request)
         return web.json_response(GOOD)
 
-    async def start(self) -> "Server":
+    async def start(self) -> Server:
         app = web.Application()
         app.router.add_post(CHANNEL_PATH + "/{route}", self._route)
         app.router.add_get(CHANNEL_PATH + "/", lambda _: web.json_response({"status": "ok"}))

@@ -10,7 +10,6 @@ its length, so a check costs one or two `parse` + `is_valid_number` calls (about
 
 from __future__ import annotations
 
-
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
