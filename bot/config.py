@@ -10,15 +10,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
-
-try:  # Python 3.11+ has tomllib; 3.10 (Rasa's ceiling) needs tomli.
-    import tomllib  # type: ignore[import-not-found]
-except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
-    import tomli as tomllib
 
 ENV_PREFIX = "BOT_"
 #: `BOT_*` variables that are not settings; every other one that looks like a setting

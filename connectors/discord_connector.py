@@ -264,7 +264,7 @@ class DiscordConnector:
             replies = await self._bot.handle(incoming, self.max_message_chars, receipts=True)
             await self._router.deliver(replies, answer, incoming.address, self._bot)
         finally:
-            self._in_flight.discard(task)  # type: ignore[arg-type]
+            self._in_flight.discard(task)
 
     # To Discord ----------------------------------------------------------------------------------
     # Every send below turns Discord's refusals into the outbox's terms (`delivery_errors`), so
@@ -275,7 +275,7 @@ class DiscordConnector:
         view = buttons(reply)
         with delivery_errors():
             for index, piece in enumerate(pieces):
-                extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+                extra: dict[str, Any] = {"view": view} if view is not None and index == len(pieces) - 1 else {}
                 await message.reply(piece, mention_author=False, allowed_mentions=NO_PINGS, **extra)
 
     @staticmethod
@@ -290,10 +290,10 @@ class DiscordConnector:
                                                 ephemeral=True, allowed_mentions=NO_PINGS)
                 return
             for index, piece in enumerate(pieces):
-                extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+                extra: dict[str, Any] = {"view": view} if view is not None and index == len(pieces) - 1 else {}
                 await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS, **extra)
 
-    async def _dm(self, user: discord.abc.User, reply: Outgoing) -> bool:
+    async def _dm(self, user: discord.User | discord.Member, reply: Outgoing) -> bool:
         """False when the fan's DMs are closed (logged without content)."""
         try:
             with delivery_errors():
@@ -306,7 +306,7 @@ class DiscordConnector:
                     await channel.send(note, file=discord.File(io.BytesIO(result.content), filename=result.filename), allowed_mentions=NO_PINGS)
                     return True
                 for index, piece in enumerate(pieces):
-                    extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+                    extra: dict[str, Any] = {"view": view} if view is not None and index == len(pieces) - 1 else {}
                     await channel.send(piece, allowed_mentions=NO_PINGS, **extra)
             return True
         except Unreachable as refused:

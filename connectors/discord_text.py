@@ -34,7 +34,7 @@ def to_plain(message: discord.Message, text: str | None = None, client: discord.
         if kind in ("@", "@!"):
             return f"@{people[number]}" if number in people else SOMEONE
         if kind == "@&":
-            role = roles.get(number) or (guild.get_role(number).name if guild and guild.get_role(number) else "")
+            role = roles.get(number) or (found.name if guild and (found := guild.get_role(number)) else "")
             return f"@{role}" if role else "@role"
         channel = guild.get_channel_or_thread(number) if guild else (client.get_channel(number) if client else None)
         name = getattr(channel, "name", None)

@@ -311,7 +311,7 @@ class SlackConnector:
             replies = await self._bot.handle(incoming, self.max_message_chars, receipts=True)
             await self._router.deliver(replies, answer, incoming.address, self._bot)
         finally:
-            self._in_flight.discard(task)  # type: ignore[arg-type]
+            self._in_flight.discard(task)
 
     # To Slack ---------------------------------------------------------------------------------
     # Every send below turns Slack's refusals into the outbox's terms (`delivery_errors`), so

@@ -112,7 +112,7 @@ class ModelServerChild:
                 engine.starting = False
                 self._ready.set()
                 self._progress(f"dialogue model ready after {time.monotonic() - started:.1f} s")
-                code = await self._process.wait()
+                code: Optional[int] = await self._process.wait()
                 if time.monotonic() - started > 60:
                     backoff = 1.0
             else:

@@ -751,7 +751,7 @@ class TranscriptStore:
             self._drain_spool()  # spooled turns of this fan are erased with the rest
             self._drop_cached(fan)
             with self._engine.begin() as connection:
-                job = connection.execute(
+                job = connection.execute(  # type: ignore[index]  # an executed INSERT always has its key
                     insert(erasures).values(fan=fan, actor=actor, requested_at=datetime.utcnow())
                 ).inserted_primary_key[0]
             return self._execute_erasure(int(job), fan, actor)
