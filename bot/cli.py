@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="shortcut for --set logging.level=LEVEL")
     parser.add_argument("--model", type=Path, help="shortcut for --set rasa.model_path=PATH")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("run", help="serve every configured platform (the console chat when none is)")
+    run = commands.add_parser("run", help="serve every configured platform (the console chat when none is)")
+    run.add_argument("--no-slack", action="store_true", help="do not serve Slack on this worker (shortcut for --set slack.enabled=false)")
+    run.add_argument("--no-discord", action="store_true", help="do not serve Discord on this worker (shortcut for --set discord.enabled=false)")
     commands.add_parser("chat", help="chat with the assistant in this terminal")
     replay = commands.add_parser("replay", help="play a JSONL script, print one JSON line per bot message")
     replay.add_argument("script", help="input .jsonl file, or - for standard input")
@@ -85,6 +87,9 @@ def _config(args: argparse.Namespace) -> Config:
         assignments.append(f"logging.level={args.log_level}")
     if args.model:
         assignments.append(f"rasa.model_path={args.model}")
+    for platform in ("slack", "discord"):
+        if getattr(args, f"no_{platform}", False):
+            assignments.append(f"{platform}.enabled=false")
     return load_config(args.config, assignments=assignments)
 
 
@@ -108,6 +113,7 @@ def _interactive() -> bool:
 
 async def _serve_console(config: Config) -> None:
     from bot.app import build_bot, local_secrets, open_store
+    from bot.leader import JOBS, leader_lock, while_leading
     from bot.privacy.retention import purge_forever
     from connectors.console import ConsoleConnector
 
@@ -119,14 +125,17 @@ async def _serve_console(config: Config) -> None:
         # waits for the model, so its lines get the model's answers (as `bot replay` does).
         async with open_engine(config, wait_ready=not _interactive()) as engine:
             bot = build_bot(config, secrets, engine, store)
+            jobs = leader_lock(config.store.url, JOBS)  # a `bot run` beside it on PostgreSQL may lead
             retention = asyncio.create_task(
-                purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
+                while_leading(jobs, lambda: purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60))
             )
             connector = ConsoleConnector()
             try:
                 await connector.run(bot)
             finally:
                 retention.cancel()
+                await asyncio.gather(retention, return_exceptions=True)
+                await jobs.aclose()
                 await connector.aclose()
     finally:
         await store.aclose()
@@ -135,14 +144,18 @@ async def _serve_console(config: Config) -> None:
 async def _serve(config: Config) -> None:
     """Every platform whose token is set; the console chat when none is."""
     from bot.app import build_bot, open_store
+    from bot.leader import while_leading
     from bot.privacy.health import watch_health
     from bot.privacy.retention import purge_forever
     from bot.privacy.secrets import load_secrets
     from connectors.health import HealthServer, Readiness
-    from connectors.launch import configured_platforms, serve
+    from connectors.launch import check_platform_choice, configured_platforms, serve, worker_locks
 
-    platforms = configured_platforms(config)
+    check_platform_choice(config)
+    locks = worker_locks(config)  # nothing connects before the store is open
+    platforms = configured_platforms(config, locks=locks)
     if not platforms.connectors:
+        await locks.aclose()
         await _serve_console(config)
         return
     require_model(config)
@@ -151,22 +164,24 @@ async def _serve(config: Config) -> None:
     try:
         async with open_engine(config) as engine:  # connectors serve commands while the model loads
             bot = build_bot(config, secrets, engine, store)
-            retention = asyncio.create_task(
-                purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
+            retention = asyncio.create_task(  # in one process across workers (bot.leader)
+                while_leading(locks.jobs, lambda: purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60))
             )
-            readiness = Readiness(engine)
+            readiness = Readiness(engine, connectors=platforms.connectors)
             health = asyncio.create_task(watch_health(store, report=lambda problem: setattr(readiness, "store_problem", problem)))
             endpoint = HealthServer(readiness, config.health.host, config.health.port) if config.health.port else None
             if endpoint is not None:
                 await endpoint.start()
             try:
-                await serve(bot, platforms)
+                await serve(bot, platforms, jobs=locks.jobs)
             finally:
                 retention.cancel()
                 health.cancel()
+                await asyncio.gather(retention, health, return_exceptions=True)
                 if endpoint is not None:
                     await endpoint.aclose()
     finally:
+        await locks.aclose()
         await store.aclose()
 
 

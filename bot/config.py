@@ -231,6 +231,8 @@ def _path(value: Any) -> Optional[str]:
 class SlackSettings:
     """Tokens come from SLACK_BOT_TOKEN, SLACK_APP_TOKEN and SLACK_SIGNING_SECRET only."""
 
+    #: false: this worker does not serve Slack even with its tokens set (`bot run --no-slack`).
+    enabled: bool = _check(_no_check, default=True)
     mode: str = _check(_one_of("socket", "http"), default="socket")
     http_port: int = _check(_port, default=3000)
     http_path: str = _check(_path, default="/slack/events")
@@ -244,6 +246,8 @@ class SlackSettings:
 class DiscordSettings:
     """The token comes from DISCORD_TOKEN only."""
 
+    #: false: this worker does not serve Discord even with its token set (`bot run --no-discord`).
+    enabled: bool = _check(_no_check, default=True)
     api_base_url: str = _check(_http_url, env="DISCORD_API_BASE_URL", default="https://discord.com/api/v10")
     gateway_url: str = _check(_ws_url, env="DISCORD_GATEWAY_URL", default="wss://gateway.discord.gg")
     #: Sync slash commands to this guild (instant); empty: globally (Discord may take up to an hour).

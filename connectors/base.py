@@ -10,6 +10,7 @@ from typing import Optional, Protocol
 import aiohttp
 
 from bot.core import Bot
+from connectors.health import Link
 
 #: What `unreachable` turns into one line: the network failing under an SDK's HTTP call.
 #: Both SDKs speak HTTP through aiohttp.
@@ -53,3 +54,6 @@ class Connector(Protocol):
 
     async def aclose(self) -> None:
         """Stops serving; safe to call more than once."""
+
+    async def link(self) -> Link:
+        """Whether it is connected to its platform now, for `/readyz`."""

@@ -17,6 +17,7 @@ from bot.disclosure import CONSOLE_AI_PREFIX
 from bot.handoff.actions import DeskLineError, ModeratorAction, console_action
 from bot.handoff.desk import ConsoleDesk
 from bot.messages import Incoming, Outgoing
+from connectors.health import Link
 
 PROMPT = "you> "
 #: Marks a moderator's line in `bot chat`; a fan has no reason to start a message with it.
@@ -139,6 +140,9 @@ class ConsoleConnector:
         while True:
             await asyncio.sleep(every_seconds)
             await self._deliver(await bot.expire_handoffs())
+
+    async def link(self) -> Link:
+        return Link(True)  # a terminal is always there
 
     async def aclose(self) -> None:
         self._closed.set()

@@ -38,6 +38,7 @@ from connectors.discord_render import (
     render,
 )
 from connectors.discord_text import to_plain
+from connectors.health import Link
 from connectors.long_results import as_file
 from connectors.outbox import Unreachable
 from connectors.router import Router
@@ -137,6 +138,16 @@ class DiscordConnector:
             await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
         if not self.client.is_closed():
             await self.client.close()
+
+    async def link(self) -> Link:
+        """For `/readyz`: the gateway session is up (READY received, socket open)."""
+        client = self.client
+        return Link(client.is_ready() and not client.is_closed() and client.ws is not None and client.ws.open)
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether REST calls can be made: logged in (the gateway may be reconnecting)."""
+        return self.client.user is not None and not self.client.is_closed()
 
     async def reset(self) -> None:
         """After a crash: close the client and clear its state, so `run` logs in afresh

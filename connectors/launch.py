@@ -1,7 +1,14 @@
 """`bot run` with platforms: every connector whose tokens are set, one desk, one bot.
 
 Platform tokens switch a connector on; with none set, `bot run` is the console chat.
+`[slack] enabled = false` / `[discord] enabled = false` (`bot run --no-slack`, `--no-discord`)
+keep a worker off a platform whose tokens are set, so workers can split the platforms.
 Real deployments need real keys: the generated dev keys are for the console only.
+
+Across several workers on one PostgreSQL, the desk's background work runs in one of them
+(the `background-jobs` leader, `bot.leader`) and the Discord gateway in one of them
+(`connectors.discord_gateway`). With the desk on Discord both are the same lock: only the
+worker connected to Discord can post to that desk.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from bot.config import Config, ConfigError
 from bot.core import Bot
 from bot.handoff.actions import DeskLineError, ModeratorAction
 from bot.handoff.desk import ConsoleDesk
+from bot.leader import DISCORD_GATEWAY, JOBS, Leadership, SoleProcess, hold, leader_lock
 from connectors.base import Connector
 from connectors.console import DESK_FORMAT, desk_line, parse_desk_line, render
 from connectors.router import Router
@@ -28,6 +36,30 @@ from connectors.supervise import supervise
 logger = logging.getLogger(__name__)
 
 TIMEOUT_CHECK_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class WorkerLocks:
+    """The leader locks of one `bot run` process (see the module)."""
+
+    jobs: Leadership
+    discord_gateway: Leadership
+
+    async def aclose(self) -> None:
+        await self.jobs.aclose()
+        if self.discord_gateway is not self.jobs:
+            await self.discord_gateway.aclose()
+
+
+def worker_locks(config: Config) -> WorkerLocks:
+    """Advisory locks on PostgreSQL, always held on SQLite (one process per store)."""
+    gateway = leader_lock(config.store.url, DISCORD_GATEWAY)
+    jobs = gateway if config.handoff.desk.startswith("discord:") else leader_lock(config.store.url, JOBS)
+    return WorkerLocks(jobs, gateway)
+
+
+def _single_process_locks() -> WorkerLocks:
+    return WorkerLocks(SoleProcess(JOBS), SoleProcess(DISCORD_GATEWAY))
 
 
 @dataclass
@@ -39,15 +71,36 @@ class Platforms:
     console_desk: Optional[ConsoleDeskInput] = None
 
 
-def configured_platforms(config: Config, environ: Mapping[str, str] = os.environ, **overrides: Any) -> Platforms:
-    """Builds (without connecting) every connector whose token is set; a one-line
-    `ConfigError` when the desk names a platform that is not configured."""
+def check_platform_choice(config: Config) -> None:
+    """One line for a worker told to serve nothing, or to run without its desk's platform."""
+    if not config.slack.enabled and not config.discord.enabled:
+        raise ConfigError(
+            "slack.enabled and discord.enabled are both false (--no-slack --no-discord): this worker would serve "
+            "no platform; use `bot chat` for the console"
+        )
+    desk_platform = config.handoff.desk.partition(":")[0]
+    for platform, settings, flag in (("slack", config.slack, "--no-slack"), ("discord", config.discord, "--no-discord")):
+        if desk_platform == platform and not settings.enabled:
+            raise ConfigError(
+                f"handoff.desk is {config.handoff.desk!r} but {platform} is switched off on this worker "
+                f"({flag} or {platform}.enabled = false): a worker needs its desk's platform"
+            )
+
+
+def configured_platforms(
+    config: Config, environ: Mapping[str, str] = os.environ, locks: Optional[WorkerLocks] = None, **overrides: Any
+) -> Platforms:
+    """Builds (without connecting) every enabled connector whose token is set; a one-line
+    `ConfigError` when the desk names a platform that is not configured or switched off.
+    Discord runs under `locks.discord_gateway` (`connectors.discord_gateway`)."""
+    check_platform_choice(config)
+    locks = locks or _single_process_locks()
     platforms = Platforms(router=Router(expiry_seconds=config.assistant.reply_expiry_seconds))
     desk_platform, _, desk_channel = config.handoff.desk.partition(":")
 
     from connectors.slack_connector import SlackConnector, SlackTokens
 
-    slack_tokens = SlackTokens.from_env(environ, config.slack)
+    slack_tokens = SlackTokens.from_env(environ, config.slack) if config.slack.enabled else None
     if slack_tokens is not None:
         slack = SlackConnector(
             config.slack, slack_tokens, platforms.router, desk_channel if desk_platform == "slack" else None, **overrides.get("slack", {})
@@ -56,12 +109,17 @@ def configured_platforms(config: Config, environ: Mapping[str, str] = os.environ
         platforms.router.add_platform(slack.name, slack)
         platforms.router.desk = slack.desk or platforms.router.desk
 
-    discord_token = environ.get("DISCORD_TOKEN", "").strip()
+    discord_token = environ.get("DISCORD_TOKEN", "").strip() if config.discord.enabled else ""
     if discord_token:
         from connectors.discord_connector import DiscordConnector
+        from connectors.discord_gateway import GatewayHolder
 
-        discord = DiscordConnector(
-            config.discord, discord_token, platforms.router, desk_channel if desk_platform == "discord" else None, **overrides.get("discord", {})
+        discord = GatewayHolder(
+            DiscordConnector(
+                config.discord, discord_token, platforms.router, desk_channel if desk_platform == "discord" else None,
+                **overrides.get("discord", {}),
+            ),
+            locks.discord_gateway,
         )
         platforms.connectors.append(discord)
         platforms.router.add_platform(discord.name, discord)
@@ -120,11 +178,15 @@ class ConsoleDeskInput:
         return None
 
 
-async def _watch_timeouts(bot: Bot, router: Router, every_seconds: float) -> None:
+async def _watch_timeouts(bot: Bot, router: Router, every_seconds: float, jobs: Optional[Leadership] = None) -> None:
     """Periodic desk work: claim-timeout and silence notices, and desk messages queued for
-    deletion by `bot forget`, by retention, or by an erasure a crash interrupted."""
+    deletion by `bot forget`, by retention, or by an erasure a crash interrupted; done by the
+    `jobs` leader only (one process across workers). Idle conversations expire in each process."""
     while True:
         await asyncio.sleep(every_seconds)
+        if jobs is not None and not jobs.leading:
+            bot.expire_idle()
+            continue
         try:
             await router.deliver(await bot.expire_handoffs())
         except Exception:
@@ -146,18 +208,28 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 async def serve(
-    bot: Bot, platforms: Platforms, timeout_check_seconds: float = TIMEOUT_CHECK_SECONDS, stop: Optional[asyncio.Event] = None
+    bot: Bot,
+    platforms: Platforms,
+    timeout_check_seconds: float = TIMEOUT_CHECK_SECONDS,
+    stop: Optional[asyncio.Event] = None,
+    jobs: Optional[Leadership] = None,
 ) -> None:
     """Runs every connector, each supervised (`connectors.supervise`: a crash restarts that
     connector alone), until one fails for good (a start-up or configuration error) or stops,
-    or `stop` is set (by SIGTERM or SIGINT by default); then closes them all cleanly."""
+    or `stop` is set (by SIGTERM or SIGINT by default); then closes them all cleanly. The
+    desk's periodic work runs while this process holds `jobs` (always, when not given)."""
     if stop is None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
     runners: list[Any] = list(platforms.connectors)
     tasks = [asyncio.create_task(supervise(connector, bot), name=f"connector-{connector.name}") for connector in runners]
     stopping = asyncio.create_task(stop.wait())
-    background = [stopping, asyncio.create_task(_watch_timeouts(bot, platforms.router, timeout_check_seconds))]
+    jobs = jobs or SoleProcess(JOBS)
+    background = [
+        stopping,
+        asyncio.create_task(hold(jobs), name="jobs-leader"),
+        asyncio.create_task(_watch_timeouts(bot, platforms.router, timeout_check_seconds, jobs)),
+    ]
     if platforms.console_desk is not None:
         background.append(asyncio.create_task(platforms.console_desk.run(bot)))
     try:

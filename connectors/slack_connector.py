@@ -28,6 +28,7 @@ from bot.core import Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys, slack_message_key
+from connectors.health import Link
 from connectors.long_results import as_file
 from connectors.outbox import Unreachable
 from connectors.router import Router
@@ -181,6 +182,13 @@ class SlackConnector:
         """After a crash: close what is open, so `run` connects afresh."""
         await self.aclose()
         self._closed = asyncio.Event()
+
+    async def link(self) -> Link:
+        """For `/readyz`: listening (HTTP mode), or the Socket Mode connection open."""
+        if self._settings.mode == "http":
+            return Link(self.served and self._runner is not None)
+        socket = self._socket
+        return Link(self.served and socket is not None and bool(await socket.client.is_connected()))
 
     async def _check_token(self) -> None:
         try:
