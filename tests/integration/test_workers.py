@@ -130,7 +130,10 @@ async def test_a_lost_lock_stops_the_job_until_it_is_taken_again(database_url: s
         # The database ends the leader's session (a restart, a network cut): the job must stop.
         with admin.connect() as connection:
             connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2")
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
+                    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )
             )
         await asyncio.wait_for(runs[0].wait(), 30)
         for _ in range(600):  # nobody else holds it: the lock is taken again and the job restarts
