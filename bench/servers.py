@@ -81,11 +81,12 @@ class ModelServer:
 
 
 def start_model_server(
-    model: Path = MODEL, idle_seconds: float = 3600, extra_env: Optional[Mapping[str, str]] = None
+    model: Path = MODEL, idle_seconds: float = 3600, extra_env: Optional[Mapping[str, str]] = None, token: str = ""
 ) -> ModelServer:
     """A real model server on a free loopback port; returns once its health route says ok
-    (`ready_seconds`: from the process start to that)."""
-    port, token = free_port(), secrets.token_urlsafe(24)
+    (`ready_seconds`: from the process start to that). `token`: share one between servers
+    that one `ModelServerEngine` uses together."""
+    port, token = free_port(), token or secrets.token_urlsafe(24)
     env = RASA.environment(token, idle_seconds)
     env.update(extra_env or {})
     started = time.monotonic()
@@ -154,3 +155,19 @@ class BareRasa:
 def environ_without_bot() -> dict[str, str]:
     """This environment without the bot's own settings (a benchmark sets its own)."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
+
+
+def bot_side_settings() -> str:
+    """The switch interval and `gc.freeze` state of this process (the bot's side), against a bare
+    interpreter of the same Python (CPython 3.12 starts with a few hundred objects in its
+    permanent generation of its own)."""
+    import gc
+    import sys
+
+    bare = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", "import gc; print(gc.get_freeze_count())"], capture_output=True, text=True
+    ).stdout.strip()
+    return (
+        f"bot side: Python {sys.version.split()[0]}, switch interval {sys.getswitchinterval() * 1000:g} ms (default 5), "
+        f"objects in gc's permanent generation {gc.get_freeze_count()} (a bare interpreter: {bare}, so no gc.freeze)"
+    )

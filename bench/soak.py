@@ -1,12 +1,14 @@
 """Soak: thousands of distinct fans over Slack and Discord, then idle expiry; is memory freed?
 
-A real `bot run` process (real model, SQLite store, both connectors) against the local
-Slack (Socket Mode) and Discord stand-ins on loopback, with the conversation idle limit
-shortened. Every fan sends one message and must get exactly the AI disclosure and one
+A real `bot run` process (SQLite store, both connectors; since issue 15 the model runs in the
+model server `bot run` starts as its child, in Rasa's environment) against the local Slack
+(Socket Mode) and Discord stand-ins on loopback, with the conversation idle limit shortened
+(the model server's trackers get the same limit). Every fan sends one message and must get exactly the AI disclosure and one
 answer. The bot's resident memory (VmRSS from /proc) is read after a warm-up ("start"),
 throughout the burst ("peak") and once the idle limit has passed and a little traffic
-has let the sweeps run ("after expiry"). Target (issue 11): after expiry within 10 % of
-the start; nothing lost or duplicated. Figures only; nothing asserts on time.
+has let the sweeps run ("after expiry"); the model server's the same way, separately (the
+bot's figure is the bot's process alone). Target (issue 11): the bot's after expiry within
+10 % of the start; nothing lost or duplicated. Figures only; nothing asserts on time.
 
     .venv/bin/python bench/soak.py [--fans 5000] [--idle-seconds 30] [--concurrency 40]
 """
@@ -28,6 +30,7 @@ from typing import Awaitable, Callable
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.servers import children, load_average, rss_mb  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.testing.discord_standin import DiscordStandIn  # noqa: E402
 from bot.testing.slack_standin import SlackStandIn  # noqa: E402
@@ -37,11 +40,9 @@ QUESTIONS = ("when is the next episode?", "how do I cancel my subscription?", "m
 DISCORD_BASE = 1_400_000_000_000_000_000
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def server_rss_mb(bot_pid: int) -> float:
+    """The model server's VmRSS: the bot's child processes (one, `rasa run`)."""
+    return sum(rss_mb(pid) for pid in children(bot_pid))
 
 
 async def main() -> None:
@@ -50,6 +51,7 @@ async def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--concurrency", type=int, default=40)
     args = parser.parse_args()
+    print(f"load average at start: {load_average()}", flush=True)
 
     slack_fans = [f"USOAK{n:06d}" for n in range(args.fans // 2)]
     discord_fans = [DISCORD_BASE + n for n in range(args.fans - len(slack_fans))]
@@ -126,15 +128,17 @@ async def main() -> None:
                 await settled(2 * 40, 120)
                 await asyncio.sleep(5)
                 start = rss_mb(process.pid)
+                server_start = server_rss_mb(process.pid)
                 before_sent = len(slack.sent) + len(discord.sent)
 
-                peak = start
+                peak, server_peak = start, server_start
                 sampling = True
 
                 async def sample() -> None:
-                    nonlocal peak
+                    nonlocal peak, server_peak
                     while sampling:
                         peak = max(peak, rss_mb(process.pid))
+                        server_peak = max(server_peak, server_rss_mb(process.pid))
                         await asyncio.sleep(0.5)
 
                 sampler = asyncio.create_task(sample())
@@ -159,6 +163,7 @@ async def main() -> None:
                 await burst(jobs(late_slack, late_discord))  # a little traffic: the on-access sweeps run
                 await asyncio.sleep(10)
                 after = rss_mb(process.pid)
+                server_after = server_rss_mb(process.pid)
             finally:
                 process.send_signal(signal.SIGTERM)
                 try:
@@ -172,6 +177,9 @@ async def main() -> None:
     print(f"  messages lost (fewer than disclosure + answer): {lost}; duplicated (more): {duplicated}")
     print(f"  bot RSS: start {start:.0f} MB, peak {peak:.0f} MB, after expiry {after:.0f} MB "
           f"(after/start {after / start:.3f}; target <= 1.10)")
+    print(f"  model server RSS (the bot's child, separately): start {server_start:.0f} MB, peak {server_peak:.0f} MB, "
+          f"after expiry {server_after:.0f} MB (after/start {server_after / server_start:.3f})")
+    print(f"  load average at end: {load_average()}")
     if process.returncode not in (0, -signal.SIGTERM):
         print(f"  bot exited {process.returncode}: {stderr.decode()[-500:]}")
 
