@@ -12,6 +12,8 @@ same model, same messages:
 - model: the same child, `Agent.handle_text` with the sentence encoder beside it as the channel
   runs them: the model's whole work without HTTP (what the in-process engine did before);
 - server: `ModelServerEngine.respond` alone (HTTP + the channel + the model);
+- http: a GET of the server's health route on the same client session: the transport alone
+  (aiohttp, loopback, Sanic's routing), no model;
 - main: `Bot.handle` through a second model server whose model has no embeddings beside it
   (the encoder gate and vote off) with the language guard off: issue 14's "main's pipeline";
 - now: `Bot.handle` through the model server: pseudonyms, guards, the model over HTTP,
@@ -115,7 +117,7 @@ async def measure(rounds: int) -> None:
             await bot.handle(Incoming("bench", "warmup", "c", text))
             await main_bot.handle(Incoming("bench", "warmup-main", "c", text))
 
-        samples: dict[str, list[float]] = {"bare": [], "model": [], "server": [], "main": [], "now": []}
+        samples: dict[str, list[float]] = {"bare": [], "model": [], "http": [], "server": [], "main": [], "now": []}
 
         async def timed(side: str, text: str, round_number: int) -> None:
             sender = f"{side}-{round_number}"
@@ -128,6 +130,8 @@ async def measure(rounds: int) -> None:
             start = time.perf_counter()
             if side == "server":
                 await engine.respond(sender, text)
+            elif side == "http":
+                await engine.ready(server.url)
             else:
                 await (bot if side == "now" else main_bot).handle(Incoming("bench", sender, "c", text))
             samples[side].append(time.perf_counter() - start)
@@ -146,6 +150,7 @@ async def measure(rounds: int) -> None:
         labels = {
             "bare": "bare Agent.handle_text (Rasa env):",
             "model": "Agent.handle_text + encoder beside:",
+            "http": "GET health route (transport only):",
             "server": "ModelServerEngine.respond:",
             "main": "main's pipeline (no encoder), HTTP:",
             "now": "Bot.handle through the server:",

@@ -78,8 +78,10 @@ async def main_async(messages: int, concurrency: int, repeats: int, server_env: 
             before, began = {k: cpu_seconds(p) for k, p in pids.items()}, time.perf_counter()
             rate, split = await throughput(engine, messages, concurrency, tag)
             wall = time.perf_counter() - began
-            used = ", ".join(f"{k} {(cpu_seconds(p) - before[k]) / wall:.2f}" for k, p in pids.items())
-            return rate, split, f"cores used: {used}"
+            spent = {k: cpu_seconds(p) - before[k] for k, p in pids.items()}
+            used = ", ".join(f"{k} {seconds / wall:.2f}" for k, seconds in spent.items())
+            per_cpu = messages / max(spent["a"] + spent["b"], 1e-9)
+            return rate, split, f"cores used: {used}; {per_cpu:.0f} messages per server CPU-second"
 
         for repeat in range(repeats):
             rate, _, used = await run(one, f"one{repeat}")

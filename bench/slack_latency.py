@@ -111,6 +111,15 @@ async def measure(mode: str, server: ModelServer, rounds: int, commands: int, fo
         f"p50 ratio {percentile(through_slack, 0.5) / percentile(direct, 0.5):.2f}  (quantile differences; median of paired-by-rank {percentile(added, 0.5):.1f} ms)"
     )
 
+    # Slash command acks with nothing else going on: the floor the busy figure is read against.
+    idle: list[float] = []
+    for index in range(min(commands, 50)):
+        delivery = await standin.send_command(("/why", "/privacy", "/human", "/my-data")[index % 4], "", f"UIDLE{index}")
+        if delivery.latency_ms is not None and delivery.acked:
+            idle.append(delivery.latency_ms)
+        await asyncio.sleep(0.02)
+    print(f"[{mode}] " + line("slash command ack, model idle", idle))
+
     # Slash command acks while the model is busy with a stream of fan messages.
     busy = asyncio.Event()
 

@@ -76,9 +76,12 @@ async def main() -> None:
                 DISCORD_TOKEN="soak", DISCORD_API_BASE_URL=discord.api_base, DISCORD_GATEWAY_URL=discord.gateway_url,
             )
             subprocess.run([sys.executable, "-m", "bot", "db", "init"], cwd=REPO, env=env, check=True, capture_output=True)
+            # A file, not a pipe: nobody reads a pipe until the end, and once it is full the bot (and
+            # its model server, which shares its stderr) would block on the next log line.
+            log = open(f"{folder}/bot-stderr.txt", "w+b")
             process = subprocess.Popen(
                 [sys.executable, "-m", "bot", "--model", str(MODEL), "run"], cwd=REPO, env=env,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
             )
             try:
                 await slack.wait_for_socket(180)
@@ -167,10 +170,13 @@ async def main() -> None:
             finally:
                 process.send_signal(signal.SIGTERM)
                 try:
-                    _, stderr = process.communicate(timeout=60)
+                    process.wait(60)
                 except subprocess.TimeoutExpired:
                     process.kill()
-                    _, stderr = process.communicate()
+                    process.wait()
+                log.seek(0)
+                stderr = log.read()
+                log.close()
 
     print(f"soak: {args.fans} fans ({len(slack_fans)} Slack, {len(discord_fans)} Discord) in {elapsed:.0f} s, "
           f"{args.fans / elapsed:.1f} fans/s; idle limit {args.idle_seconds:g} s")
@@ -180,8 +186,11 @@ async def main() -> None:
     print(f"  model server RSS (the bot's child, separately): start {server_start:.0f} MB, peak {server_peak:.0f} MB, "
           f"after expiry {server_after:.0f} MB (after/start {server_after / server_start:.3f})")
     print(f"  load average at end: {load_average()}")
+    warnings = [line for line in stderr.decode(errors="replace").splitlines() if " WARNING " in line or " ERROR " in line]
+    print(f"  bot and model server stderr: {len(stderr)} bytes, {len(warnings)} WARNING/ERROR lines"
+          + (f"; last: {warnings[-1][:200]}" if warnings else ""))
     if process.returncode not in (0, -signal.SIGTERM):
-        print(f"  bot exited {process.returncode}: {stderr.decode()[-500:]}")
+        print(f"  bot exited {process.returncode}: {stderr.decode(errors='replace')[-500:]}")
 
 
 if __name__ == "__main__":
