@@ -46,6 +46,24 @@ from connectors.slack_connector import SlackConnector, SlackTokens  # noqa: E402
 ACK_TARGET_MS = 25.0
 
 
+def shorten_bolt_ack_poll(poll_ms: float) -> None:
+    """An experiment only (`--bolt-poll-ms`): slack-bolt's async listener runner waits for
+    `ack()` by sleeping 10 ms at a time (`slack_bolt/listener/asyncio_runner.py`: `await
+    asyncio.sleep(0.01)` while `ack.response is None`); this shortens that sleep in that module
+    alone, to show how much of an ack is the poll. The connector is not changed."""
+    import slack_bolt.listener.asyncio_runner as runner
+
+    class _Asyncio:
+        def __getattr__(self, name: str) -> object:
+            return getattr(asyncio, name)
+
+        @staticmethod
+        async def sleep(delay: float, *args: object, **kwargs: object) -> object:
+            return await asyncio.sleep(min(delay, poll_ms / 1000), *args, **kwargs)
+
+    runner.asyncio = _Asyncio()  # type: ignore[assignment]
+
+
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -178,7 +196,11 @@ def main() -> None:
     parser.add_argument("--mode", choices=["socket", "http", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=4, help="passes over the message set")
     parser.add_argument("--commands", type=int, default=100)
+    parser.add_argument("--bolt-poll-ms", type=float, help="experiment: shorten slack-bolt's 10 ms ack poll (see shorten_bolt_ack_poll)")
     args = parser.parse_args()
+    if args.bolt_poll_ms is not None:
+        shorten_bolt_ack_poll(args.bolt_poll_ms)
+        print(f"experiment: slack-bolt's ack poll shortened from 10 ms to {args.bolt_poll_ms:g} ms")
     asyncio.run(main_async(["socket", "http"] if args.mode == "both" else [args.mode], args.rounds, args.commands))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.servers import children, load_average, rss_mb  # noqa: E402
+from bot.core import ENGINE_FAILURE_TEXT, ENGINE_STARTING_TEXT  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.testing.discord_standin import DiscordStandIn  # noqa: E402
 from bot.testing.slack_standin import SlackStandIn  # noqa: E402
@@ -50,6 +52,7 @@ async def main() -> None:
     parser.add_argument("--fans", type=int, default=5000)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--concurrency", type=int, default=40)
+    parser.add_argument("--engine-timeout", type=float, help="the bot's [engine] timeout_seconds (default: the bot's, 10 s)")
     args = parser.parse_args()
     print(f"load average at start: {load_average()}", flush=True)
 
@@ -73,6 +76,7 @@ async def main() -> None:
                 BOT_ASSISTANT_CONVERSATION_IDLE_MINUTES=str(args.idle_seconds / 60),
                 BOT_DISCORD_GUILD_ID=str(discord.guild_id),
                 SLACK_BOT_TOKEN="xoxb-soak", SLACK_APP_TOKEN="xapp-soak", SLACK_API_BASE_URL=slack.api_base_url,
+                **({"BOT_ENGINE_TIMEOUT_SECONDS": str(args.engine_timeout)} if args.engine_timeout else {}),
                 DISCORD_TOKEN="soak", DISCORD_API_BASE_URL=discord.api_base, DISCORD_GATEWAY_URL=discord.gateway_url,
             )
             subprocess.run([sys.executable, "-m", "bot", "db", "init"], cwd=REPO, env=env, check=True, capture_output=True)
@@ -161,6 +165,14 @@ async def main() -> None:
                 every = slack_counts + discord_counts
                 lost = sum(1 for n in every if n < 2)
                 duplicated = sum(1 for n in every if n > 2)
+                # Since issue 15 a fan can also get the honest "something went wrong" reply (the
+                # model server too slow: the bot's [engine] timeout) or "still starting": answered,
+                # but not by the model. Counted apart.
+                soak_channels = {slack.dm_channel(u) for u in slack_fans} | {discord.dm_channel_id(u) for u in discord_fans}
+                texts = [m.text or "" for m in slack.sent if m.channel in soak_channels]
+                texts += [m.content or "" for m in discord.sent if m.channel_id in soak_channels]
+                engine_errors = sum(1 for t in texts if t.startswith(ENGINE_FAILURE_TEXT[:40]))
+                starting = sum(1 for t in texts if t.startswith(ENGINE_STARTING_TEXT[:40]))
 
                 await asyncio.sleep(args.idle_seconds + 35)  # the idle limit, then a periodic sweep
                 await burst(jobs(late_slack, late_discord))  # a little traffic: the on-access sweeps run
@@ -181,14 +193,18 @@ async def main() -> None:
     print(f"soak: {args.fans} fans ({len(slack_fans)} Slack, {len(discord_fans)} Discord) in {elapsed:.0f} s, "
           f"{args.fans / elapsed:.1f} fans/s; idle limit {args.idle_seconds:g} s")
     print(f"  messages lost (fewer than disclosure + answer): {lost}; duplicated (more): {duplicated}")
+    print(f"  answers that were the honest engine error (model server slower than the bot's timeout): {engine_errors}; "
+          f"'still starting': {starting}; so answered by the model: {args.fans - engine_errors - starting}")
     print(f"  bot RSS: start {start:.0f} MB, peak {peak:.0f} MB, after expiry {after:.0f} MB "
           f"(after/start {after / start:.3f}; target <= 1.10)")
     print(f"  model server RSS (the bot's child, separately): start {server_start:.0f} MB, peak {server_peak:.0f} MB, "
           f"after expiry {server_after:.0f} MB (after/start {server_after / server_start:.3f})")
     print(f"  load average at end: {load_average()}")
     warnings = [line for line in stderr.decode(errors="replace").splitlines() if " WARNING " in line or " ERROR " in line]
-    print(f"  bot and model server stderr: {len(stderr)} bytes, {len(warnings)} WARNING/ERROR lines"
-          + (f"; last: {warnings[-1][:200]}" if warnings else ""))
+    print(f"  bot and model server stderr: {len(stderr)} bytes, {len(warnings)} WARNING/ERROR lines")
+    kinds = Counter(re.sub(r"[0-9.]+", "N", line.split(" ", 2)[-1])[:160] for line in warnings)
+    for kind, number in kinds.most_common(5):
+        print(f"    {number} x {kind}")
     if process.returncode not in (0, -signal.SIGTERM):
         print(f"  bot exited {process.returncode}: {stderr.decode(errors='replace')[-500:]}")
 
