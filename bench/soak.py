@@ -32,7 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.servers import children, load_average, rss_mb  # noqa: E402
-from bot.core import ENGINE_FAILURE_TEXT, ENGINE_STARTING_TEXT  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.testing.discord_standin import DiscordStandIn  # noqa: E402
 from bot.testing.slack_standin import SlackStandIn  # noqa: E402
@@ -169,10 +168,11 @@ async def main() -> None:
                 # model server too slow: the bot's [engine] timeout) or "still starting": answered,
                 # but not by the model. Counted apart.
                 soak_channels = {slack.dm_channel(u) for u in slack_fans} | {discord.dm_channel_id(u) for u in discord_fans}
-                texts = [m.text or "" for m in slack.sent if m.channel in soak_channels]
-                texts += [m.content or "" for m in discord.sent if m.channel_id in soak_channels]
-                engine_errors = sum(1 for t in texts if t.startswith(ENGINE_FAILURE_TEXT[:40]))
-                starting = sum(1 for t in texts if t.startswith(ENGINE_STARTING_TEXT[:40]))
+                # The whole recorded message (text, blocks, embeds), as the platform would show it.
+                shown = [repr(m) for m in slack.sent if m.channel in soak_channels]
+                shown += [repr(m) for m in discord.sent if m.channel_id in soak_channels]
+                engine_errors = sum(1 for t in shown if "something went wrong on my side" in t)
+                starting = sum(1 for t in shown if "still starting up" in t)
 
                 await asyncio.sleep(args.idle_seconds + 35)  # the idle limit, then a periodic sweep
                 await burst(jobs(late_slack, late_discord))  # a little traffic: the on-access sweeps run
