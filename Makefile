@@ -21,6 +21,8 @@ run: model
 
 # The bot's suite (Python 3.12), then the model server's own tests in Rasa's environment.
 test: model
+	$(VENV)/bin/ruff check bot connectors standins tests bench
+	$(VENV)/bin/mypy bot connectors
 	tests/with_postgres.sh $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 	cd rasa_project && .venv/bin/python -m pytest -q -p no:cacheprovider
 

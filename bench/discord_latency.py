@@ -33,14 +33,14 @@ from bot.config import AssistantSettings, DiscordSettings, HandoffSettings  # no
 from bot.conversation import ConversationMemory  # noqa: E402
 from bot.core import Bot  # noqa: E402
 from bot.engine.remote import ModelServerEngine  # noqa: E402
+from bot.handoff.desk import ConsoleDesk  # noqa: E402
 from bot.messages import Incoming  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.privacy.pseudonym import Pseudonymizer  # noqa: E402
 from bot.privacy.store import TranscriptStore  # noqa: E402
-from standins.discord import DiscordStandIn  # noqa: E402
 from connectors.discord_connector import DiscordConnector  # noqa: E402
-from bot.handoff.desk import ConsoleDesk  # noqa: E402
 from connectors.router import Router  # noqa: E402
+from standins.discord import DiscordStandIn  # noqa: E402
 
 TARGET_MS = 25.0
 

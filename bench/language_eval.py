@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "rasa_project"))
 # The training data's reader, as training uses it (plain Python and PyYAML: no Rasa imported).
 from addons.vocabulary import labelled_examples  # noqa: E402
+
 from bot.language import detect  # noqa: E402
 from bot.normalize import normalize  # noqa: E402
 
@@ -66,7 +67,7 @@ def main() -> None:
         rate(path.name, texts)
         english += texts
     for name in ("off_topic_dev.txt", "bot_challenge_dev.txt"):
-        texts = [l.strip() for l in (eval_dir / name).read_text(encoding="utf-8").splitlines() if l.strip()]
+        texts = [line.strip() for line in (eval_dir / name).read_text(encoding="utf-8").splitlines() if line.strip()]
         rate(name, texts)
         english += texts
     rate("all English lines above", english)

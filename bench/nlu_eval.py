@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR = REPO_ROOT / "rasa_project"
@@ -61,7 +61,7 @@ SUMMARY_KEYS = {"accuracy", "macro avg", "weighted avg", "micro avg"}
 RASA_PYTHON = PROJECT_DIR / ".venv" / "bin" / "python"
 
 
-def find_rasa() -> List[str]:
+def find_rasa() -> list[str]:
     """Rasa's CLI in Rasa's own environment (`make setup` builds it)."""
     if not RASA_PYTHON.exists():
         print(f"nlu_eval: no Rasa environment at {RASA_PYTHON.parent.parent}: run `make setup`", file=sys.stderr)
@@ -71,7 +71,7 @@ def find_rasa() -> List[str]:
 
 def run_cross_validation(
     out_dir: Path, folds: int, config: Path, nlu: Path
-) -> Tuple[int, float, Path]:
+) -> tuple[int, float, Path]:
     cmd = find_rasa() + [
         "test",
         "nlu",
@@ -111,7 +111,7 @@ def load_json(path: Path) -> Optional[list]:
 OUT_OF_SCOPE = "out_of_scope"
 
 
-def print_report(report: Dict) -> float:
+def print_report(report: dict) -> float:
     intents = sorted(k for k in report if k not in SUMMARY_KEYS)
     width = max([len(i) for i in intents] + [12])
     print()
@@ -141,7 +141,7 @@ def print_report(report: Dict) -> float:
     return macro_in
 
 
-def configured_fallback(config: Path) -> Tuple[Optional[float], Optional[float]]:
+def configured_fallback(config: Path) -> tuple[Optional[float], Optional[float]]:
     """Threshold and ambiguity_threshold of the FallbackClassifier, if any."""
     try:
         import yaml  # PyYAML: in the bot's environment too
@@ -158,7 +158,7 @@ def configured_fallback(config: Path) -> Tuple[Optional[float], Optional[float]]
 
 
 def print_sweep(
-    successes: List[Dict], errors: List[Dict], config: Path, wrong_cost: float
+    successes: list[dict], errors: list[dict], config: Path, wrong_cost: float
 ) -> None:
     ok = [float(e["intent_prediction"]["confidence"] or 0.0) for e in successes]
     bad = [float(e["intent_prediction"]["confidence"] or 0.0) for e in errors]
@@ -285,7 +285,7 @@ def run_ambiguity_sweep(
     best = None
     for t in GRID_THRESHOLDS:
         for a in GRID_AMBIGUITY:
-            def falls_back(r: Dict) -> bool:
+            def falls_back(r: dict) -> bool:
                 return r["c1"] < t or (r["c1"] - r["c2"]) < a
 
             ff = sum(falls_back(r) for r in ok)
@@ -352,7 +352,7 @@ def without_out_of_scope(nlu: Path, folder: Path) -> Path:
     return folder
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     parser.add_argument("--out", type=Path, default=None,

@@ -78,7 +78,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--show-misses", action="store_true", help="print off-topic lines that got an answer")
     args = parser.parse_args(argv)
     eval_dir = resolve(args.eval_dir)
-    sets = {name: [l.strip() for l in (eval_dir / f"{name}_dev.txt").read_text(encoding="utf-8").splitlines() if l.strip()] for name in ("off_topic", "bot_challenge")}
+    sets = {name: [line.strip() for line in (eval_dir / f"{name}_dev.txt").read_text(encoding="utf-8").splitlines() if line.strip()] for name in ("off_topic", "bot_challenge")}
     texts = sets["off_topic"] + sets["bot_challenge"]
     replies = replay_lines(args.bot, texts, config=args.config)
     split = len(sets["off_topic"])

@@ -19,9 +19,10 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Optional
 
 from bot.engine.child import free_port
 from bot.engine.rasa_env import RasaEnvironment
@@ -68,7 +69,7 @@ def load_average() -> str:
 class ModelServer:
     url: str
     token: str
-    process: "subprocess.Popen[bytes]"
+    process: subprocess.Popen[bytes]
     ready_seconds: float
 
     def stop(self) -> None:

@@ -34,14 +34,14 @@ from bot.config import AssistantSettings, HandoffSettings, SlackSettings  # noqa
 from bot.conversation import ConversationMemory  # noqa: E402
 from bot.core import Bot  # noqa: E402
 from bot.engine.remote import ModelServerEngine  # noqa: E402
+from bot.handoff.desk import ConsoleDesk  # noqa: E402
 from bot.messages import Incoming  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.privacy.pseudonym import Pseudonymizer  # noqa: E402
 from bot.privacy.store import TranscriptStore  # noqa: E402
-from standins.slack import SlackStandIn  # noqa: E402
-from bot.handoff.desk import ConsoleDesk  # noqa: E402
 from connectors.router import Router  # noqa: E402
 from connectors.slack_connector import SlackConnector, SlackTokens  # noqa: E402
+from standins.slack import SlackStandIn  # noqa: E402
 
 ACK_TARGET_MS = 25.0
 

@@ -77,8 +77,9 @@ async def one_run() -> dict[str, float]:
                 model_ready_at = time.monotonic() - started
                 for n in range(1, 21):
                     fan = f"UFAN{n:04d}"
+                    fan_channel = slack.dm_channel(fan)
                     await slack.send_dm(fan, QUESTIONS[n % len(QUESTIONS)])
-                    await slack.wait_for_sent(lambda m, c=slack.dm_channel(fan): m.channel == c, count=2, timeout=60)
+                    await slack.wait_for_sent(lambda m, c=fan_channel: m.channel == c, count=2, timeout=60)
                 await asyncio.sleep(1)
                 child = children(process.pid)
                 figures = {

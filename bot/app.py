@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from bot.config import Config
 from bot.conversation import ConversationMemory

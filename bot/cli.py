@@ -15,9 +15,10 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional
 
 from bot.config import LOG_LEVELS, Config, ConfigError, load_config
 from bot.engine import ModelMissingError
@@ -137,6 +138,7 @@ async def _serve(config: Config) -> None:
     from bot.privacy.health import watch_health
     from bot.privacy.retention import purge_forever
     from bot.privacy.secrets import load_secrets
+    from connectors.health import HealthServer, Readiness
     from connectors.launch import configured_platforms, serve
 
     platforms = configured_platforms(config)
@@ -152,12 +154,18 @@ async def _serve(config: Config) -> None:
             retention = asyncio.create_task(
                 purge_forever(store, config.privacy.retention_days, config.privacy.purge_interval_minutes * 60)
             )
-            health = asyncio.create_task(watch_health(store))
+            readiness = Readiness(engine)
+            health = asyncio.create_task(watch_health(store, report=lambda problem: setattr(readiness, "store_problem", problem)))
+            endpoint = HealthServer(readiness, config.health.host, config.health.port) if config.health.port else None
+            if endpoint is not None:
+                await endpoint.start()
             try:
                 await serve(bot, platforms)
             finally:
                 retention.cancel()
                 health.cancel()
+                if endpoint is not None:
+                    await endpoint.aclose()
     finally:
         await store.aclose()
 
@@ -178,7 +186,7 @@ async def _replay(config: Config, script: str, out_path: Optional[Path], store_u
     with contextlib.ExitStack() as stack:
         try:
             # Binary: each line is decoded on its own, so invalid UTF-8 is one skipped line.
-            source = sys.stdin.buffer if script == "-" else stack.enter_context(open(script, "rb"))
+            source = sys.stdin.buffer if script == "-" else stack.enter_context(open(script, "rb"))  # noqa: ASYNC230 - opened once, before the replay starts
         except OSError as error:
             raise OperatorError(f"cannot read {script}: {error.strerror}") from None
         out = sys.stdout if out_path is None else stack.enter_context(out_path.open("w", encoding="utf-8"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+
 from bot.config import AssistantSettings
 from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.engine import DialogueEngine

@@ -10,14 +10,11 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
-
-try:  # Python 3.11+ has tomllib; 3.10 (Rasa's ceiling) needs tomli.
-    import tomllib  # type: ignore[import-not-found]
-except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
-    import tomli as tomllib
+from typing import Any, Optional
 
 ENV_PREFIX = "BOT_"
 #: `BOT_*` variables that are not settings; every other one that looks like a setting
@@ -87,14 +84,28 @@ class RasaSettings:
     environment: Path = _check(_non_empty, default=Path("rasa_project/.venv"))
 
 
+def _server_url_ok(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0 and not parts.query
+    except ValueError:  # a port out of range, e.g. :99999
+        return False
+
+
 def _server_urls(value: Any) -> Optional[str]:
     urls = [value] if isinstance(value, str) else list(value)
-    bad = [url for url in urls if url and not (str(url).startswith(("http://", "https://")) and str(url).partition("://")[2].strip("/"))]
+    bad = [url for url in urls if url and not _server_url_ok(str(url))]
     if bad:
         return f"must be http:// or https:// URLs of model servers (bad: {bad[0]!r})"
     if len({str(url).rstrip("/") for url in urls}) != len(urls):
         return "lists a model server twice"
     return None
+
+
+def _finite_positive(value: Any) -> Optional[str]:
+    return None if 0 < value < float("inf") else "must be a finite number greater than 0"
 
 
 def _optional_file(value: Any) -> Optional[str]:
@@ -114,7 +125,7 @@ class EngineSettings:
     #: Several model servers: fans are spread over them by pseudonym (sticky), with failover.
     urls: tuple[str, ...] = _check(_server_urls, default=())
     #: A model answer slower than this gets the fan an honest error instead.
-    timeout_seconds: float = _check(_positive, default=10.0)
+    timeout_seconds: float = _check(_finite_positive, default=10.0)
     #: CA certificate(s) that signed the model servers' TLS certificates; empty: the system's.
     ca_file: str = _check(_optional_file, default="")
     #: The embedded server's loopback port; 0: a free one.
@@ -247,6 +258,15 @@ class SecretsSettings:
 
 
 @dataclass(frozen=True)
+class HealthSettings:
+    """`/healthz` and `/readyz` over HTTP for supervisors and load balancers (`bot run` with platforms)."""
+
+    #: 0: off.
+    port: int = _check(_port_or_zero, default=0)
+    host: str = _check(_non_empty, default="127.0.0.1")
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = _check(_log_level, default="WARNING")
 
@@ -262,6 +282,7 @@ class Config:
     slack: SlackSettings = field(default_factory=SlackSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
 

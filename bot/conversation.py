@@ -7,8 +7,9 @@ model's tracker), so an idle conversation that comes back is a first contact aga
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 
 @dataclass(frozen=True)

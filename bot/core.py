@@ -7,9 +7,10 @@ model, disclosure before any answer, guards that do not trust the model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable, Optional
+from typing import Optional
 
 from bot.commands import CommandError, CommandHandlers, Sender, is_command, parse_command
 from bot.config import AssistantSettings, HandoffSettings
@@ -20,10 +21,10 @@ from bot.guards import about_elsewhere, asks_if_human, sounds_upset, unclear_ans
 from bot.handoff.actions import ModeratorAction
 from bot.handoff.service import Handoff
 from bot.language import foreign, unsupported_reply
-from bot.normalize import normalize
 from bot.locks import KeyedLocks
 from bot.memory import release
 from bot.messages import Address, Incoming, Kind, Outgoing
+from bot.normalize import normalize
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import StoreUnavailable, TranscriptStore
 from bot.transcript import TranscriptWriter, minimized
@@ -217,7 +218,7 @@ class Bot:
     ) -> Exchange:
         text = incoming.text.strip()
         limit = min(self._settings.max_message_chars, max_chars or self._settings.max_message_chars)
-        if not text:
+        if not normalize(text).strip():  # nothing but spaces or invisible characters (U+200B, U+FEFF...)
             what = "Attachments aren't something I can read" if incoming.attachments else "Your message was empty"
             return Exchange([Outgoing(Kind.ERROR, f"{what}: please send your question as text.")])
         if len(text) > limit:

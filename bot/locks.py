@@ -7,8 +7,8 @@ the same fan and leave something behind.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 
 class KeyedLocks:

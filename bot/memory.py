@@ -12,7 +12,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 
 def _malloc_trim() -> Optional[Callable[[int], int]]:

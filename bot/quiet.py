@@ -7,7 +7,7 @@ TensorFlow are chatty at INFO, so their processes run with warnings and errors o
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 QUIET_ENVIRONMENT = {
     "RASA_TELEMETRY_ENABLED": "false",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, TextIO, Union
+from typing import Any, Optional, TextIO, Union
 
 from bot.core import Bot
 from bot.handoff.actions import DeskLineError, console_action

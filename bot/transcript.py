@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 from bot.messages import Kind, Outgoing
 from bot.privacy.redact import redact
@@ -73,7 +74,7 @@ class TranscriptWriter:
             future.add_done_callback(self._settled)
         return len(batch)
 
-    def _settled(self, future: "asyncio.Future[None]") -> None:
+    def _settled(self, future: asyncio.Future[None]) -> None:
         self._pending.discard(future)
         if not future.cancelled() and future.exception() is not None:
             logger.error("a transcript write failed: %s", type(future.exception()).__name__)

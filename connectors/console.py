@@ -14,8 +14,8 @@ from typing import Optional, TextIO
 
 from bot.core import Bot
 from bot.disclosure import CONSOLE_AI_PREFIX
-from bot.handoff.desk import ConsoleDesk
 from bot.handoff.actions import DeskLineError, ModeratorAction, console_action
+from bot.handoff.desk import ConsoleDesk
 from bot.messages import Incoming, Outgoing
 
 PROMPT = "you> "

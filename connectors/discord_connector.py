@@ -12,8 +12,9 @@ import asyncio
 import io
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Optional
 
 import discord
 import yarl
@@ -24,12 +25,21 @@ from bot.core import Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys
-from connectors.outbox import Unreachable
 from connectors.discord_desk import DiscordDesk
 from connectors.discord_errors import delivery_errors
-from connectors.discord_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CONFIRM_ERASURE, NO_PINGS, TICKET_ACTION_PREFIX, buttons, render
+from connectors.discord_render import (
+    ANSWER_NO,
+    ANSWER_YES,
+    CANCEL_ERASURE,
+    CONFIRM_ERASURE,
+    NO_PINGS,
+    TICKET_ACTION_PREFIX,
+    buttons,
+    render,
+)
 from connectors.discord_text import to_plain
 from connectors.long_results import as_file
+from connectors.outbox import Unreachable
 from connectors.router import Router
 
 logger = logging.getLogger(__name__)
@@ -254,7 +264,7 @@ class DiscordConnector:
             replies = await self._bot.handle(incoming, self.max_message_chars, receipts=True)
             await self._router.deliver(replies, answer, incoming.address, self._bot)
         finally:
-            self._in_flight.discard(task)  # type: ignore[arg-type]
+            self._in_flight.discard(task)
 
     # To Discord ----------------------------------------------------------------------------------
     # Every send below turns Discord's refusals into the outbox's terms (`delivery_errors`), so
@@ -265,7 +275,7 @@ class DiscordConnector:
         view = buttons(reply)
         with delivery_errors():
             for index, piece in enumerate(pieces):
-                extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+                extra: dict[str, Any] = {"view": view} if view is not None and index == len(pieces) - 1 else {}
                 await message.reply(piece, mention_author=False, allowed_mentions=NO_PINGS, **extra)
 
     @staticmethod
@@ -280,10 +290,10 @@ class DiscordConnector:
                                                 ephemeral=True, allowed_mentions=NO_PINGS)
                 return
             for index, piece in enumerate(pieces):
-                extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+                extra: dict[str, Any] = {"view": view} if view is not None and index == len(pieces) - 1 else {}
                 await interaction.followup.send(piece, ephemeral=True, allowed_mentions=NO_PINGS, **extra)
 
-    async def _dm(self, user: discord.abc.User, reply: Outgoing) -> bool:
+    async def _dm(self, user: discord.User | discord.Member, reply: Outgoing) -> bool:
         """False when the fan's DMs are closed (logged without content)."""
         try:
             with delivery_errors():
@@ -296,7 +306,7 @@ class DiscordConnector:
                     await channel.send(note, file=discord.File(io.BytesIO(result.content), filename=result.filename), allowed_mentions=NO_PINGS)
                     return True
                 for index, piece in enumerate(pieces):
-                    extra = {"view": view} if view is not None and index == len(pieces) - 1 else {}
+                    extra: dict[str, Any] = {"view": view} if view is not None and index == len(pieces) - 1 else {}
                     await channel.send(piece, allowed_mentions=NO_PINGS, **extra)
             return True
         except Unreachable as refused:

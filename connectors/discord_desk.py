@@ -14,14 +14,24 @@ Who may act: members holding `[discord] moderator_role`; this desk's rule only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Optional, Sequence, Union
+from typing import Optional, Union
 
 import discord
 
 from bot.core import Bot
 from bot.handoff.actions import (
-    Claim, DeskAction, DeskLineError, ModeratorAction, Reply, Resolve, Takeover, Transfer, TransferRequest, parse_line,
+    Claim,
+    DeskAction,
+    DeskLineError,
+    ModeratorAction,
+    Reply,
+    Resolve,
+    Takeover,
+    Transfer,
+    TransferRequest,
+    parse_line,
 )
 from bot.handoff.desk import ERASED_TEXT, Removal
 from bot.handoff.locations import DeskLocation, DeskPost
@@ -194,7 +204,7 @@ class DiscordDesk:
         except discord.HTTPException as error:
             logger.warning("could not show a refusal at the desk: %s %s", error.status, error.code)
 
-    def _typed(self, parsed: Any, message: discord.Message) -> DeskAction:
+    def _typed(self, parsed: Union[DeskAction, TransferRequest], message: discord.Message) -> DeskAction:
         """Fills in what only Discord knows: display names, the transfer target and its role."""
         if isinstance(parsed, Claim) and not parsed.name:
             return Claim(message.author.display_name[:64])
@@ -210,7 +220,7 @@ class DiscordDesk:
             return Transfer(digits, name[:64], self.is_moderator(target))
         if isinstance(parsed, Reply):  # Discord's markup decoded once: the fan sees names, never ids
             return Reply(to_plain(message, parsed.text, self._client))
-        return parsed  # type: ignore[no-any-return]
+        return parsed
 
     async def on_button(self, bot: Bot, router: Router, interaction: discord.Interaction, action: str, value: str) -> None:
         """Claim / Resolve: answered at once (deferred); the ticket is the one stored at the

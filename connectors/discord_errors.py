@@ -9,7 +9,7 @@ that will not change for that recipient (`Unreachable`). Codes: Discord's JSON e
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import discord
 

@@ -58,7 +58,7 @@ def render(message: Outgoing) -> list[str]:
 def buttons(message: Outgoing) -> discord.ui.View | None:
     """Buttons for the last piece: erasure confirmation, or a ticket's Claim / Resolve."""
     if message.kind is Kind.ERASURE_CONFIRM_REQUEST:
-        items = [
+        items: list[discord.ui.Button[discord.ui.View]] = [
             discord.ui.Button(label="Erase everything", style=discord.ButtonStyle.danger, custom_id=CONFIRM_ERASURE),
             discord.ui.Button(label="Keep my data", style=discord.ButtonStyle.secondary, custom_id=CANCEL_ERASURE),
         ]

@@ -9,7 +9,7 @@ date (Discord docs, Reference, "Message Formatting").
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import discord
 
@@ -29,12 +29,12 @@ def to_plain(message: discord.Message, text: str | None = None, client: discord.
         if emoji is not None:
             return f":{emoji}:"
         if stamp is not None:
-            return datetime.fromtimestamp(int(stamp), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+            return datetime.fromtimestamp(int(stamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
         number = int(ident)
         if kind in ("@", "@!"):
             return f"@{people[number]}" if number in people else SOMEONE
         if kind == "@&":
-            role = roles.get(number) or (guild.get_role(number).name if guild and guild.get_role(number) else "")
+            role = roles.get(number) or (found.name if guild and (found := guild.get_role(number)) else "")
             return f"@{role}" if role else "@role"
         channel = guild.get_channel_or_thread(number) if guild else (client.get_channel(number) if client else None)
         name = getattr(channel, "name", None)

@@ -12,13 +12,14 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, TextIO
+from typing import Any, Optional, TextIO
 
 from bot.config import Config, ConfigError
 from bot.core import Bot
-from bot.handoff.desk import ConsoleDesk
 from bot.handoff.actions import DeskLineError, ModeratorAction
+from bot.handoff.desk import ConsoleDesk
 from connectors.base import Connector
 from connectors.console import DESK_FORMAT, desk_line, parse_desk_line, render
 from connectors.router import Router
@@ -35,7 +36,7 @@ class Platforms:
 
     connectors: list[Connector] = field(default_factory=list)
     router: Router = field(default_factory=Router)
-    console_desk: Optional["ConsoleDeskInput"] = None
+    console_desk: Optional[ConsoleDeskInput] = None
 
 
 def configured_platforms(config: Config, environ: Mapping[str, str] = os.environ, **overrides: Any) -> Platforms:

@@ -20,9 +20,10 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Awaitable, Callable, Hashable, Optional
+from typing import Optional
 
 from bot.messages import Kind
 
@@ -99,7 +100,7 @@ class _Item:
     send: Send
     kind: Kind
     deadline: float
-    future: "asyncio.Future[Outcome]"
+    future: asyncio.Future[Outcome]
     report: Optional[Report]
 
 
@@ -126,7 +127,7 @@ class Outbox:
         """Conversations with replies waiting (their queues are dropped once empty)."""
         return len(self._queues)
 
-    def put(self, key: Hashable, send: Send, kind: Kind, report: Optional[Report] = None) -> "asyncio.Future[Outcome]":
+    def put(self, key: Hashable, send: Send, kind: Kind, report: Optional[Report] = None) -> asyncio.Future[Outcome]:
         """Queues `send` behind whatever `key` (a conversation, a desk ticket) already waits
         for; the future resolves with the outcome. Synchronous, so replies queued one after
         another from the same task keep their order."""
@@ -145,7 +146,7 @@ class Outbox:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
 
-    async def _work(self, key: Hashable, queue: "deque[_Item]") -> None:
+    async def _work(self, key: Hashable, queue: deque[_Item]) -> None:
         try:
             while queue:
                 item = queue.popleft()
@@ -194,7 +195,7 @@ class Outbox:
         )
         return Outcome(Status.EXPIRED, reason, attempts)
 
-    async def _drop_behind_disclosure(self, queue: "deque[_Item]", outcome: Outcome) -> None:
+    async def _drop_behind_disclosure(self, queue: deque[_Item], outcome: Outcome) -> None:
         """Replies queued behind the undelivered disclosure, up to the next disclosure (the
         core queues a new one with the fan's next message), are dropped: none may arrive
         before the fan was told they talk to an AI."""

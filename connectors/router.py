@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Awaitable, Callable, Hashable, Iterable, Optional, Protocol
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from typing import Optional, Protocol
 
 from bot.handoff.desk import ModeratorDesk
 from bot.messages import Address, Kind, Outgoing
@@ -51,7 +52,7 @@ class Receipts(Protocol):
     async def undelivered(self, address: Address, reply: Outgoing) -> None: ...
 
 
-def _failed(reason: str) -> "asyncio.Future[Outcome]":
+def _failed(reason: str) -> asyncio.Future[Outcome]:
     future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
     future.set_result(Outcome(Status.FAILED, reason))
     return future
@@ -91,7 +92,7 @@ class Router:
 
     def _queue(
         self, reply: Outgoing, answer: Optional[Answer], origin: Optional[Address], receipts: Optional[Receipts]
-    ) -> "asyncio.Future[Outcome]":
+    ) -> asyncio.Future[Outcome]:
         kind = reply.kind.value
         if reply.to == "desk":
             desk = self.desk

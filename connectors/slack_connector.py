@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable, Mapping, Optional
+from typing import Any, Optional
 
 import aiohttp
 from aiohttp import web
@@ -29,11 +30,11 @@ from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import RecentKeys, slack_message_key
 from connectors.long_results import as_file
 from connectors.outbox import Unreachable
-from connectors.slack_errors import check_response_url, delivery_errors
-from connectors.slack_signature import SlackSignature
 from connectors.router import Router
 from connectors.slack_desk import SlackDesk
+from connectors.slack_errors import check_response_url, delivery_errors
 from connectors.slack_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CLAIM_TICKET, CONFIRM_ERASURE, RESOLVE_TICKET, render
+from connectors.slack_signature import SlackSignature
 from connectors.slack_text import display_name, to_plain
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class SlackTokens:
     signing_secret: str = ""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], settings: SlackSettings) -> Optional["SlackTokens"]:
+    def from_env(cls, environ: Mapping[str, str], settings: SlackSettings) -> Optional[SlackTokens]:
         """None when Slack is not configured; a one-line error when half-configured."""
         bot_token = environ.get("SLACK_BOT_TOKEN", "").strip()
         if not bot_token:
@@ -310,7 +311,7 @@ class SlackConnector:
             replies = await self._bot.handle(incoming, self.max_message_chars, receipts=True)
             await self._router.deliver(replies, answer, incoming.address, self._bot)
         finally:
-            self._in_flight.discard(task)  # type: ignore[arg-type]
+            self._in_flight.discard(task)
 
     # To Slack ---------------------------------------------------------------------------------
     # Every send below turns Slack's refusals into the outbox's terms (`delivery_errors`), so

@@ -18,15 +18,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Optional, Sequence
+from typing import Any, Optional, Union
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core import Bot
 from bot.handoff.actions import (
-    Claim, DeskAction, DeskLineError, ModeratorAction, Reply, Resolve, Takeover, Transfer, TransferRequest, parse_line,
+    Claim,
+    DeskAction,
+    DeskLineError,
+    ModeratorAction,
+    Reply,
+    Resolve,
+    Takeover,
+    Transfer,
+    TransferRequest,
+    parse_line,
 )
 from bot.handoff.desk import ERASED_TEXT, Removal
 from bot.handoff.locations import DeskLocation, DeskPost
@@ -164,7 +174,7 @@ class SlackDesk:
         thread = ticket.location.thread if ticket.location else None
         await self._act(bot, router, ModeratorAction(user, action, ticket.id, await self.is_moderator(user)), thread, respond)
 
-    async def _typed(self, parsed: Any, user: str) -> DeskAction:
+    async def _typed(self, parsed: Union[DeskAction, TransferRequest], user: str) -> DeskAction:
         """Fills in what only Slack knows: display names, and the transfer target's id and rights."""
         if isinstance(parsed, Claim) and not parsed.name:
             return Claim(await self.display_name(user))
@@ -179,7 +189,7 @@ class SlackDesk:
             return Takeover(await self.display_name(user))
         if isinstance(parsed, Reply):  # Slack's markup decoded once: the fan sees names, never ids
             return Reply(await to_plain(parsed.text, lambda who: display_name(self._client, who)))
-        return parsed  # type: ignore[no-any-return]
+        return parsed
 
     async def _act(
         self, bot: Bot, router: Router, action: ModeratorAction, thread_ts: Optional[str], respond: Optional[Respond] = None

@@ -8,7 +8,8 @@ not change (a deactivated fan, an archived channel).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping, Optional
+from collections.abc import Iterator, Mapping
+from typing import Any, Optional
 
 from slack_sdk.errors import SlackApiError
 

@@ -15,7 +15,8 @@ import hashlib
 import hmac
 import re
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 #: Seconds either side of now that a request may be timestamped (Slack: 5 minutes).
 MAX_SKEW = 300

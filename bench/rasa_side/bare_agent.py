@@ -26,14 +26,12 @@ sys.path.insert(0, str(PROJECT))
 
 def main() -> None:
     import skops.io  # noqa: F401  # before TensorFlow (addons/serve.py says why)
-
     from addons.quiet import quiet_rasa
 
     quiet_rasa()
     started = time.perf_counter()
-    from rasa.core.agent import Agent
-
     from addons.decide import Decider
+    from rasa.core.agent import Agent
 
     model = Path(sys.argv[1])
     agent = Agent.load(str(model))

@@ -18,8 +18,9 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from bot.engine.rasa_env import RasaEnvironment
 from bot.engine.remote import ModelServerEngine
@@ -27,7 +28,8 @@ from bot.engine.remote import ModelServerEngine
 logger = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-#: Seconds between "still loading" lines while the model loads.
+#: Seconds before the first progress line, and between "still loading" lines.
+FIRST_PROGRESS_SECONDS = 1.0
 PROGRESS_EVERY_SECONDS = 5.0
 #: Restart backoff after a crash: 1, 2, 4 ... seconds, at most this.
 MAX_BACKOFF_SECONDS = 30.0
@@ -110,7 +112,7 @@ class ModelServerChild:
                 engine.starting = False
                 self._ready.set()
                 self._progress(f"dialogue model ready after {time.monotonic() - started:.1f} s")
-                code = await self._process.wait()
+                code: Optional[int] = await self._process.wait()
                 if time.monotonic() - started > 60:
                     backoff = 1.0
             else:
@@ -123,8 +125,8 @@ class ModelServerChild:
             backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
 
     async def _wait_ready(self, engine: ModelServerEngine, process: asyncio.subprocess.Process, started: float) -> bool:
-        self._progress(f"loading the dialogue model {self._model_path.name} (the bot already serves commands)")
-        next_line = started + PROGRESS_EVERY_SECONDS
+        # The first line after a second: a start-up error (a platform unreachable) stays one line.
+        next_line, first = started + FIRST_PROGRESS_SECONDS, True
         while process.returncode is None:
             if await engine.ready(self.url):
                 return True
@@ -133,8 +135,11 @@ class ModelServerChild:
                 logger.error("the model server was not ready within %.0f s", self._start_timeout)
                 return False
             if now >= next_line:
-                self._progress(f"still loading the dialogue model ({now - started:.0f} s)")
-                next_line += PROGRESS_EVERY_SECONDS
+                if first:
+                    self._progress(f"loading the dialogue model {self._model_path.name} (the bot already serves commands)")
+                else:
+                    self._progress(f"still loading the dialogue model ({now - started:.0f} s)")
+                next_line, first = now + PROGRESS_EVERY_SECONDS, False
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(process.wait(), 0.25)
         return False
@@ -149,7 +154,7 @@ class ModelServerChild:
         process.terminate()
         try:
             return await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             return await process.wait()
 

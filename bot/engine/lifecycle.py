@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import os
 import ssl
-from typing import AsyncIterator, Mapping, Optional
+import sys
+from collections.abc import AsyncIterator, Mapping
+from typing import Optional
 
 from bot.config import Config
 from bot.engine import ModelMissingError
@@ -41,7 +43,10 @@ def _token(environ: Mapping[str, str]) -> str:
 def _ssl_context(config: Config) -> Optional[ssl.SSLContext]:
     if not config.engine.ca_file:
         return None
-    return ssl.create_default_context(cafile=config.engine.ca_file)
+    try:
+        return ssl.create_default_context(cafile=config.engine.ca_file)
+    except (ssl.SSLError, OSError) as error:
+        raise EngineConfigError(f"engine.ca_file: {config.engine.ca_file} holds no usable CA certificate ({error.__class__.__name__})") from None
 
 
 def require_model(config: Config) -> None:
@@ -57,10 +62,15 @@ def require_model(config: Config) -> None:
 
 async def _until_ready(engine: ModelServerEngine, timeout_seconds: float) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_seconds
+    started = loop.time()
+    next_line = started + 1.0
     while not await engine.ready():
-        if loop.time() > deadline:
+        now = loop.time()
+        if now - started > timeout_seconds:
             raise EngineConfigError(f"no model server answered within {timeout_seconds:g} s: {', '.join(engine.servers)}")
+        if now >= next_line:
+            print(f"bot: waiting for a model server to answer ({now - started:.0f} s of {timeout_seconds:g}): {', '.join(engine.servers)}", file=sys.stderr, flush=True)
+            next_line = now + 5.0
         await asyncio.sleep(0.5)
 
 

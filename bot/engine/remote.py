@@ -17,7 +17,8 @@ import logging
 import math
 import ssl
 import time
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 import aiohttp
 
@@ -106,7 +107,7 @@ class ModelServerEngine:
             async with self._client().post(f"{server}{CHANNEL_PATH}/{route}", json=body, headers=self._headers, ssl=self._ssl) as response:
                 raw = await response.read()
                 status = response.status
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise EngineUnavailable(f"model server {server} did not answer within {self._timeout.total:g} s") from None
         except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError) as error:
             raise ConnectionError(f"model server {server} unreachable: {type(error).__name__}") from None
@@ -179,7 +180,7 @@ class ModelServerEngine:
                 async with self._client().get(f"{candidate}{CHANNEL_PATH}/", ssl=self._ssl, timeout=aiohttp.ClientTimeout(total=2)) as response:
                     if response.status == 200:
                         return True
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 continue
         return False
 

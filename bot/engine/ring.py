@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 VIRTUAL_NODES = 160
 

@@ -10,8 +10,9 @@ OR-ed with another's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 DEFAULT_NAME = "A moderator"
 NAME_CHARS = 64
@@ -82,7 +83,7 @@ def usage(prefix: str) -> str:
     )
 
 
-def parse_line(text: str, prefix: str) -> Union[DeskAction, "TransferRequest"]:
+def parse_line(text: str, prefix: str) -> Union[DeskAction, TransferRequest]:
     """A desk line: `{prefix}claim [name]`, `{prefix}unclaim`, `{prefix}resolve`,
     `{prefix}takeover [name]`, `{prefix}transfer TARGET [name]` (a `TransferRequest`, whose
     raw target the desk resolves and authorises), or plain text (a `Reply`).

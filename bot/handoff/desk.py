@@ -7,8 +7,9 @@ them to the configured desk (`[handoff] desk`). Moderators' lines come back thro
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 from bot.handoff.locations import DeskPost
 from bot.messages import Outgoing
@@ -29,7 +30,7 @@ class ConsoleDesk:
     async def post(self, message: Outgoing) -> None:
         self._write_line(message)
 
-    async def remove(self, posts: Sequence["DeskPost"]) -> "Removal":
+    async def remove(self, posts: Sequence[DeskPost]) -> Removal:
         return Removal(failed=len(posts))
 
 
@@ -44,7 +45,7 @@ class Removal:
     edited: int = 0  #: could not be deleted: replaced by ERASED_TEXT
     failed: int = 0  #: could be neither deleted nor edited: still there as posted
 
-    def __add__(self, other: "Removal") -> "Removal":
+    def __add__(self, other: Removal) -> Removal:
         return Removal(self.deleted + other.deleted, self.edited + other.edited, self.failed + other.failed)
 
     @property

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from bot.handoff.locations import DeskPost
@@ -29,7 +29,7 @@ class ErasedTickets(Erased):
 
 class TicketsPart:
     name = "tickets"
-    tables = (tickets, desk_posts)
+    tables: tuple[Table, ...] = (tickets, desk_posts)
 
     def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
         rows = connection.execute(select(tickets).where(tickets.c.fan == fan).order_by(tickets.c.id)).mappings().all()

@@ -6,9 +6,10 @@ desk is (console, a Slack or Discord channel) is the connector's business.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 from bot.config import HandoffSettings
 from bot.handoff.actions import DEFAULT_NAME, Claim, ModeratorAction, Reply, Resolve, Takeover, Transfer, Unclaim

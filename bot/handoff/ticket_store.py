@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
-from sqlalchemy import DateTime, Integer, String, delete, exists, func, insert, literal, select, text, update
+from sqlalchemy import ColumnElement, DateTime, Integer, String, delete, exists, func, insert, literal, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -31,8 +32,8 @@ from bot.handoff.locations import DeskLocation, DeskPost
 from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status, next_status
 from bot.messages import Address, Kind
 from bot.privacy import crypto
-from bot.privacy.schema import desk_posts, desk_removals, preferences, tickets, turns
 from bot.privacy.audit import APPEND_ATTEMPTS
+from bot.privacy.schema import desk_posts, desk_removals, preferences, tickets, turns
 from bot.privacy.store import TranscriptStore
 
 ACTIVE_VALUES = [status.value for status in ACTIVE]
@@ -88,7 +89,7 @@ class TicketStore:
         # Awaited by each opener: a burst of /human in one loop iteration is one transaction.
         self._openings = store.group_commit(self._open_group, same_tick=True)
 
-    def _ticket(self, row: dict) -> Ticket:  # type: ignore[type-arg]
+    def _ticket(self, row: dict[str, Any]) -> Ticket:
         key = self._store.data_key(row["fan"], create=False)
         route: Optional[Address] = None
         if key is not None:
@@ -115,7 +116,7 @@ class TicketStore:
             silence_notified=bool(row["silence_notified"]),
         )
 
-    def _select_one(self, *conditions: object) -> Optional[Ticket]:
+    def _select_one(self, *conditions: ColumnElement[bool]) -> Optional[Ticket]:
         with self._store.engine.connect() as connection:
             row = connection.execute(select(tickets).where(*conditions).order_by(tickets.c.id.desc()).limit(1)).mappings().first()
         return self._ticket(dict(row)) if row else None
@@ -196,7 +197,7 @@ class TicketStore:
             """The move and its audit record commit together, or neither does."""
             with self._store.engine.begin() as connection:
                 changed = connection.execute(update(tickets).where(*conditions).values(**values)).rowcount
-                forgotten = bool(changed) and target in (Status.RESOLVED, Status.CANCELLED) and self._forget_handoff_if_private(connection, ticket)
+                forgotten = bool(changed) and target in (Status.RESOLVED, Status.CANCELLED) and bool(self._forget_handoff_if_private(connection, ticket))
                 if changed:
                     self._store.audit_log.record(f"ticket_{_PAST[action]}", actor, detail, at=at, connection=connection)
             return changed, forgotten
@@ -399,6 +400,6 @@ def _insert(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
             ).scalars()
         )
     else:  # any other database: one insert per ticket, still in one transaction
-        return [connection.execute(insert(tickets).values(**row)).inserted_primary_key[0] for row in rows]
+        return [connection.execute(insert(tickets).values(**row)).inserted_primary_key[0] for row in rows]  # type: ignore[index]  # an executed INSERT always has its key
     connection.execute(insert(tickets), [dict(row, id=ticket_id) for row, ticket_id in zip(rows, ids)])
     return ids

@@ -13,9 +13,10 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection, Engine

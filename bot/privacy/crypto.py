@@ -8,7 +8,7 @@ when they were made; the privacy notice says so.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -41,7 +41,7 @@ class MasterKeys:
         self.count = len(fernets)
 
     @classmethod
-    def parse(cls, value: str) -> "MasterKeys":
+    def parse(cls, value: str) -> MasterKeys:
         return cls([part for part in value.split(",") if part.strip()])
 
     @staticmethod

@@ -59,7 +59,7 @@ class TurnsPart:
     """The minimized, encrypted transcript."""
 
     name = "turns"
-    tables = (turns,)
+    tables: tuple[Table, ...] = (turns,)
 
     def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
         rows = connection.execute(select(turns).where(turns.c.fan == fan).order_by(turns.c.id)).mappings().all()
@@ -93,7 +93,7 @@ class PreferencesPart:
     """The fan's choices (`/privacy on|off`)."""
 
     name = "transcript_logging"
-    tables = (preferences,)
+    tables: tuple[Table, ...] = (preferences,)
 
     def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
         return "on" if logging_enabled(connection, fan) else "off"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Optional
 
 from bot.privacy.store import TranscriptStore
@@ -14,11 +15,15 @@ logger = logging.getLogger(__name__)
 CHECK_SECONDS = 10.0
 
 
-async def watch_health(store: TranscriptStore, every_seconds: float = CHECK_SECONDS) -> None:
-    """Checks every `every_seconds` until cancelled; logs each change of state, no content."""
+async def watch_health(
+    store: TranscriptStore, every_seconds: float = CHECK_SECONDS, report: Callable[[Optional[str]], None] = lambda _: None
+) -> None:
+    """Checks every `every_seconds` until cancelled; logs each change of state, no content.
+    `report` gets each result (None: usable), e.g. for `/readyz`."""
     reported: Optional[str] = None
     while True:
         problem = await store.check_health()
+        report(problem)
         if problem is not None and problem != reported:
             logger.error("the store is not usable: %s", problem)
         elif problem is None and reported is not None:

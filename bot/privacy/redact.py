@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import urlsplit
 
-from stdnum import ean, iban as stdnum_iban
+from stdnum import ean
+from stdnum import iban as stdnum_iban
 from stdnum.exceptions import ValidationError
 
 from bot.privacy.redaction import emails, secret_rules

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, MutableMapping
 
 from bot.privacy.crypto import MasterKeyError, MasterKeys
 from bot.privacy.local_files import private_file, private_folder

@@ -14,10 +14,11 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 from bot.privacy.crypto import MasterKeys
 

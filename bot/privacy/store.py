@@ -15,11 +15,12 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Generic, Iterable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Generic, Optional, TypeVar
 
 from sqlalchemy import create_engine, delete, event, func, insert, inspect, literal, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -37,7 +38,7 @@ from bot.privacy.schema import data_keys, desk_posts, desk_removals, erasures, s
 from bot.privacy.spool import Spool
 
 T = TypeVar("T")
-I = TypeVar("I")
+I = TypeVar("I")  # noqa: E741 - GroupCommit[I, R]: item in, result out
 R = TypeVar("R")
 logger = logging.getLogger(__name__)
 DATA_KEY_CACHE = 10_000
@@ -190,13 +191,13 @@ class GroupCommit(Generic[I, R]):
         self._write = write
         self._same_tick = same_tick
         self._lock = threading.Lock()
-        self._queued: list[tuple[I, "asyncio.Future[R]", asyncio.AbstractEventLoop]] = []
+        self._queued: list[tuple[I, asyncio.Future[R], asyncio.AbstractEventLoop]] = []
 
     @property
     def pending(self) -> bool:
         return bool(self._queued)
 
-    def submit(self, item: I) -> "asyncio.Future[R]":
+    def submit(self, item: I) -> asyncio.Future[R]:
         loop = asyncio.get_running_loop()
         settled: asyncio.Future[R] = loop.create_future()
         with self._lock:
@@ -229,7 +230,7 @@ class GroupCommit(Generic[I, R]):
         for (_, settled, loop), result in zip(pending, results):
             loop.call_soon_threadsafe(_settle, settled, result, None)
 
-    def _one_by_one(self, pending: list[tuple[I, "asyncio.Future[R]", asyncio.AbstractEventLoop]]) -> None:
+    def _one_by_one(self, pending: list[tuple[I, asyncio.Future[R], asyncio.AbstractEventLoop]]) -> None:
         """A group failed: each item is retried alone, so one bad item (say, text no encoder
         accepts) fails only its own waiter and never takes the rest of the group with it."""
         failed = 0
@@ -246,7 +247,7 @@ class GroupCommit(Generic[I, R]):
 
 @dataclass
 class _Recent:
-    turns: "deque[dict[str, Any]]"
+    turns: deque[dict[str, Any]]
     disclosed: Optional[datetime]
     seen: float
 
@@ -388,7 +389,7 @@ class TranscriptStore:
         create: bool = True,
         spool_path: Optional[Path] = None,
         adopt_pseudonym_key: bool = False,
-    ) -> "TranscriptStore":
+    ) -> TranscriptStore:
         """Opens both databases, proves the keys are the store's, then migrates.
 
         A wrong or missing master key (`MasterKeyError`), or a pseudonym key other than
@@ -494,7 +495,7 @@ class TranscriptStore:
 
         try:
             self.problem = await asyncio.wait_for(self.run(probe), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.problem = f"the database did not answer within {timeout:g} s"
         except Exception as error:
             self.problem = f"a test write failed: {type(error).__name__}: {_first_line(error)}"[:300]
@@ -595,7 +596,7 @@ class TranscriptStore:
         """Batches waiting in the spool for the database to come back."""
         return self._spool.pending if self._spool is not None else 0
 
-    def submit(self, *batch: Turn, check_logging: bool = False) -> "asyncio.Future[None]":
+    def submit(self, *batch: Turn, check_logging: bool = False) -> asyncio.Future[None]:
         """Queues the write at once, without waiting for it.
 
         Writes queued while the store thread is busy are committed together (group
@@ -750,7 +751,7 @@ class TranscriptStore:
             self._drain_spool()  # spooled turns of this fan are erased with the rest
             self._drop_cached(fan)
             with self._engine.begin() as connection:
-                job = connection.execute(
+                job = connection.execute(  # type: ignore[index]  # an executed INSERT always has its key
                     insert(erasures).values(fan=fan, actor=actor, requested_at=datetime.utcnow())
                 ).inserted_primary_key[0]
             return self._execute_erasure(int(job), fan, actor)
@@ -982,7 +983,7 @@ class TranscriptStore:
             self._keys_engine.dispose()
 
 
-def _settle(settled: "asyncio.Future[Any]", result: Any, error: Optional[BaseException]) -> None:
+def _settle(settled: asyncio.Future[Any], result: Any, error: Optional[BaseException]) -> None:
     if settled.cancelled():
         return
     if error is None:

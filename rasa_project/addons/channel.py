@@ -100,7 +100,7 @@ class FanAssistantInput(InputChannel):
         """The token comes from the environment, never from a file; without it, no server."""
         token = os.environ.get(TOKEN_VARIABLE, "")
         if not token.strip():
-            print(f"model server: {TOKEN_VARIABLE} is not set: the bot passes it; set it to the bot's [engine] token", file=sys.stderr)
+            print(f"model server: {TOKEN_VARIABLE} is not set: the bot passes it; set it to the same secret as the bot's BOT_ENGINE_TOKEN", file=sys.stderr)
             raise SystemExit(2)
         quiet_server()
         return cls(token)

@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from .model import DEFAULT_TOKEN
 from .server import DiscordStandIn
-
 
 # --------------------------------------------------------------------------------------
 # Command line: a stand-in to point a real bot process at

@@ -7,11 +7,22 @@ import contextlib
 import json
 import logging
 import secrets
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 from aiohttp import WSMsgType, web
 
-from .model import API_VERSION, Json, MESSAGE_CONTENT, PRIVILEGED_INTENTS, _Connection, _INTENT_NAMES, _Session, _required_intent, _send_quietly
+from .model import (
+    _INTENT_NAMES,
+    API_VERSION,
+    MESSAGE_CONTENT,
+    PRIVILEGED_INTENTS,
+    Json,
+    _Connection,
+    _required_intent,
+    _send_quietly,
+    _Session,
+)
 
 log = logging.getLogger("standins.discord")
 
@@ -271,7 +282,7 @@ class _GatewayMixin:
             conn.closing = done
         try:
             await asyncio.wait_for(ws.close(code=code, message=message), 5.0)
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+        except (TimeoutError, ConnectionError, RuntimeError):
             pass
         finally:
             done.set()

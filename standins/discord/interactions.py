@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from aiohttp import web
 
-from .model import ApiError, EPHEMERAL, Json, LOADING, _Interaction, _form_error
+from .model import EPHEMERAL, LOADING, ApiError, Json, _form_error, _Interaction
 
 log = logging.getLogger("standins.discord")
 

@@ -7,7 +7,25 @@ from typing import Any, Optional
 
 from aiohttp import web
 
-from .model import CREATE_PUBLIC_THREADS, SEND_MESSAGES, SEND_MESSAGES_IN_THREADS, ApiError, DM, GUILD_NEWS, GUILD_TEXT, Json, NEWS_THREAD, PRIVATE_THREAD, PUBLIC_THREAD, THREAD_TYPES, _MANAGE_CHANNELS, _MANAGE_MESSAGES, _MANAGE_THREADS, _form_error, _iso
+from .model import (
+    _MANAGE_CHANNELS,
+    _MANAGE_MESSAGES,
+    _MANAGE_THREADS,
+    CREATE_PUBLIC_THREADS,
+    DM,
+    GUILD_NEWS,
+    GUILD_TEXT,
+    NEWS_THREAD,
+    PRIVATE_THREAD,
+    PUBLIC_THREAD,
+    SEND_MESSAGES,
+    SEND_MESSAGES_IN_THREADS,
+    THREAD_TYPES,
+    ApiError,
+    Json,
+    _form_error,
+    _iso,
+)
 
 log = logging.getLogger("standins.discord")
 

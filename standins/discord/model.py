@@ -6,9 +6,10 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Iterator, Optional
+from datetime import UTC, datetime
+from typing import Any, Optional
 
 from aiohttp import web
 
@@ -66,7 +67,7 @@ Json = dict[str, Any]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(moment: Optional[datetime] = None) -> str:

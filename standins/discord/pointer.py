@@ -27,7 +27,7 @@ class DiscordPointer:
 
     __call__ = restore
 
-    def __enter__(self) -> "DiscordPointer":
+    def __enter__(self) -> DiscordPointer:
         return self
 
     def __exit__(self, *exc: object) -> None:

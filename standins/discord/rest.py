@@ -11,7 +11,19 @@ from typing import Any, Optional, Union
 
 from aiohttp import web
 
-from .model import ApiError, Handler, Json, THREAD_TYPES, _ALL_PERMISSIONS, _BOT_PERMISSIONS, _NAME_RE, _RateLimit, _form_error, _json_response, _read_body
+from .model import (
+    _ALL_PERMISSIONS,
+    _BOT_PERMISSIONS,
+    _NAME_RE,
+    THREAD_TYPES,
+    ApiError,
+    Handler,
+    Json,
+    _form_error,
+    _json_response,
+    _RateLimit,
+    _read_body,
+)
 
 log = logging.getLogger("standins.discord")
 
@@ -62,7 +74,7 @@ class _RestMixin:
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
         method = request.method
-        for route_method, pattern, handler, auth in self._routes:
+        for route_method, pattern, handler, auth in self._routes:  # noqa: B007 - handler and auth are used after the break
             match = pattern.fullmatch(path)
             if match and route_method == method:
                 break

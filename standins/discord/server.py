@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Sequence, Any, Callable, Optional, Union
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
 
 from aiohttp import web
 
@@ -13,7 +14,24 @@ from .control import _ControlMixin
 from .gateway import _GatewayMixin
 from .interactions import _InteractionsMixin
 from .messages import _MessagesMixin
-from .model import _iso, API_VERSION, ApiError, DEFAULT_APP_ID, DEFAULT_CHANNEL_ID, DEFAULT_GUILD_ID, DEFAULT_OWNER_ID, DEFAULT_TOKEN, Json, SentMessage, _Connection, _Guild, _Interaction, _RateLimit, _Session, _custom_ids
+from .model import (
+    API_VERSION,
+    DEFAULT_APP_ID,
+    DEFAULT_CHANNEL_ID,
+    DEFAULT_GUILD_ID,
+    DEFAULT_OWNER_ID,
+    DEFAULT_TOKEN,
+    ApiError,
+    Json,
+    SentMessage,
+    _Connection,
+    _custom_ids,
+    _Guild,
+    _Interaction,
+    _iso,
+    _RateLimit,
+    _Session,
+)
 from .rest import _RestMixin
 from .state import _StateMixin
 
@@ -120,7 +138,7 @@ class DiscordStandIn(_StateMixin, _GatewayMixin, _RestMixin, _MessagesMixin, _In
     def gateway_url(self) -> str:
         return f"ws://{self.host}:{self.port}/gateway"
 
-    async def start(self, port: int = 0, host: Optional[str] = None) -> "DiscordStandIn":
+    async def start(self, port: int = 0, host: Optional[str] = None) -> DiscordStandIn:
         if host is not None:
             self.host = host
         self._connected = asyncio.Event()
@@ -154,7 +172,7 @@ class DiscordStandIn(_StateMixin, _GatewayMixin, _RestMixin, _MessagesMixin, _In
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "DiscordStandIn":
+    async def __aenter__(self) -> DiscordStandIn:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -167,7 +185,7 @@ class DiscordStandIn(_StateMixin, _GatewayMixin, _RestMixin, _MessagesMixin, _In
         assert self._connected is not None, "start() the stand-in first"
         try:
             await asyncio.wait_for(self._connected.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"no discord client identified within {timeout}s") from None
 
     async def send_dm(self, user_id: int, content: str, *, reply_to: Optional[int] = None,
@@ -321,5 +339,5 @@ class DiscordStandIn(_StateMixin, _GatewayMixin, _RestMixin, _MessagesMixin, _In
             self._waiters.append(waiter)
             try:
                 await asyncio.wait_for(waiter, remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

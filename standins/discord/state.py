@@ -6,9 +6,38 @@ import logging
 import re
 import secrets
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
-from .model import BOT_MESSAGE_CHARS, NITRO_MESSAGE_CHARS, ApiError, DEFAULT_OWNER_ID, DISCORD_EPOCH_MS, DM, EPHEMERAL, GUILD_MEMBERS, GUILD_PRESENCES, GUILD_TEXT, Json, LOADING, MESSAGE_CONTENT, PRIVILEGED_INTENTS, SentMessage, THREAD_TYPES, _ADMINISTRATOR, _ALL_PERMISSIONS, _BOT_PERMISSIONS, _EVERYONE_PERMISSIONS, _Guild, _Interaction, _ROLE_MENTION, _RateLimit, _USER_MENTION, _form_error, _iso
+from .model import (
+    _ADMINISTRATOR,
+    _ALL_PERMISSIONS,
+    _BOT_PERMISSIONS,
+    _EVERYONE_PERMISSIONS,
+    _ROLE_MENTION,
+    _USER_MENTION,
+    BOT_MESSAGE_CHARS,
+    DEFAULT_OWNER_ID,
+    DISCORD_EPOCH_MS,
+    DM,
+    EPHEMERAL,
+    GUILD_MEMBERS,
+    GUILD_PRESENCES,
+    GUILD_TEXT,
+    LOADING,
+    MESSAGE_CONTENT,
+    NITRO_MESSAGE_CHARS,
+    PRIVILEGED_INTENTS,
+    THREAD_TYPES,
+    ApiError,
+    Json,
+    SentMessage,
+    _form_error,
+    _Guild,
+    _Interaction,
+    _iso,
+    _RateLimit,
+)
 
 log = logging.getLogger("standins.discord")
 

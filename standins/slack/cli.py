@@ -10,7 +10,6 @@ from typing import Optional
 
 from .server import SlackStandIn
 
-
 # ---------------------------------------------------------------------- command line
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from .model import Delivery, SLACKBOT_UA, SentMessage
+from .model import SLACKBOT_UA, Delivery, SentMessage
 
 log = logging.getLogger("standins.slack")
 
@@ -63,7 +63,7 @@ class _DeliveryMixin:
         event_id = payload.get("event_id")
         try:
             ack = await asyncio.wait_for(future, self.ack_timeout)
-        except asyncio.TimeoutError:  # a late ack still lands in `acks`
+        except TimeoutError:  # a late ack still lands in `acks`
             self._pending_acks.pop(envelope_id, None)
             log.info("envelope %s (%s) not acked within %gs", envelope_id, kind, self.ack_timeout)
             return Delivery(kind, "socket", payload, 0, event_id=event_id, envelope_id=envelope_id, retry=retry)
@@ -77,7 +77,7 @@ class _DeliveryMixin:
         while True:
             try:
                 await self._wait(lambda: bool(self._open_sockets()), max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._pending_acks.pop(envelope["envelope_id"], None)
                 raise AssertionError(f"no Socket Mode client connected within {self.connect_timeout:g}s") from None
             socket = self._open_sockets()[-1]
@@ -125,7 +125,7 @@ class _DeliveryMixin:
             ) as response:
                 text = await response.text()
                 status = response.status
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.info("%s delivery not answered within %gs", kind, self.ack_timeout)
             return Delivery(kind, "http", payload, 0, event_id=event_id, retry=retry)
         latency = (time.monotonic() - started) * 1000

@@ -6,8 +6,8 @@ import time
 import uuid
 from typing import Any, Optional
 
+from .model import VERIFICATION_TOKEN, Delivery, _channel_type
 from .text import check_wire
-from .model import Delivery, VERIFICATION_TOKEN, _channel_type
 
 
 class _EventsMixin:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
 import aiohttp
 from aiohttp import web
@@ -12,8 +13,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from .control import _ControlMixin
 from .delivery import _DeliveryMixin
-from .files import _FilesMixin
 from .events import _EventsMixin
+from .files import _FilesMixin
 from .model import Delivery, SentMessage, _ResponseTarget, _Socket
 from .socket_mode import _SocketModeMixin
 from .state import _StateMixin
@@ -110,7 +111,7 @@ class SlackStandIn(_StateMixin, _FilesMixin, _WebApiMixin, _SocketModeMixin, _Ev
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, port: int = 0) -> "SlackStandIn":
+    async def start(self, port: int = 0) -> SlackStandIn:
         app = web.Application()
         app.add_routes(
             [
@@ -144,7 +145,7 @@ class SlackStandIn(_StateMixin, _FilesMixin, _WebApiMixin, _SocketModeMixin, _Ev
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "SlackStandIn":
+    async def __aenter__(self) -> SlackStandIn:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -62,7 +61,7 @@ class _SocketModeMixin:
         """Until a Socket Mode client is connected and has had its hello."""
         try:
             await self._wait(lambda: bool(self._open_sockets()), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"no Socket Mode client connected within {timeout:g}s") from None
 
     async def drop_socket(self) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, Optional
 
-from .text import shown
 from .model import SentMessage, _SlackError
+from .text import shown
 
 log = logging.getLogger("standins.slack")
 
@@ -83,7 +84,7 @@ class _StateMixin:
 
         try:
             await self._wait(lambda: len(matching()) >= count, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             summary = "\n".join(f"  {m.method} {m.channel} thread={m.thread_ts} text={(m.text or '')[:80]!r}" for m in self.sent)
             raise AssertionError(
                 f"waited {timeout:g}s for {count} sent message(s) matching the predicate, "
@@ -97,10 +98,10 @@ class _StateMixin:
         while not ready():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise asyncio.TimeoutError
+                raise TimeoutError
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _notify(self) -> None:

@@ -11,7 +11,7 @@ same three characters; Slack shows an unescaped `<@U123>` as a mention.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 MARKUP = re.compile(r"<([^<>]*)>")
 _TOKEN = re.compile(r"^(?:[@#][UWCGD][A-Z0-9]+(?:\|[^|]*)?|![a-z^][^|]*(?:\|.*)?|(?:https?|mailto|ftp|tel|slack):[^|]*(?:\|.*)?)$")

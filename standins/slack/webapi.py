@@ -10,7 +10,18 @@ from typing import Any
 
 from aiohttp import web
 
-from .model import RESPONSE_URL_SECONDS, BOT_SCOPES, SentMessage, _ResponseTarget, _SlackError, _bearer, _message_content, _request_args, _slack_json, _ts_key
+from .model import (
+    BOT_SCOPES,
+    RESPONSE_URL_SECONDS,
+    SentMessage,
+    _bearer,
+    _message_content,
+    _request_args,
+    _ResponseTarget,
+    _slack_json,
+    _SlackError,
+    _ts_key,
+)
 
 log = logging.getLogger("standins.slack")
 

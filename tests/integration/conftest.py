@@ -8,9 +8,9 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Iterator
 
 import pytest
 
@@ -36,7 +36,7 @@ TEST_TIMEOUT_SECONDS = 60.0
 class ModelServer:
     url: str
     token: str
-    process: "subprocess.Popen[bytes]"
+    process: subprocess.Popen[bytes]
 
 
 def start_model_server(model: Path = MODEL, idle_seconds: float = 1800, token: str = "") -> ModelServer:

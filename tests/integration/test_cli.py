@@ -42,7 +42,7 @@ def replay_runs(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -
 def test_replay_output_is_json_lines_with_the_expected_kinds(replay_runs: list[subprocess.CompletedProcess[str]]) -> None:
     run = replay_runs[0]
     lines = [json.loads(line) for line in run.stdout.splitlines()]
-    by_user = lambda user: [l["kind"] for l in lines if l["user"] == user]  # noqa: E731
+    by_user = lambda user: [line["kind"] for line in lines if line["user"] == user]  # noqa: E731
     assert by_user("ann") == ["disclosure", "answer", "answer", "answer", "explanation", "fallback", "fallback", "handoff_offer"]
     assert by_user("bob") == ["disclosure", "answer", "error", "erasure_confirm_request", "erasure_done", "disclosure", "answer"]
     assert by_user("mod1") == ["refused"]
@@ -69,7 +69,7 @@ def test_a_handoff_through_the_real_model_and_a_real_process(trained_model: Path
     run = bot("replay", str(script), tmp_path=tmp_path, extra_env={"BOT_HANDOFF_MODERATORS": "mod1"})
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in run.stdout.splitlines()]
-    assert [(l["to"], l["user"], l["kind"]) for l in lines] == [
+    assert [(line["to"], line["user"], line["kind"]) for line in lines] == [
         ("user", "ann", "disclosure"),
         ("user", "ann", "answer"),
         ("user", "ann", "handoff_started"),

@@ -44,7 +44,7 @@ def test_a_moderator_claims_replies_and_resolves_in_bot_chat(trained_model: Path
     run = chat(tmp_path, SCRIPT)
     assert run.returncode == 0, run.stderr
     lines = [line for line in run.stdout.splitlines() if not line.startswith(" ")]  # first lines only
-    after_ticket = lines[lines.index(next(l for l in lines if l.startswith("[to moderators] Ticket #1"))) + 1 :]
+    after_ticket = lines[lines.index(next(line for line in lines if line.startswith("[to moderators] Ticket #1"))) + 1 :]
     assert after_ticket == [
         "[AI assistant] Alex, a human moderator, has joined. You're talking with a person now, not the AI.",
         "[to moderators] You claimed ticket #1 as Alex.",

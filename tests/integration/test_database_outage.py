@@ -71,10 +71,11 @@ class Proxy:
     async def _cut(self) -> None:
         assert self._server is not None
         self._server.close()
-        await self._server.wait_closed()
         for writer in list(self._writers):
             writer.close()
         self._writers.clear()
+        # Since Python 3.12, wait_closed() also waits for the relayed connections to end.
+        await self._server.wait_closed()
 
     def cut(self) -> None:
         self._call(self._cut())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -30,7 +30,9 @@ from connectors.router import Router
 from connectors.slack_connector import SlackConnector, SlackTokens
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
 from tests.integration.test_desk_discord import thread_of
-from tests.integration.test_discord_connector import DESK_ID, MODERATOR as DISCORD_MODERATOR, FAN as DISCORD_FAN, discord_world
+from tests.integration.test_discord_connector import DESK_ID, discord_world
+from tests.integration.test_discord_connector import FAN as DISCORD_FAN
+from tests.integration.test_discord_connector import MODERATOR as DISCORD_MODERATOR
 
 BOT_TOKEN, APP_TOKEN, SECRET = "xoxb-test", "xapp-test", "test-signing-secret"
 KEY = b"delivery-test-pseudonym-key-0123456789abcdef"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,11 +21,21 @@ from bot.handoff.states import Status
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
-from standins.discord import DiscordStandIn
 from connectors.discord_connector import DiscordConnector
 from connectors.router import Router
+from standins.discord import DiscordStandIn
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
-from tests.integration.test_discord_connector import DESK_ID, FAN, KEY, MOD_ROLE, MODERATOR, OTHER_FAN, OUTSIDER, TOKEN, discord_world
+from tests.integration.test_discord_connector import (
+    DESK_ID,
+    FAN,
+    KEY,
+    MOD_ROLE,
+    MODERATOR,
+    OTHER_FAN,
+    OUTSIDER,
+    TOKEN,
+    discord_world,
+)
 
 PHONE = "+44 20 7946 0958"
 

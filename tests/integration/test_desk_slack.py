@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,12 +20,21 @@ from bot.handoff.states import Status
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
-from standins.slack import SlackStandIn
 from connectors.router import Router
 from connectors.slack_connector import SlackConnector, SlackTokens
+from standins.slack import SlackStandIn
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
 from tests.integration.test_slack_connector import (
-    APP_TOKEN, BOT_TOKEN, DESK, FAN, GENERAL, MODERATOR, OTHER_FAN, OUTSIDER, SECRET, start_world,
+    APP_TOKEN,
+    BOT_TOKEN,
+    DESK,
+    FAN,
+    GENERAL,
+    MODERATOR,
+    OTHER_FAN,
+    OUTSIDER,
+    SECRET,
+    start_world,
 )
 
 PSEUDONYM_KEY = b"slack-test-pseudonym-key-0123456789abcdef"

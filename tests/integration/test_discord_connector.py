@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from typing import Optional
 
 import pytest
 
@@ -17,11 +18,11 @@ from bot.engine.remote import ModelServerEngine
 from bot.messages import Address, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
-from standins.discord import DiscordStandIn, SentMessage, point_discord_at
-from standins.slack import SlackStandIn
 from connectors.discord_connector import DiscordConnector
 from connectors.router import Router
 from connectors.slack_connector import SlackConnector, SlackTokens
+from standins.discord import DiscordStandIn, SentMessage, point_discord_at
+from standins.slack import SlackStandIn
 
 TOKEN = "discord-test-token"
 FAN, OTHER_FAN, MODERATOR, OUTSIDER = 4242, 4243, 4343, 4444

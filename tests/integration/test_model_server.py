@@ -11,8 +11,8 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -158,6 +158,25 @@ async def test_a_killed_server_fails_over_keeping_the_conversation_state(
     await engine.aclose()
 
 
+async def probe(port: int, route: str) -> tuple[int, list[str]]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/{route}") as response:
+            body = await response.json()
+            return response.status, body.get("problems", [])
+
+
+async def until_probe(port: int, status: int, timeout: float = 60.0) -> list[str]:
+    """`/readyz`'s problems once it answers `status` (raises after `timeout` seconds)."""
+    for _ in range(int(timeout / 0.25)):
+        got, problems = await probe(port, "readyz")
+        if got == status:
+            return problems
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"/readyz never answered {status}")
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -178,7 +197,11 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
     """`bot run` with Slack: commands answered while the embedded model server loads, a fan's
     question told honestly that the assistant is starting, then answered once it is ready;
     the model server killed with SIGKILL: an honest error at once, then a restarted server
-    answers; SIGTERM stops the bot and its model server."""
+    answers; `/readyz` follows the model server and the store; SIGTERM stops the bot and its
+    model server."""
+    from bot.engine.child import free_port
+
+    health_port = free_port()
     async with SlackStandIn(bot_token="xoxb-ms", app_token="xapp-ms") as slack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
         env.update(
@@ -188,6 +211,7 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
             SLACK_BOT_TOKEN="xoxb-ms",
             SLACK_APP_TOKEN="xapp-ms",
             SLACK_API_BASE_URL=slack.api_base_url,
+            BOT_HEALTH_PORT=str(health_port),
         )
         assert subprocess.run([sys.executable, "-m", "bot", "db", "init"], cwd=REPO, env=env, capture_output=True).returncode == 0
         process = await asyncio.create_subprocess_exec(
@@ -207,7 +231,11 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
             first = (await slack.wait_for_sent(said("still starting up", "episode"), timeout=60))[0]
             if not any("dialogue model ready" in line for line in log.lines):  # the usual case: seconds of loading
                 assert "still starting up" in (first.text or "")
+            assert (await probe(health_port, "healthz"))[0] == 200
+            if not any("dialogue model ready" in line for line in log.lines):
+                assert await probe(health_port, "readyz") == (503, ["model server not ready"])
             await log.wait_for("dialogue model ready")
+            assert await until_probe(health_port, 200) == []
             await slack.send_dm(fan, "how do I reset my password")
             await slack.wait_for_sent(said("password", "Password"), timeout=30)
 
@@ -217,6 +245,7 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
             await slack.send_dm(fan, "when is the next episode?")
             honest = (await slack.wait_for_sent(lambda m: said("went wrong", "still starting up")(m) and slack.sent.index(m) >= before, timeout=30))[0]
             assert "/human" in (honest.text or "")
+            assert await until_probe(health_port, 503) == ["model server not ready"]
             await log.wait_for("restarting it")
             for _ in range(1200):  # up to 240 s for the restarted server to load
                 if sum("dialogue model ready" in line for line in log.lines) >= 2:
@@ -227,6 +256,15 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
             await slack.send_dm(fan, "how do I reset my password")
             await slack.wait_for_sent(lambda m: said("password", "Password")(m) and slack.sent.index(m) >= before, timeout=30)
             [restarted] = [pid for pid in _children(process.pid) if b"rasa" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            assert await until_probe(health_port, 200) == []
+            # The store's file moved away (and back): /readyz says so, by part name only.
+            database = tmp_path / "transcripts.db"
+            database.rename(tmp_path / "elsewhere.db")
+            try:
+                assert await until_probe(health_port, 503, timeout=40) == ["store not usable"]
+            finally:
+                (tmp_path / "elsewhere.db").rename(database)
+            assert await until_probe(health_port, 200, timeout=40) == []
         finally:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
@@ -236,3 +274,65 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
         assert not _alive(restarted), "the model server stops with the bot"
         for private in ("episode", "password", fan):
             assert private not in text
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as an operator's own CA would issue one."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "model-server.test")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = folder / "server.pem", folder / "server.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+async def test_a_model_server_on_tls_is_reached_with_the_configured_ca_and_refused_without(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    """Encryption in transit for a model server on another host: `rasa run --ssl-certificate`,
+    and the bot's `[engine] ca_file`; without the CA the bot refuses the server (never plain
+    trust), and the fan gets the honest error."""
+    from bot.config import load_config
+    from bot.engine import EngineUnavailable
+    from bot.engine.child import free_port
+    from bot.engine.lifecycle import open_engine
+    from tests.integration.conftest import PROJECT, RASA
+
+    cert, key = _self_signed(tmp_path)
+    port, token = free_port(), f"tls-{uuid.uuid4().hex}"
+    process = subprocess.Popen(
+        RASA.serve_command(trained_model, "127.0.0.1", port, cert, key), cwd=PROJECT,
+        env=RASA.environment(token, 1800), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"https://127.0.0.1:{port}"
+        env = {"BOT_ENGINE_TOKEN": token}
+        with_ca = load_config(assignments=[f"engine.url={url}", f"engine.ca_file={cert}", "engine.start_timeout_seconds=240"])
+        async with open_engine(with_ca, wait_ready=True, environ=env) as engine:
+            assert (await engine.respond("tls-fan", "hello")).intent == "greet"
+        without_ca = load_config(assignments=[f"engine.url={url}"])
+        async with open_engine(without_ca, environ=env) as engine:
+            with pytest.raises(EngineUnavailable):
+                await engine.respond("tls-fan", "hello")
+    finally:
+        process.terminate()
+        process.wait(20)

@@ -5,13 +5,15 @@ Nitro-length Discord messages reaching the moderator."""
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from bot.engine.remote import ModelServerEngine
 from bot.privacy.store import TranscriptStore
-from tests.integration.test_discord_connector import DESK_ID, FAN as DISCORD_FAN, MODERATOR as DISCORD_MOD, DiscordWorld, discord_world
+from tests.integration.test_discord_connector import DESK_ID, DiscordWorld, discord_world
+from tests.integration.test_discord_connector import FAN as DISCORD_FAN
+from tests.integration.test_discord_connector import MODERATOR as DISCORD_MOD
 from tests.integration.test_slack_connector import DESK, FAN, MODERATOR, SlackWorld, start_world
 
 pytestmark = pytest.mark.integration

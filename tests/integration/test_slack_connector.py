@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any, AsyncIterator, Optional
+from collections.abc import AsyncIterator
+from typing import Any, Optional
 
 import pytest
 
@@ -18,9 +19,9 @@ from bot.handoff.desk import ConsoleDesk
 from bot.messages import Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
-from standins.slack import SentMessage, SlackStandIn
 from connectors.router import Router
 from connectors.slack_connector import SlackConnector, SlackTokens
+from standins.slack import SentMessage, SlackStandIn
 
 BOT_TOKEN, APP_TOKEN, SECRET = "xoxb-test", "xapp-test", "test-signing-secret"
 FAN, OTHER_FAN, MODERATOR, OUTSIDER = "UFAN1", "UFAN2", "UMOD1", "UOUT1"

@@ -3,8 +3,8 @@ and discord.py clients (the rules are cited in the stand-ins' docstrings)."""
 
 from __future__ import annotations
 
-import pytest
 import discord
+import pytest
 from slack_sdk.errors import SlackApiError
 
 from standins.slack import SlackStandIn

@@ -6,7 +6,7 @@ The real slack-sdk / discord.py clients, against small loopback servers."""
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web

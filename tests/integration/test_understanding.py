@@ -166,8 +166,8 @@ def test_quality_floor_on_the_dev_sets_through_bot_replay(trained_model: Path) -
     if eval_dir is None:  # loud, not a silent skip: the floor is measured on the dev sets or not at all
         pytest.fail("no shared NLU dev sets found (see bench/eval_dir.py); set NLU_EVAL_DIR")
 
-    off = [l.strip() for l in (eval_dir / "off_topic_dev.txt").read_text(encoding="utf-8").splitlines() if l.strip()]
-    challenge = [l.strip() for l in (eval_dir / "bot_challenge_dev.txt").read_text(encoding="utf-8").splitlines() if l.strip()]
+    off = [line.strip() for line in (eval_dir / "off_topic_dev.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
+    challenge = [line.strip() for line in (eval_dir / "bot_challenge_dev.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
     replies = replay_lines(REPO / ".venv" / "bin" / "bot", off + challenge)
     off_score, challenge_score = score(off, replies[: len(off)]), score(challenge, replies[len(off) :])
     assert off_score["fallback"] >= 0.90 and off_score["actions"] == 0

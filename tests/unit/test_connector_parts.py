@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from bot.config import load_config
+from bot.handoff.actions import Claim, DeskLineError, Reply, Resolve, Transfer
 from bot.messages import Address, Kind, Outgoing
 from connectors import discord_render, slack_render
 from connectors.dedupe import RecentKeys
-from bot.handoff.actions import Claim, DeskLineError, Reply, Resolve, Transfer
 from connectors.launch import ConsoleDeskInput
 from connectors.router import Router
 from connectors.slack_connector import COMMANDS

@@ -8,6 +8,7 @@ import io
 from bot.config import AssistantSettings, HandoffSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
+from bot.handoff.actions import Claim
 from bot.messages import Incoming
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
@@ -15,7 +16,6 @@ from bot.testing.fake_engine import FakeEngine
 from connectors.console import ConsoleConnector, desk_line, parse_desk_line
 from connectors.launch import ConsoleDeskInput
 from connectors.router import Router
-from bot.handoff.actions import Claim
 from tests.conftest import TEST_KEY
 
 

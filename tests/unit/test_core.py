@@ -226,3 +226,10 @@ async def test_a_disclosure_delivered_after_an_erasure_is_not_kept(bot: Bot, sto
     await bot.delivered(fan("").address, first[0])  # it arrives only now
     await bot.drain()
     assert await store.count_turns(Pseudonymizer(TEST_KEY).fan("slack", "U1")) == 0
+
+
+async def test_a_message_of_only_invisible_characters_is_empty_and_never_reaches_the_model(bot: Bot, engine: FakeEngine) -> None:
+    for text in ("\u200b", "\u200d\u200d", "\ufeff", " \u200b "):
+        replies = await bot.handle(Incoming("slack", "U-INVISIBLE", "D1", text))
+        assert replies[-1].kind.value == "error" and "empty" in replies[-1].text
+    assert engine.seen == []

@@ -5,7 +5,7 @@ queues dropped when idle. No clock is read by an assertion."""
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from bot.messages import Kind
 from connectors.outbox import Outbox, Outcome, Retry, Status, Unreachable

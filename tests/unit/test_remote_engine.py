@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -42,7 +43,7 @@ class Server:
             return await self._message(request)
         return web.json_response(GOOD)
 
-    async def start(self) -> "Server":
+    async def start(self) -> Server:
         app = web.Application()
         app.router.add_post(CHANNEL_PATH + "/{route}", self._route)
         app.router.add_get(CHANNEL_PATH + "/", lambda _: web.json_response({"status": "ok"}))
@@ -180,3 +181,35 @@ async def test_erasure_reaches_every_server_and_a_down_one_is_told_before_its_ne
     await engine.respond(fan, "hi")
     assert back.seen == [("forget", {"sender": "gone"}), ("message", {"sender": fan, "text": "hi"})]
     await engine.aclose()
+
+
+@pytest.mark.parametrize(
+    ("assignment", "key"),
+    [
+        ("engine.urls=http://127.0.0.1:99999", "engine.urls"),
+        ("engine.urls=ftp://model", "engine.urls"),
+        ("engine.urls=http://a:1,http://a:1/", "engine.urls"),
+        ("engine.url=model-1:5005", "engine.url"),
+        ("engine.timeout_seconds=inf", "engine.timeout_seconds"),
+        ("engine.timeout_seconds=0", "engine.timeout_seconds"),
+        ("engine.ca_file=/no/such/ca.pem", "engine.ca_file"),
+    ],
+)
+def test_bad_engine_settings_are_one_line_naming_the_key(assignment: str, key: str) -> None:
+    from bot.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=f"^{key}: ") as raised:
+        load_config(assignments=[assignment])
+    assert "\n" not in str(raised.value)
+
+
+async def test_a_ca_file_that_is_no_certificate_is_one_line_naming_the_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.config import load_config
+    from bot.engine.lifecycle import EngineConfigError, open_engine
+
+    junk = tmp_path / "ca.pem"
+    junk.write_text("not a certificate\n")
+    config = load_config(assignments=["engine.url=https://127.0.0.1:5005", f"engine.ca_file={junk}"])
+    with pytest.raises(EngineConfigError, match="^engine.ca_file: "):
+        async with open_engine(config, environ={"BOT_ENGINE_TOKEN": TOKEN}):
+            pass

@@ -21,13 +21,13 @@ async def run_replay(bot: Bot, script: str) -> tuple[list[dict], str, int]:
 async def test_replay_prints_one_json_line_per_message(bot: Bot) -> None:
     lines, err, malformed = await run_replay(bot, '{"user": "ann", "text": "hello"}\n{"user": 7, "text": "refund"}\n')
     assert malformed == 0 and err == ""
-    assert [(l["user"], l["kind"]) for l in lines] == [
+    assert [(line["user"], line["kind"]) for line in lines] == [
         ("ann", "disclosure"),
         ("ann", "answer"),
         ("7", "disclosure"),
         ("7", "answer"),
     ]
-    assert all(set(l) == FIELDS for l in lines)
+    assert all(set(line) == FIELDS for line in lines)
     assert lines[1]["intent"] == "greet" and lines[1]["confidence"] == 0.97 and lines[1]["to"] == "user"
     assert lines[0]["intent"] is None and lines[0]["ticket"] is None
 
@@ -48,7 +48,7 @@ async def test_malformed_lines_are_reported_by_number_and_the_run_goes_on(bot: B
     assert malformed == 5
     for number in (2, 3, 4, 5, 6):
         assert f"line {number}:" in err
-    assert [l["kind"] for l in lines] == ["disclosure", "answer", "answer"]
+    assert [line["kind"] for line in lines] == ["disclosure", "answer", "answer"]
 
 
 async def test_moderator_lines_reach_the_desk(bot: Bot) -> None:

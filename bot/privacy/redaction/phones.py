@@ -10,7 +10,6 @@ its length, so a check costs one or two `parse` + `is_valid_number` calls (about
 
 from __future__ import annotations
 
-
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
@@ -37,6 +36,7 @@ class PhoneBook:
         self._by_length: dict[int, list[str]] = {}
         for region in self.regions:
             metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+            assert metadata is not None and metadata.general_desc is not None  # known_region() kept regions with metadata
             prefix = metadata.national_prefix or ""
             for length in metadata.general_desc.possible_length or ():
                 for total in {length, length + len(prefix)} if prefix else {length}:

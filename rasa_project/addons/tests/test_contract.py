@@ -4,7 +4,7 @@ real trained model: what the bot's HTTP client relies on."""
 from __future__ import annotations
 
 import subprocess
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 import yaml
@@ -147,3 +147,14 @@ def test_without_a_token_the_server_refuses_to_start_in_one_line(trained_model: 
     assert completed.returncode == 2
     lines = [line for line in completed.stderr.splitlines() if "BOT_ENGINE_TOKEN" in line]
     assert len(lines) == 1 and "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("idle", ["-5", "soon", "inf", None])
+def test_a_bad_idle_limit_is_one_line_exit_2_and_no_traceback(trained_model: Any, idle: Optional[str]) -> None:
+    completed = subprocess.run(
+        server_command(free_port()), cwd=PROJECT,
+        env=server_environment(BOT_ENGINE_TOKEN="t" * 24, BOT_ENGINE_TRACKER_IDLE_SECONDS=idle, PYTHONWARNINGS="ignore"),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip().count("\n") == 0 and "BOT_ENGINE_TRACKER_IDLE_SECONDS" in completed.stderr
