@@ -20,7 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.engine.vocabulary import labelled_examples  # noqa: E402
+sys.path.insert(0, str(REPO / "rasa_project"))
+# The training data's reader, as training uses it (plain Python and PyYAML: no Rasa imported).
+from addons.vocabulary import labelled_examples  # noqa: E402
+
 from bot.language import detect  # noqa: E402
 from bot.normalize import normalize  # noqa: E402
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """NLU cross-validation benchmark for the StreamVerse fan assistant.
 
-Runs ``rasa test nlu --cross-validation`` on ``rasa_project/`` with the venv's
-rasa, then prints:
+Runs ``rasa test nlu --cross-validation`` on ``rasa_project/`` with Rasa's own
+environment (``rasa_project/.venv``, Python 3.10: since issue 15 the bot's
+environment holds no Rasa), then prints:
 
 * per-intent F1 from ``intent_report.json`` and two macro averages: over all
   intents, and over the in-domain intents (``out_of_scope`` trained and tested
@@ -57,16 +58,15 @@ SWEEP_THRESHOLDS = [round(0.20 + 0.05 * i, 2) for i in range(11)]  # 0.20 .. 0.7
 SUMMARY_KEYS = {"accuracy", "macro avg", "weighted avg", "micro avg"}
 
 
+RASA_PYTHON = PROJECT_DIR / ".venv" / "bin" / "python"
+
+
 def find_rasa() -> list[str]:
-    """The rasa CLI of the interpreter running this script (the venv's)."""
-    candidates = [
-        Path(sys.executable).parent / "rasa",
-        REPO_ROOT / ".venv" / "bin" / "rasa",
-    ]
-    for cand in candidates:
-        if cand.exists():
-            return [str(cand)]
-    return [sys.executable, "-m", "rasa"]
+    """Rasa's CLI in Rasa's own environment (`make setup` builds it)."""
+    if not RASA_PYTHON.exists():
+        print(f"nlu_eval: no Rasa environment at {RASA_PYTHON.parent.parent}: run `make setup`", file=sys.stderr)
+        raise SystemExit(2)
+    return [str(RASA_PYTHON), "-m", "rasa"]
 
 
 def run_cross_validation(
@@ -144,7 +144,7 @@ def print_report(report: dict) -> float:
 def configured_fallback(config: Path) -> tuple[Optional[float], Optional[float]]:
     """Threshold and ambiguity_threshold of the FallbackClassifier, if any."""
     try:
-        import yaml  # PyYAML ships with rasa
+        import yaml  # PyYAML: in the bot's environment too
     except ImportError:  # pragma: no cover
         return None, None
     try:
@@ -265,7 +265,7 @@ def run_ambiguity_sweep(
     env = dict(os.environ)
     env["RASA_TELEMETRY_ENABLED"] = "false"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    cmd = [sys.executable, "-c", RANK_WORKER, str(config), str(nlu), str(rows_path), str(folds)]
+    cmd = find_rasa()[:1] + ["-c", RANK_WORKER, str(config), str(nlu), str(rows_path), str(folds)]
     print(f"\nrunning own {folds}-fold loop for the ambiguity sweep (python API) ...", flush=True)
     start = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log:
@@ -301,30 +301,36 @@ def run_ambiguity_sweep(
     return True
 
 
-#: The fairness audit through the trained model (rasa_project/models/fan.tar.gz), the way the core
-#: classifies: the register set (tests/data, never trained on) and our own held-out phrasings.
-REGISTER_WORKER = r"""
-import asyncio, json, sys
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from bot.engine.rasa_engine import RasaEngine
-from bot.nlu_audit import REGISTERS, audit
-engine = RasaEngine.load(Path(sys.argv[2]), 600)
-out = {name: asyncio.run(audit(engine, path)) for name, path in (("registers", REGISTERS), ("own_heldout", Path(sys.argv[3])))}
-print(json.dumps(out))
-"""
-
-
 def run_registers() -> bool:
-    model = PROJECT_DIR / "models" / "fan.tar.gz"
+    """The fairness audit through the trained model (rasa_project/models/fan.tar.gz) the way the
+    bot classifies: `bot.nlu_audit.audit` with `ModelServerEngine` against a real model server
+    (started as `bot` starts it), on the register set (tests/data, never trained on) and our own
+    held-out phrasings."""
+    import asyncio
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from bench.servers import start_model_server
+    from bot.engine.remote import ModelServerEngine
+    from bot.nlu_audit import REGISTERS, audit
+
     own = REPO_ROOT / "bench" / "data" / "nlu_own_heldout.jsonl"
-    env = dict(os.environ, RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", REGISTER_WORKER, str(REPO_ROOT), str(model), str(own)],
-                          env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        print("register audit failed:", proc.stderr.strip().splitlines()[-1:] or proc.returncode)
+    try:
+        server = start_model_server()
+    except RuntimeError as error:
+        print("register audit failed:", error)
         return False
-    reports = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    async def both() -> dict:
+        engine = ModelServerEngine([server.url], server.token, timeout_seconds=60)
+        try:
+            return {name: await audit(engine, path) for name, path in (("registers", REGISTERS), ("own_heldout", own))}
+        finally:
+            await engine.aclose()
+
+    try:
+        reports = asyncio.run(both())
+    finally:
+        server.stop()
     for name, report in reports.items():
         scores = "  ".join(f"{k} {v:.3f}" for k, v in report["macro_f1"].items())
         print(f"\n{name} ({report['examples']} examples, trained model): {scores}")
@@ -334,7 +340,7 @@ def run_registers() -> bool:
 
 def without_out_of_scope(nlu: Path, folder: Path) -> Path:
     """A copy of the NLU data (a file or a folder of them) without the out-of-scope examples."""
-    import yaml  # PyYAML ships with rasa
+    import yaml  # PyYAML: in the bot's environment too
 
     folder.mkdir(parents=True, exist_ok=True)
     for path in [nlu] if nlu.is_file() else sorted(nlu.glob("*.yml")):

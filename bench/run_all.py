@@ -1,4 +1,8 @@
-"""Runs every benchmark in turn (what `make bench` does); each prints its own figures."""
+"""Runs every benchmark in turn (what `make bench` does); each prints its own figures.
+
+Those that need the model start their own model servers in Rasa's environment
+(`bench/servers.py`); `bench/soak.py` (minutes) and the evaluations that need the shared dev sets
+(`offtopic_eval.py`, `language_eval.py`) are run by hand (docs/benchmarks.md has the commands)."""
 
 from __future__ import annotations
 
@@ -16,6 +20,8 @@ BENCHMARKS = [
     "handoff_latency.py",
     "slack_latency.py",
     "discord_latency.py",
+    "startup.py",
+    "scaling.py",
 ]
 
 for script in BENCHMARKS:
