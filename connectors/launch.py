@@ -133,7 +133,7 @@ async def _watch_timeouts(bot: Bot, router: Router, every_seconds: float) -> Non
             await bot.handoff.remove_pending_desk_copies()
         except Exception:
             logger.exception("removing queued desk messages failed; will retry")
-        bot.expire_idle()
+        await bot.expire_idle()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

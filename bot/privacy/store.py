@@ -378,6 +378,7 @@ class TranscriptStore:
         self._turn_writes: GroupCommit[tuple[tuple[Turn, ...], bool], None] = self.group_commit(self._write_groups)
         self._recent = RecentTurns()
         self.audit_log = AuditLog(engine)
+        self._on_close: list[Callable[[], None]] = []
 
     @classmethod
     def open(
@@ -970,6 +971,11 @@ class TranscriptStore:
 
         return await self.run(work)
 
+    def on_close(self, callback: Optional[Callable[[], None]]) -> None:
+        """Runs `callback` once the store is closed (releases what was held with it)."""
+        if callback is not None:
+            self._on_close.append(callback)
+
     async def aclose(self) -> None:
         await self.settle()
         if self._spool is not None:
@@ -981,6 +987,8 @@ class TranscriptStore:
         self._engine.dispose()
         if self._keys_engine is not self._engine:
             self._keys_engine.dispose()
+        for callback in self._on_close:
+            callback()
 
 
 def _settle(settled: asyncio.Future[Any], result: Any, error: Optional[BaseException]) -> None:
