@@ -71,6 +71,10 @@ async def test_the_disclosure_goes_out_once_whichever_process_answers(stores) ->
     assert "disclosure" not in kinds(await b.handle(fan_says("I forgot my password")))
     assert "disclosure" not in kinds(await a.handle(fan_says("hello again")))
     assert kinds(await b.handle(fan_says("hello", user="U2")))[0] == "disclosure"  # another fan: their own first contact
+    await a.drain()
+    await b.drain()
+    fan = Pseudonymizer(KEY).fan("slack", "U1")
+    assert await stores[0].count_turns(fan) == 7  # three messages, three answers, one disclosure: no write lost to a key race
 
 
 async def test_why_explains_the_answer_given_by_the_other_process(stores) -> None:  # type: ignore[no-untyped-def]
@@ -120,6 +124,10 @@ async def test_one_fans_messages_in_two_processes_take_turns(stores) -> None:  #
     first, second = await asyncio.gather(a.handle(fan_says("hello")), b.handle(fan_says("I forgot my password")))
     assert engine.most == 1  # never both at once
     assert kinds(first).count("disclosure") + kinds(second).count("disclosure") == 1  # and so one first contact
+    await a.drain()
+    await b.drain()
+    fan = Pseudonymizer(KEY).fan("slack", "U1")
+    assert await stores[0].count_turns(fan) == 5  # both messages, both answers, one disclosure: no write lost to a key race
 
 
 async def test_a_slack_retry_reaching_the_other_process_gets_no_second_reply(stores) -> None:  # type: ignore[no-untyped-def]
