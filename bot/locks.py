@@ -86,26 +86,33 @@ class FanLocks:
                 yield
                 return
             loop = asyncio.get_running_loop()
+            key = advisory_key(fan)
             try:
-                connection = await loop.run_in_executor(self._take, self._begin)
+                connection, taken = await loop.run_in_executor(self._take, self._begin, key)
             except OUTAGES:
                 logger.warning("per-fan database lock not taken: the database did not answer")
                 yield
                 return
             try:
                 delay = FIRST_RETRY_SECONDS
-                while not await loop.run_in_executor(self._take, _try_lock, connection, advisory_key(fan)):
+                while not taken:  # another process holds the fan
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, MAX_RETRY_SECONDS)
+                    taken = await loop.run_in_executor(self._take, _try_lock, connection, key)
                 yield
             finally:  # ending the transaction releases the lock; shielded so a cancellation cannot leak it
                 await asyncio.shield(loop.run_in_executor(self._release, _end, connection))
 
-    def _begin(self) -> Connection:
+    def _begin(self, key: int) -> tuple[Connection, bool]:
+        """A connection in a transaction, and whether the lock was free (one hop when it is)."""
         assert self._engine is not None
         connection = self._engine.connect()
-        connection.begin()
-        return connection
+        try:
+            connection.begin()
+            return connection, _try_lock(connection, key)
+        except BaseException:
+            connection.close()
+            raise
 
     def close(self) -> None:
         if self._engine is not None:
