@@ -16,6 +16,7 @@ from bot.privacy.local_files import private_spool, private_sqlite
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.redact import configure as configure_redaction
 from bot.privacy.secrets import Secrets, secrets_with_dev_fallback
+from bot.privacy.single_process import serve_sqlite_alone
 from bot.privacy.store import TranscriptStore
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,12 @@ def local_secrets(config: Config) -> Secrets:
 
 
 def open_store(
-    config: Config, secrets: Secrets, url: str | None = None, create: bool = True, adopt_pseudonym_key: bool = False
+    config: Config,
+    secrets: Secrets,
+    url: str | None = None,
+    create: bool = True,
+    adopt_pseudonym_key: bool = False,
+    serving: bool = False,
 ) -> TranscriptStore:
     """Opens and migrates the store; a wrong master or pseudonym key stops here, before any
     migration or write. `create` False: a missing store is an error, not a new empty one.
@@ -48,10 +54,18 @@ def open_store(
             private_sqlite(database, create)
     if spool_path is not None:
         private_spool(spool_path, create)
-    return TranscriptStore.open(
-        url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key, create=create, spool_path=spool_path,
-        adopt_pseudonym_key=adopt_pseudonym_key,
-    )
+    serving_lock = serve_sqlite_alone(url) if serving else None
+    try:
+        store = TranscriptStore.open(
+            url, config.store.keys_url or None, secrets.master_keys, secrets.pseudonym_key, create=create, spool_path=spool_path,
+            adopt_pseudonym_key=adopt_pseudonym_key,
+        )
+    except BaseException:
+        if serving_lock is not None:
+            serving_lock.release()
+        raise
+    store.on_close(serving_lock.release if serving_lock is not None else None)
+    return store
 
 
 def build_bot(

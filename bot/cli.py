@@ -119,7 +119,7 @@ async def _serve_console(config: Config) -> None:
 
     require_model(config)
     secrets = local_secrets(config)
-    store = open_store(config, secrets)
+    store = open_store(config, secrets, serving=True)
     try:
         # Typed at a terminal, commands are answered while the model loads; a script piped in
         # waits for the model, so its lines get the model's answers (as `bot replay` does).
@@ -160,7 +160,7 @@ async def _serve(config: Config) -> None:
         return
     require_model(config)
     secrets = load_secrets(os.environ)  # platforms mean real fans: never the generated dev keys
-    store = open_store(config, secrets, create=False)  # a vanished store is an error, not a fresh start
+    store = open_store(config, secrets, create=False, serving=True)  # a vanished store is an error, not a fresh start
     try:
         async with open_engine(config) as engine:  # connectors serve commands while the model loads
             bot = build_bot(config, secrets, engine, store)

@@ -125,8 +125,8 @@ class CommandHandlers:
         await self._handoff.forget(fan)
         removal = await self._handoff.remove_desk_copies(receipt.desk_posts)
         dialogues = await self._engine.forget(fan)
-        conversations = self._memory.forget(fan)
-        total = receipt.records + dialogues + conversations
+        conversations = receipt.parts.get("conversations", 0)  # deleted with the rest, in one transaction
+        total = receipt.records + dialogues
         tickets = f", {receipt.tickets} handoff ticket(s)" if receipt.tickets else ""
         desk = ""
         if receipt.desk_posts:
@@ -156,7 +156,6 @@ class CommandHandlers:
     async def my_data(self, fan: str) -> list[Outgoing]:
         export = await self._store.export(fan)
         export["held_in_memory"] = {
-            "conversations": len(self._memory.conversations_of(fan)),
             "dialogue_history": "your recent messages, kept by the AI model in memory only, "
             f"dropped after {self._idle_minutes()} idle minutes or on /forget-me",
         }

@@ -1,20 +1,32 @@
-"""Per-conversation memory the policy needs: disclosure shown, fallback streak, last answer.
+"""Per-conversation state the policy needs between messages: disclosure shown, fallback
+streak, the pending yes/no question, the last answer for `/why`.
 
-Held in memory for as long as the conversation is active (the same idle limit as the
-model's tracker), so an idle conversation that comes back is a first contact again.
+It lives in the database (`conversations`, keyed by the conversation pseudonym), not in a
+process: a fan whose next message reaches another process, or the same one after a restart,
+meets the same state. No process keeps a copy: each message reads its row and writes it
+back, under the fan's lock (`bot.locks.FanLocks`). A row idle past the limit (the same idle
+limit as the model's tracker) is a new conversation, a first contact again, and is swept.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+from sqlalchemy import delete, func, select
+
+from bot.privacy.schema import conversations, dialect_insert
+
+if TYPE_CHECKING:
+    from bot.privacy.store import TranscriptStore
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """Why the last answer was what it was, for `/why`."""
+    """Why the last answer was what it was, for `/why`: names and a score, never text."""
 
     source: str  # "model", "guard" or "fallback"
     intent: Optional[str]
@@ -33,7 +45,8 @@ class ConversationState:
     ask_back: Optional[str] = None  # the action awaiting a yes after words too unsure to act on
     asked_again: bool = False  # an unclear reply to the pending question was asked about once
     last_answer: Optional[Explanation] = None
-    last_seen: float = field(default=0.0)
+    #: When this conversation began (epoch seconds): a later one of the same place differs.
+    started: float = field(default=0.0)
 
     @property
     def pending(self) -> bool:
@@ -45,49 +58,109 @@ class ConversationState:
 
 
 class ConversationMemory:
-    def __init__(self, idle_seconds: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+    """The `conversations` table, read and written on the store's thread. Bound to its store
+    by the `Bot` (`bind`); the idle limit and the clock are this object's own."""
+
+    def __init__(self, idle_seconds: float, clock: Callable[[], float] = time.time) -> None:
         self._idle_seconds = idle_seconds
-        self._monotonic = monotonic
-        self._by_fan: dict[str, dict[str, ConversationState]] = {}
-        self._swept = monotonic()
-        self.dropped = 0  #: conversations dropped as idle so far (tells when memory can be given back)
+        self._clock = clock  # wall-clock seconds: the rows are compared across processes
+        self._store: Optional[TranscriptStore] = None
 
     @property
     def idle_seconds(self) -> float:
         return self._idle_seconds
 
-    def __len__(self) -> int:
-        """Conversations held (for checks and the soak benchmark)."""
-        return sum(len(conversations) for conversations in self._by_fan.values())
+    def bind(self, store: TranscriptStore) -> None:
+        self._store = store
 
-    def state(self, fan: str, conversation: str) -> ConversationState:
-        now = self._monotonic()
-        if now - self._swept > min(60.0, self._idle_seconds / 4):  # amortised: memory stays bounded by activity
-            self._swept = now
-            self.expire_idle()
-        conversations = self._by_fan.setdefault(fan, {})
-        current = conversations.get(conversation)
-        if current is None or now - current.last_seen > self._idle_seconds:
-            current = conversations[conversation] = ConversationState()
-        current.last_seen = now
-        return current
+    @property
+    def store(self) -> TranscriptStore:
+        if self._store is None:
+            raise RuntimeError("ConversationMemory is used before a Bot bound it to its store")
+        return self._store
 
-    def conversations_of(self, fan: str) -> list[ConversationState]:
-        return list(self._by_fan.get(fan, {}).values())
+    async def load(self, fan: str, conversation: str) -> ConversationState:
+        """The conversation's state, or a new one when there is none or it was idle too long.
+        Raises `StoreUnavailable` when the database does not answer."""
+        now = self._clock()
 
-    def forget(self, fan: str) -> int:
-        """Drops every conversation of the fan; returns how many there were."""
-        return len(self._by_fan.pop(fan, {}))
+        def read() -> Optional[dict[str, Any]]:
+            with self.store.engine.connect() as connection:
+                row = connection.execute(select(conversations).where(conversations.c.conversation == conversation)).mappings().first()
+            return dict(row) if row is not None else None
 
-    def expire_idle(self) -> int:
-        cutoff = self._monotonic() - self._idle_seconds
-        dropped = 0
-        for fan in list(self._by_fan):
-            conversations = self._by_fan[fan]
-            for key in [k for k, state in conversations.items() if state.last_seen < cutoff]:
-                del conversations[key]
-                dropped += 1
-            if not conversations:
-                del self._by_fan[fan]
-        self.dropped += dropped
-        return dropped
+        row = await self.store.run(read)
+        if row is None or row["fan"] != fan or now - row["seen_at"] > self._idle_seconds:
+            return ConversationState(started=now)
+        return _state(row)
+
+    async def save(self, fan: str, conversation: str, state: ConversationState) -> None:
+        """Writes the state back as of now (an insert, or an update of the existing row)."""
+        values = _row(state) | {"fan": fan, "seen_at": self._clock()}
+        await self.store.run(lambda: self._upsert(conversation, values))
+
+    def _upsert(self, conversation: str, values: dict[str, Any]) -> None:
+        with self.store.engine.begin() as connection:
+            statement = dialect_insert(connection)(conversations).values(conversation=conversation, **values)
+            connection.execute(statement.on_conflict_do_update(index_elements=[conversations.c.conversation], set_=values))
+
+    async def is_current(self, conversation: str, started: float) -> bool:
+        """Whether the conversation is still the one begun at `started` (not erased, expired
+        and begun again meanwhile)."""
+
+        def read() -> Optional[float]:
+            with self.store.engine.connect() as connection:
+                return connection.execute(
+                    select(conversations.c.started_at).where(conversations.c.conversation == conversation)
+                ).scalar()
+
+        return await self.store.run(read) == started
+
+    async def count(self, fan: str) -> int:
+        """Live conversations of the fan (for `/my-data` and checks)."""
+        cutoff = self._clock() - self._idle_seconds
+
+        def read() -> int:
+            with self.store.engine.connect() as connection:
+                query = select(func.count()).select_from(conversations).where(conversations.c.fan == fan, conversations.c.seen_at >= cutoff)
+                return int(connection.execute(query).scalar() or 0)
+
+        return await self.store.run(read)
+
+    async def sweep(self) -> int:
+        """Deletes conversations idle past the limit; returns how many. Run periodically (one
+        process is enough: a stale row is ignored by `load` anyway)."""
+        cutoff = self._clock() - self._idle_seconds
+
+        def work() -> int:
+            with self.store.engine.begin() as connection:
+                return int(connection.execute(delete(conversations).where(conversations.c.seen_at < cutoff)).rowcount)
+
+        return await self.store.run(work)
+
+
+def _row(state: ConversationState) -> dict[str, Any]:
+    return {
+        "started_at": state.started,
+        "disclosed": state.disclosed,
+        "fallbacks": state.consecutive_fallbacks,
+        "handoff_offered": state.handoff_offered,
+        "pending_erasure": state.pending_erasure,
+        "ask_back": state.ask_back,
+        "asked_again": state.asked_again,
+        "last_answer": json.dumps(asdict(state.last_answer)) if state.last_answer is not None else None,
+    }
+
+
+def _state(row: dict[str, Any]) -> ConversationState:
+    last = json.loads(row["last_answer"]) if row["last_answer"] else None
+    return ConversationState(
+        disclosed=bool(row["disclosed"]),
+        consecutive_fallbacks=int(row["fallbacks"]),
+        handoff_offered=row["handoff_offered"],
+        pending_erasure=bool(row["pending_erasure"]),
+        ask_back=row["ask_back"],
+        asked_again=bool(row["asked_again"]),
+        last_answer=Explanation(**last) if last is not None else None,
+        started=float(row["started_at"]),
+    )

@@ -7,6 +7,7 @@ model, disclosure before any answer, guards that do not trust the model.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -15,14 +16,14 @@ from typing import Optional
 from bot.commands import CommandError, CommandHandlers, Sender, is_command, parse_command
 from bot.config import AssistantSettings, HandoffSettings
 from bot.conversation import ConversationMemory, ConversationState, Explanation
+from bot.deliveries import DeliveryKeys
 from bot.disclosure import bot_challenge_text, disclosure_text
 from bot.engine import FALLBACK_INTENT, DialogueEngine, EngineResult, EngineStarting, EngineUnavailable
 from bot.guards import about_elsewhere, asks_if_human, sounds_upset, unclear_answer, yes_or_no
 from bot.handoff.actions import ModeratorAction
 from bot.handoff.service import Handoff
 from bot.language import foreign, unsupported_reply
-from bot.locks import KeyedLocks
-from bot.memory import release
+from bot.locks import FanLocks
 from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.normalize import normalize
 from bot.privacy.pseudonym import Pseudonymizer
@@ -95,15 +96,18 @@ class Bot:
         self._pseudonyms = pseudonyms
         self._settings = settings
         self._memory = memory
+        memory.bind(store)
         self._handoff = Handoff(handoff, store, pseudonyms, clock)
         self._commands = CommandHandlers(settings, engine, memory, store, retention_days, self._handoff)
         self._store = store
         store.keep_recent(handoff.history_turns, memory.idle_seconds)  # handoff packets without a store read
         self._transcript = TranscriptWriter(store, clock)
-        self._locks = KeyedLocks()
-        self._released_after = 0  # `ConversationMemory.dropped` when memory was last given back
-        #: Disclosures out for delivery (handle(..., receipts=True)): (fan, conversation) -> its state.
-        self._unconfirmed: dict[tuple[str, str], ConversationState] = {}
+        self._locks = FanLocks(store.engine)
+        #: Deliveries already handled, shared by every process (the connectors ask it).
+        self.deliveries = DeliveryKeys(store, pseudonyms.delivery)
+        #: Disclosures out for delivery (handle(..., receipts=True)): (fan, conversation) -> when
+        #: that conversation started. The delivery report comes back to this process.
+        self._unconfirmed: dict[tuple[str, str], float] = {}
 
     @property
     def handoff(self) -> Handoff:
@@ -119,9 +123,9 @@ class Bot:
         """
         fan = self._pseudonyms.fan(incoming.platform, incoming.user_id)
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
-        async with self._locks.hold(fan):
+        async with self._locks.hold(fan):  # across processes on PostgreSQL
             await self._drop_if_erased_elsewhere(fan)
-            state = self._memory.state(fan, conversation)
+            state = await self._conversation(fan, conversation)
             first_contact = not state.disclosed
             state.disclosed = True
             sender = Sender(fan, conversation, incoming.address, first_contact)
@@ -136,38 +140,51 @@ class Bot:
             if first_contact and not exchange.relayed:
                 replies.insert(0, Outgoing(Kind.DISCLOSURE, disclosure_text(self._settings)))
                 if receipts:
-                    self._unconfirmed[(fan, conversation)] = state
-            if not exchange.erased:
+                    self._unconfirmed[(fan, conversation)] = state.started
+            if not exchange.erased:  # an erasure deleted the state too: nothing is written back
+                await self._remember(fan, conversation, state)
                 kept = [r for r in replies if r.kind is not Kind.DISCLOSURE] if receipts else replies
                 await self._transcript.record(fan, conversation, exchange.fan_text, incoming.attachments, kept)
             return replies
 
+    async def _conversation(self, fan: str, conversation: str) -> ConversationState:
+        """The conversation's shared state; a new one (a first contact: the disclosure goes
+        out) when the database does not answer, rather than no reply."""
+        try:
+            return await self._memory.load(fan, conversation)
+        except StoreUnavailable:
+            return ConversationState(started=time.time())
+
+    async def _remember(self, fan: str, conversation: str, state: ConversationState) -> None:
+        try:
+            await self._memory.save(fan, conversation, state)
+        except StoreUnavailable:  # the reply still goes out; the next message starts afresh
+            logger.warning("conversation state not saved: the database did not answer")
+
     async def delivered(self, address: Address, reply: Outgoing) -> None:
         """A reply reached the fan at `address`: a disclosure is kept as shown, as of now."""
-        fan, conversation, state = self._unconfirmed_disclosure(address, reply)
-        if state is not None:
+        fan, conversation, started = self._unconfirmed_disclosure(address, reply)
+        if started is not None:
             async with self._locks.hold(fan):
-                if self._live(fan, state):
+                if await self._memory.is_current(conversation, started):  # not erased or expired meanwhile
                     await self._transcript.record(fan, conversation, None, 0, [reply])
 
     async def undelivered(self, address: Address, reply: Outgoing) -> None:
         """A reply was given up on: after a lost disclosure the conversation is not disclosed,
         so the fan's next reply carries the disclosure again."""
-        fan, _, state = self._unconfirmed_disclosure(address, reply)
-        if state is not None:
+        fan, conversation, started = self._unconfirmed_disclosure(address, reply)
+        if started is not None:
             async with self._locks.hold(fan):  # a message of theirs being handled queues its replies first
-                state.disclosed = False
+                state = await self._memory.load(fan, conversation)
+                if state.started == started and state.disclosed:
+                    state.disclosed = False
+                    await self._memory.save(fan, conversation, state)
 
-    def _unconfirmed_disclosure(self, address: Address, reply: Outgoing) -> tuple[str, str, Optional[ConversationState]]:
+    def _unconfirmed_disclosure(self, address: Address, reply: Outgoing) -> tuple[str, str, Optional[float]]:
         fan = self._pseudonyms.fan(address.platform, address.user_id)
         conversation = self._pseudonyms.conversation(address.platform, address.conversation_id, address.user_id)
-        state = self._unconfirmed.pop((fan, conversation), None) if reply.kind is Kind.DISCLOSURE else None
-        return fan, conversation, state
-
-    def _live(self, fan: str, state: ConversationState) -> bool:
-        """Whether the conversation is still the one the disclosure was for (not erased or
-        expired while it was out)."""
-        return any(current is state for current in self._memory.conversations_of(fan))
+        started = self._unconfirmed.pop((fan, conversation), None) if reply.kind is Kind.DISCLOSURE else None
+        return fan, conversation, started
 
     async def moderate(self, action: ModeratorAction) -> list[Outgoing]:
         """A moderator's typed action at a desk (parsed and authorised by that desk); holds
@@ -180,9 +197,9 @@ class Bot:
 
     async def _drop_if_erased_elsewhere(self, fan: str) -> None:
         """`bot forget` in another process shredded the fan's key: this process drops what it
-        still holds (ticket index, model tracker, conversation state), so the fan's next
-        message starts afresh (a first contact with the disclosure, and a new key) and
-        nothing is written under the erased key."""
+        still holds (ticket index, model tracker), so the fan's next message starts afresh (a
+        first contact with the disclosure, and a new key: the erasure deleted the conversation
+        state rows) and nothing is written under the erased key."""
         try:
             erased = await self._store.erased_elsewhere(fan)
         except StoreUnavailable:
@@ -191,17 +208,17 @@ class Bot:
             logger.info("a fan was erased by another process; dropping this process's state of them")
             await self._handoff.forget(fan)
             await self._engine.forget(fan)
-            self._memory.forget(fan)
 
-    def expire_idle(self) -> int:
-        """Drops conversation state idle past the limit (also done as messages arrive); run
-        periodically so memory falls back after a burst even when no one writes. When
-        anything was dropped, the freed memory is handed back to the system (`bot.memory`)."""
-        dropped = self._memory.expire_idle()
-        if self._memory.dropped != self._released_after:  # dropped here or as messages arrived
-            self._released_after = self._memory.dropped
-            release()
-        return dropped
+    async def expire_idle(self) -> int:
+        """Sweeps conversation state idle past the limit and delivery keys past their time
+        (a stale row is ignored when read anyway: this keeps the tables small). Call
+        periodically; one process is enough. Returns the conversations swept."""
+        try:
+            await self.deliveries.sweep()
+            return await self._memory.sweep()
+        except StoreUnavailable:
+            logger.warning("sweeping shared state skipped: the database did not answer")
+            return 0
 
     async def expire_handoffs(self) -> list[Outgoing]:
         """Claim-timeout notices due now; call periodically (and before each replay line)."""

@@ -24,7 +24,6 @@ from bot.config import DiscordSettings
 from bot.core import Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
-from connectors.dedupe import RecentKeys
 from connectors.discord_desk import DiscordDesk
 from connectors.discord_errors import delivery_errors
 from connectors.discord_render import (
@@ -99,7 +98,6 @@ class DiscordConnector:
         self.tree = app_commands.CommandTree(self.client)
         role = int(settings.moderator_role) if settings.moderator_role.isdigit() else None
         self.desk = DiscordDesk(self.client, int(desk_channel), role) if desk_channel else None
-        self._seen = RecentKeys()
         self._interactions: dict[int, tuple[float, discord.Interaction]] = {}  # fan id -> their latest
         self._interactions_swept = time.monotonic()
         self._bot: Optional[Bot] = None
@@ -208,7 +206,7 @@ class DiscordConnector:
     # From Discord ------------------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or not self._seen.first_time(f"message:{message.id}"):
+        if message.author.bot or (self._bot is not None and not await self._bot.deliveries.first_time(f"discord:message:{message.id}")):
             return  # our own messages, other bots, and anything delivered twice
         if isinstance(message.channel, discord.Thread) and self.desk is not None and message.channel.parent_id == self.desk.channel_id:
             if self._bot is not None:

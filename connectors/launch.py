@@ -181,11 +181,11 @@ class ConsoleDeskInput:
 async def _watch_timeouts(bot: Bot, router: Router, every_seconds: float, jobs: Optional[Leadership] = None) -> None:
     """Periodic desk work: claim-timeout and silence notices, and desk messages queued for
     deletion by `bot forget`, by retention, or by an erasure a crash interrupted; done by the
-    `jobs` leader only (one process across workers). Idle conversations expire in each process."""
+    `jobs` leader only (one process across workers), as is the sweep of idle conversation
+    state and old delivery keys (shared tables since issue 16)."""
     while True:
         await asyncio.sleep(every_seconds)
         if jobs is not None and not jobs.leading:
-            bot.expire_idle()
             continue
         try:
             await router.deliver(await bot.expire_handoffs())
@@ -195,7 +195,7 @@ async def _watch_timeouts(bot: Bot, router: Router, every_seconds: float, jobs: 
             await bot.handoff.remove_pending_desk_copies()
         except Exception:
             logger.exception("removing queued desk messages failed; will retry")
-        bot.expire_idle()
+        await bot.expire_idle()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

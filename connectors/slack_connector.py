@@ -27,7 +27,7 @@ from bot.config import ConfigError, SlackSettings
 from bot.core import Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
-from connectors.dedupe import RecentKeys, slack_message_key
+from connectors.dedupe import slack_message_key
 from connectors.health import Link
 from connectors.long_results import as_file
 from connectors.outbox import Unreachable
@@ -119,7 +119,6 @@ class SlackConnector:
         )
         self.app = AsyncApp(client=self.client, signing_secret=tokens.signing_secret or "socket-mode", logger=sdk_logger)
         self.desk = SlackDesk(self.client, desk_channel, settings.moderator_usergroup) if desk_channel else None
-        self._seen = RecentKeys()
         self._dm_channels: dict[str, str] = {}
         self._bot_user_id = ""
         self._closed = asyncio.Event()
@@ -240,38 +239,43 @@ class SlackConnector:
         self.app.action(CLAIM_TICKET)(self._on_desk_button)
         self.app.action(RESOLVE_TICKET)(self._on_desk_button)
 
-    def _first_delivery(self, body: Mapping[str, Any]) -> bool:
-        """Slack redelivers unacknowledged (or slow) events with the same event_id."""
-        return self._seen.first_time(body.get("event_id"))
+    async def _first_time(self, key: Optional[str]) -> bool:
+        """Whether no process has handled this delivery yet (`bot.deliveries`, in the database)."""
+        return self._bot is None or await self._bot.deliveries.first_time(f"slack:{key}" if key else None)
 
-    def _first_message(self, event: Mapping[str, Any]) -> bool:
+    async def _first_delivery(self, body: Mapping[str, Any]) -> bool:
+        """Slack redelivers unacknowledged (or slow) events with the same event_id, in HTTP mode
+        to any worker, for up to 5 minutes."""
+        return await self._first_time(body.get("event_id"))
+
+    async def _first_message(self, event: Mapping[str, Any]) -> bool:
         """Slack can deliver one message under two event ids (same ts, same client_msg_id)."""
-        return self._seen.first_time(slack_message_key(event))
+        return await self._first_time(slack_message_key(event))
 
     async def _plain(self, text: str) -> str:
         return await to_plain(text, lambda user: display_name(self.client, user))
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("bot_id") or event.get("subtype") in IGNORED_SUBTYPES or not event.get("user") or not self._first_delivery(body):
+        if event.get("bot_id") or event.get("subtype") in IGNORED_SUBTYPES or not event.get("user") or not await self._first_delivery(body):
             return  # other bots, our own echoes, edits, deletions and joins
         channel, thread = event.get("channel", ""), event.get("thread_ts")
         if self.desk is not None and channel == self.desk.channel:
-            if thread and self._bot is not None and self._first_message(event):
+            if thread and self._bot is not None and await self._first_message(event):
                 await self.desk.on_thread_reply(self._bot, self._router, event["user"], event.get("text", ""), thread)
             return
-        if event.get("channel_type") != "im" or not self._first_message(event):
+        if event.get("channel_type") != "im" or not await self._first_message(event):
             return  # channel chatter (the assistant answers mentions only), or a message seen already
         text = await self._plain(event.get("text", ""))
         incoming = Incoming(self.name, event["user"], DM, text, len(event.get("files") or []))
         await self._handle(incoming, lambda m: self._post(channel, m, thread))
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("bot_id") or not event.get("user") or not self._first_delivery(body):
+        if event.get("bot_id") or not event.get("user") or not await self._first_delivery(body):
             return
         channel, thread = event["channel"], event.get("thread_ts")
         if self.desk is not None and channel == self.desk.channel:
             return  # the desk is for moderators; their thread replies arrive as messages
-        if not self._first_message({**event, "type": "app_mention"}):
+        if not await self._first_message({**event, "type": "app_mention"}):
             return
         own = f"<@{self._bot_user_id}>" if self._bot_user_id else ""
         text = (await self._plain(event.get("text", "").replace(own, "") if own else event.get("text", ""))).strip()
@@ -294,7 +298,7 @@ class SlackConnector:
 
     async def _on_erasure_button(self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]) -> None:
         await ack()
-        if not self._seen.first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
+        if not await self._first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
             return
         text = {CONFIRM_ERASURE: "/forget-me confirm", CANCEL_ERASURE: "/forget-me cancel", ANSWER_YES: "yes", ANSWER_NO: "no"}[action["action_id"]]
         user = body["user"]["id"]
@@ -304,7 +308,7 @@ class SlackConnector:
         self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
     ) -> None:
         await ack()
-        if self.desk is None or self._bot is None or not self._seen.first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
+        if self.desk is None or self._bot is None or not await self._first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
             return
         message = body.get("message") or {"ts": (body.get("container") or {}).get("message_ts", "")}
         await self.desk.on_button(self._bot, self._router, body["user"]["id"], action["action_id"], action.get("value", ""), message, respond)

@@ -8,14 +8,16 @@ The wrapped data key is not a part: erasure shreds it first, on its own (crypto-
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Optional, Protocol
 
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bot.privacy import crypto
-from bot.privacy.schema import preferences, turns
+from bot.privacy.schema import conversations, preferences, turns
 
 #: Turns deleted in the erasure's own transaction; more are deleted in queued batches.
 ERASE_BATCH = 500
@@ -113,9 +115,37 @@ def set_logging(connection: Connection, fan: str, enabled: bool) -> None:
         connection.execute(insert(preferences).values(fan=fan, logging_enabled=enabled))
 
 
+class ConversationsPart:
+    """What the assistant remembers of each conversation between messages (`bot.conversation`):
+    flags and question names, no content."""
+
+    name = "conversations"
+    tables: tuple[Table, ...] = (conversations,)
+
+    def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
+        rows = connection.execute(
+            select(conversations).where(conversations.c.fan == fan).order_by(conversations.c.started_at)
+        ).mappings().all()
+        return [
+            {
+                "conversation": row["conversation"][:12],
+                "last_message_at": datetime.fromtimestamp(row["seen_at"], UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "ai_disclosure_shown": bool(row["disclosed"]),
+                "unanswered_fallbacks": row["fallbacks"],
+                "question_waiting_for_yes_or_no": row["handoff_offered"] and "handoff"
+                or ("erasure" if row["pending_erasure"] else row["ask_back"]),
+                "last_answer_for_why": json.loads(row["last_answer"]) if row["last_answer"] else None,
+            }
+            for row in rows
+        ]
+
+    def erase(self, connection: Connection, fan: str) -> Erased:
+        return Erased(self.name, int(connection.execute(delete(conversations).where(conversations.c.fan == fan)).rowcount))
+
+
 def everything() -> tuple[FanDataPart, ...]:
     """Every part, in export order. Imported lazily: the ticket part lives with the tickets."""
     from bot.handoff.fan_data import TicketsPart
 
-    return (TurnsPart(), PreferencesPart(), TicketsPart())
+    return (TurnsPart(), PreferencesPart(), ConversationsPart(), TicketsPart())
 

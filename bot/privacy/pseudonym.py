@@ -26,3 +26,7 @@ class Pseudonymizer:
     def moderator(self, desk: str, moderator_id: str) -> str:
         """Moderators are named in the audit log and tickets by pseudonym too."""
         return self._digest("moderator", desk, moderator_id)
+
+    def delivery(self, key: str) -> str:
+        """A platform delivery (event id, message key) as the dedupe table keeps it."""
+        return self._digest("delivery", key)

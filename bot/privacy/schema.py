@@ -6,6 +6,8 @@ Two metadata objects because the wrapped data keys may live in another database
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -19,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.engine import Connection
 
 PSEUDONYM = 64  # hex HMAC-SHA256
 
@@ -116,6 +119,37 @@ desk_removals = Table(
     Column("queued_at", DateTime(timezone=False), nullable=False),
 )
 
+conversations = Table(
+    "conversations",
+    transcripts,
+    # What the policy remembers of a conversation between messages (0005), shared by every
+    # process: flags and names of questions, never what anyone wrote. A row idle past
+    # `[assistant] conversation_idle_minutes` is a new conversation, and is swept.
+    Column("conversation", String(PSEUDONYM), primary_key=True),  # HMAC of platform, place and fan
+    Column("fan", String(PSEUDONYM), nullable=False),
+    Column("started_at", Float, nullable=False),  # epoch seconds: tells one conversation from the next
+    Column("seen_at", Float, nullable=False),  # epoch seconds of the last message
+    Column("disclosed", Boolean, nullable=False),
+    Column("fallbacks", Integer, nullable=False),  # consecutive fallbacks
+    Column("handoff_offered", String(32)),  # the reason, while an offer awaits a yes
+    Column("pending_erasure", Boolean, nullable=False),
+    Column("ask_back", String(16)),  # the action awaiting a yes
+    Column("asked_again", Boolean, nullable=False),
+    Column("last_answer", Text),  # JSON: source, intent name, confidence, guessed intent name (for /why)
+    Index("ix_conversations_fan", "fan"),
+    Index("ix_conversations_seen_at", "seen_at"),
+)
+
+delivery_keys = Table(
+    "delivery_keys",
+    transcripts,
+    # Platform deliveries already handled (0005): an HMAC of the event id or message key, so a
+    # retry reaching any process gives no second reply. No pseudonym; kept about an hour.
+    Column("key", String(PSEUDONYM), primary_key=True),
+    Column("seen_at", Float, nullable=False),  # epoch seconds
+    Index("ix_delivery_keys_seen_at", "seen_at"),
+)
+
 store_meta = Table(
     "store_meta",
     transcripts,
@@ -147,3 +181,14 @@ data_keys = Table(
 #: the erasure job names the fan only until the erasure is complete; `desk_removals` holds
 #: desk message locations (no pseudonym) only until the desk has deleted them.
 ERASURE_MACHINERY = (erasures, desk_removals)
+
+
+def dialect_insert(connection: Connection) -> Any:
+    """The `insert` with `ON CONFLICT` clauses for the connection's database (SQLite or PostgreSQL)."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert

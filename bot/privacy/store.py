@@ -34,7 +34,7 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, everything, readable
 from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
 from bot.privacy.fan_data import set_logging as _store_logging
-from bot.privacy.schema import data_keys, desk_posts, desk_removals, erasures, store_meta, tickets, turns
+from bot.privacy.schema import data_keys, desk_posts, desk_removals, dialect_insert, erasures, store_meta, tickets, turns
 from bot.privacy.spool import Spool
 
 T = TypeVar("T")
@@ -378,6 +378,7 @@ class TranscriptStore:
         self._turn_writes: GroupCommit[tuple[tuple[Turn, ...], bool], None] = self.group_commit(self._write_groups)
         self._recent = RecentTurns()
         self.audit_log = AuditLog(engine)
+        self._on_close: list[Callable[[], None]] = []
 
     @classmethod
     def open(
@@ -515,8 +516,11 @@ class TranscriptStore:
                 if not create:
                     return None
                 key = crypto.new_data_key()
-                connection.execute(insert(data_keys).values(fan=fan, wrapped=self._master.wrap(key), created_at=datetime.utcnow()))
-                created = True
+                # Another process may create the fan's key at the same moment: the first one stays.
+                statement = dialect_insert(connection)(data_keys).values(fan=fan, wrapped=self._master.wrap(key), created_at=datetime.utcnow())
+                created = bool(connection.execute(statement.on_conflict_do_nothing(index_elements=[data_keys.c.fan])).rowcount)
+                if not created:
+                    key = self._master.unwrap(connection.execute(select(data_keys.c.wrapped).where(data_keys.c.fan == fan)).scalar_one())
             else:
                 key = self._master.unwrap(wrapped)
                 created = False
@@ -970,6 +974,11 @@ class TranscriptStore:
 
         return await self.run(work)
 
+    def on_close(self, callback: Optional[Callable[[], None]]) -> None:
+        """Runs `callback` once the store is closed (releases what was held with it)."""
+        if callback is not None:
+            self._on_close.append(callback)
+
     async def aclose(self) -> None:
         await self.settle()
         if self._spool is not None:
@@ -981,6 +990,8 @@ class TranscriptStore:
         self._engine.dispose()
         if self._keys_engine is not self._engine:
             self._keys_engine.dispose()
+        for callback in self._on_close:
+            callback()
 
 
 def _settle(settled: asyncio.Future[Any], result: Any, error: Optional[BaseException]) -> None:

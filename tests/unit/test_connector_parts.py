@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from bot.config import load_config
+from bot.deliveries import DeliveryKeys
 from bot.handoff.actions import Claim, DeskLineError, Reply, Resolve, Transfer
 from bot.messages import Address, Kind, Outgoing
 from connectors import discord_render, slack_render
-from connectors.dedupe import RecentKeys
 from connectors.launch import ConsoleDeskInput
 from connectors.router import Router
 from connectors.slack_connector import COMMANDS
@@ -35,16 +35,23 @@ def test_split_prefers_paragraphs_then_sentences() -> None:
     assert split_text("", 100) == [""]
 
 
-def test_recent_keys_remembers_then_forgets() -> None:
-    now = [0.0]
-    keys = RecentKeys(ttl_seconds=10, max_keys=3, clock=lambda: now[0])
-    assert keys.first_time("a") and not keys.first_time("a")
-    assert keys.first_time(None) and keys.first_time(None)  # no id: cannot be a repeat
-    now[0] = 11
-    assert keys.first_time("a")
-    for key in "bcd":
-        keys.first_time(key)
-    assert keys.first_time("a")  # bounded: the oldest went first
+async def test_delivery_keys_remember_then_sweep(store) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from bot.privacy.schema import delivery_keys
+
+    now = [1000.0]
+    keys = DeliveryKeys(store, lambda key: f"h-{key}", ttl_seconds=600, clock=lambda: now[0])
+    assert await keys.first_time("a") and not await keys.first_time("a")
+    assert await keys.first_time(None) and await keys.first_time(None)  # no id: cannot be a repeat
+    with store.engine.connect() as connection:
+        assert list(connection.execute(select(delivery_keys.c.key)).scalars()) == ["h-a"]  # hashed by the caller's digest
+    now[0] += 599
+    assert await keys.sweep() == 0 and not await keys.first_time("a")  # kept the whole TTL
+    now[0] += 2
+    assert await keys.sweep() == 1 and await keys.first_time("a")
+    with pytest.raises(ValueError):
+        DeliveryKeys(store, str, ttl_seconds=60)  # under Slack's 5 minutes of retries (and a margin)
 
 
 class Recorder:

@@ -53,7 +53,7 @@ async def test_idle_conversation_is_a_first_contact_again(engine: FakeEngine, st
     from bot.privacy.pseudonym import Pseudonymizer
 
     now = [0.0]
-    memory = ConversationMemory(idle_seconds=60, monotonic=lambda: now[0])
+    memory = ConversationMemory(idle_seconds=60, clock=lambda: now[0])
     bot = Bot(engine, Pseudonymizer(b"k" * 32), AssistantSettings(), memory, store)
     await bot.handle(fan("hello"))
     now[0] += 30
