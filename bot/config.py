@@ -126,6 +126,11 @@ class EngineSettings:
     urls: tuple[str, ...] = _check(_server_urls, default=())
     #: A model answer slower than this gets the fan an honest error instead.
     timeout_seconds: float = _check(_finite_positive, default=10.0)
+    #: Messages sent to one model server at once; more wait in the bot (a server works through
+    #: one at a time, so more would only queue inside it, against the timeout).
+    max_in_flight: int = _check(_positive, default=4)
+    #: A message waiting longer than this for a place gets the honest error reply.
+    queue_seconds: float = _check(_finite_positive, default=60.0)
     #: CA certificate(s) that signed the model servers' TLS certificates; empty: the system's.
     ca_file: str = _check(_optional_file, default="")
     #: The embedded server's loopback port; 0: a free one.

@@ -82,7 +82,10 @@ async def open_engine(
     commands such as `bot replay`); otherwise at once (`bot run` serves commands meanwhile)."""
     timeout = config.engine.timeout_seconds
     if config.engine.servers:
-        engine = ModelServerEngine(config.engine.servers, _token(environ), timeout, _ssl_context(config))
+        engine = ModelServerEngine(
+            config.engine.servers, _token(environ), timeout, _ssl_context(config),
+            max_in_flight=config.engine.max_in_flight, queue_seconds=config.engine.queue_seconds,
+        )  # fmt: skip
         try:
             if wait_ready:
                 await _until_ready(engine, config.engine.start_timeout_seconds)
@@ -98,7 +101,9 @@ async def open_engine(
         port=config.engine.port,
         start_timeout_seconds=config.engine.start_timeout_seconds,
     )
-    engine = ModelServerEngine([child.url], child.token, timeout)
+    engine = ModelServerEngine(
+        [child.url], child.token, timeout, max_in_flight=config.engine.max_in_flight, queue_seconds=config.engine.queue_seconds
+    )
     engine.starting = True
     supervisor = asyncio.create_task(child.run(engine), name="model-server")
     try:

@@ -12,12 +12,13 @@ is not, since that lives in the bot).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Optional
 
 import aiohttp
@@ -30,6 +31,12 @@ logger = logging.getLogger(__name__)
 CHANNEL_PATH = "/webhooks/fan_assistant"
 #: A server that refused a connection is skipped this long before it is tried again.
 RETRY_DOWN_SECONDS = 5.0
+#: Messages sent to one server at once. A model server works through one message at a time
+#: (one Sanic worker, CPU-bound), so more would only queue inside it, where the wait counts
+#: against the timeout: in a burst of 5,000 fans most then got the error reply
+#: (bench/soak.py). Beyond this many, messages wait in the bot, at most `queue_seconds`.
+MAX_IN_FLIGHT = 4
+QUEUE_SECONDS = 60.0
 
 
 def _result(body: Any) -> EngineResult:
@@ -77,8 +84,13 @@ class ModelServerEngine:
         timeout_seconds: float = 10.0,
         ssl_context: Optional[ssl.SSLContext] = None,
         monotonic: Callable[[], float] = time.monotonic,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        queue_seconds: float = QUEUE_SECONDS,
     ) -> None:
         self._ring = HashRing([url.rstrip("/") for url in urls])
+        self._max_in_flight = max_in_flight
+        self._queue_seconds = queue_seconds
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._headers = {"Authorization": f"Bearer {token}"}
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
@@ -133,7 +145,8 @@ class ModelServerEngine:
         for server in self._candidates(pseudonym):
             try:
                 await self._flush_forgets(server)
-                body = await self._post(server, "message", {"sender": pseudonym, "text": text})
+                async with self._slot(server):
+                    body = await self._post(server, "message", {"sender": pseudonym, "text": text})
             except ConnectionError:
                 self._down_until[server] = self._monotonic() + RETRY_DOWN_SECONDS
                 unreachable.append(server)
@@ -146,6 +159,20 @@ class ModelServerEngine:
         if self.starting:
             raise EngineStarting("the model server is still loading the model")
         raise EngineUnavailable(f"no model server reachable ({len(unreachable)} tried)")
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, server: str) -> AsyncIterator[None]:
+        """One of the server's `max_in_flight` places; `EngineUnavailable` (busy) after waiting
+        `queue_seconds` for one."""
+        slots = self._slots.setdefault(server, asyncio.Semaphore(self._max_in_flight))
+        try:
+            await asyncio.wait_for(slots.acquire(), self._queue_seconds)
+        except TimeoutError:
+            raise EngineUnavailable(f"model server {server} busy: no place within {self._queue_seconds:g} s") from None
+        try:
+            yield
+        finally:
+            slots.release()
 
     async def forget(self, pseudonym: str) -> int:
         """Tells every server to drop the fan's tracker (a fan may have been served by any of

@@ -213,3 +213,37 @@ async def test_a_ca_file_that_is_no_certificate_is_one_line_naming_the_key(tmp_p
     with pytest.raises(EngineConfigError, match="^engine.ca_file: "):
         async with open_engine(config, environ={"BOT_ENGINE_TOKEN": TOKEN}):
             pass
+
+
+async def test_a_burst_waits_in_the_bot_rather_than_timing_out_in_the_server(servers: list[Server]) -> None:
+    """The stand-in works through one message at a time, as a model server does: twenty at
+    once would mostly time out inside it; with two in flight, all are answered."""
+    busy = asyncio.Lock()
+    in_server = [0, 0]  # now, most
+
+    async def one_at_a_time(request: web.Request) -> web.Response:
+        in_server[0] += 1
+        in_server[1] = max(in_server[1], in_server[0])
+        try:
+            async with busy:
+                await asyncio.sleep(0.1)
+        finally:
+            in_server[0] -= 1
+        return web.json_response(GOOD)
+
+    engine = ModelServerEngine([(await serve(servers, one_at_a_time)).url], TOKEN, timeout_seconds=0.5, max_in_flight=2)
+    results = await asyncio.gather(*(engine.respond(f"p{i}", "hi") for i in range(20)), return_exceptions=True)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert in_server[1] == 2
+    await engine.aclose()
+
+
+async def test_a_place_not_found_in_time_is_an_honest_busy_failure(servers: list[Server]) -> None:
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.0)
+        return web.json_response(GOOD)
+
+    engine = ModelServerEngine([(await serve(servers, slow)).url], TOKEN, timeout_seconds=5, max_in_flight=1, queue_seconds=0.2)
+    results = await asyncio.gather(engine.respond("a", "hi"), engine.respond("b", "hi"), return_exceptions=True)
+    assert sum(isinstance(r, EngineUnavailable) and "busy" in str(r) for r in results) == 1
+    await engine.aclose()
