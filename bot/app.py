@@ -13,6 +13,7 @@ from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.engine import DialogueEngine
 from bot.privacy.local_files import private_spool, private_sqlite
+from bot.privacy.notify import listen_for_changes
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.redact import configure as configure_redaction
 from bot.privacy.secrets import Secrets, secrets_with_dev_fallback
@@ -65,6 +66,8 @@ def open_store(
             serving_lock.release()
         raise
     store.on_close(serving_lock.release if serving_lock is not None else None)
+    if serving:  # PostgreSQL: other processes' erasures and choices reach this one's caches
+        listen_for_changes(store)
     return store
 
 

@@ -326,8 +326,12 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
                 await store.settle()
                 print(
                     f"bot: erased {receipt.records} stored record(s) ({receipt.turns} turn(s), {receipt.tickets} ticket(s)); "
-                    f"the running bot's in-memory history of this fan expires within "
-                    f"{config.assistant.conversation_idle_minutes:g} idle minutes"
+                    + (
+                        "every running bot process on this database drops what it held of this fan at once"
+                        if store.engine.dialect.name == "postgresql"  # bot.privacy.notify
+                        else "the running bot drops what it holds of this fan at their next message, or after "
+                        f"{config.assistant.conversation_idle_minutes:g} idle minutes"
+                    )
                 )
                 if receipt.desk_posts:  # no desk connection here: the running bot deletes them
                     print(

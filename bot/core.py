@@ -103,6 +103,7 @@ class Bot:
         store.keep_recent(handoff.history_turns, memory.idle_seconds)  # handoff packets without a store read
         self._transcript = TranscriptWriter(store, clock)
         self._locks = FanLocks(store.engine)
+        store.when_erased_elsewhere(self._forget_erased_elsewhere)  # PostgreSQL notices (bot.privacy.notify)
         #: Deliveries already handled, shared by every process (the connectors ask it).
         self.deliveries = DeliveryKeys(store, pseudonyms.delivery)
         #: Disclosures out for delivery (handle(..., receipts=True)): (fan, conversation) -> when
@@ -206,6 +207,16 @@ class Bot:
             return  # the message itself will meet the outage and say so
         if erased:
             logger.info("a fan was erased by another process; dropping this process's state of them")
+            await self._handoff.forget(fan)
+            await self._engine.forget(fan)
+
+    async def _forget_erased_elsewhere(self, fan: str) -> None:
+        """Another process announced the fan's erasure (`/forget-me` or `bot forget`): the
+        store has dropped its caches; this drops the ticket index entry and the model
+        servers' tracker at once. The eraser's own `engine.forget` does not suffice: `bot
+        forget` has no engine, and a worker may use model servers the eraser does not."""
+        async with self._locks.hold(fan):
+            logger.info("a fan was erased by another process; dropped this process's state of them")
             await self._handoff.forget(fan)
             await self._engine.forget(fan)
 

@@ -14,8 +14,9 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,7 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, everything, readable
 from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
 from bot.privacy.fan_data import set_logging as _store_logging
+from bot.privacy.notify import ERASED, EVERY_FAN, KEYS, PREFERENCE, announce, fan_token
 from bot.privacy.schema import data_keys, desk_posts, desk_removals, dialect_insert, erasures, store_meta, tickets, turns
 from bot.privacy.spool import Spool
 
@@ -245,6 +247,16 @@ class GroupCommit(Generic[I, R]):
         logger.error("a group commit failed; %d of %d item(s) failed again alone and were dropped", failed, len(pending))
 
 
+@dataclass(frozen=True)
+class _QueuedTurns:
+    """A batch waiting for the group commit, with what was known when it was queued."""
+
+    batch: tuple[Turn, ...]
+    check_logging: bool
+    generation: int  # `TranscriptStore._generation` then: later changes elsewhere are honoured
+    versions: Mapping[str, datetime]  # the fans' cached key versions then
+
+
 @dataclass
 class _Recent:
     turns: deque[dict[str, Any]]
@@ -331,6 +343,9 @@ class RecentTurns:
     def clear(self) -> None:
         self._fans.clear()
 
+    def fans(self) -> list[str]:
+        return list(self._fans)
+
     def _touch(self, fan: str, entry: _Recent) -> None:
         entry.seen = self._monotonic()
         self._fans.move_to_end(fan)
@@ -359,8 +374,24 @@ class TranscriptStore:
         self._master = master
         self._parts: tuple[FanDataPart, ...] = tuple(parts) if parts is not None else everything()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._data_keys: OrderedDict[str, bytes] = OrderedDict()
+        #: Each cached data key with its version, the row's `created_at`: a key made after an
+        #: erasure is another version, so a cache or a queued write of the old one is refused.
+        self._data_keys: OrderedDict[str, tuple[bytes, datetime]] = OrderedDict()
         self._logging: dict[str, bool] = {}
+        # Changes announced by other processes (`bot.privacy.notify`). `_generation` counts
+        # them; a queued write remembers the count it was queued at, so a write queued before
+        # the fan's erasure elsewhere is dropped. Guarded by `_changes`: the listener thread
+        # records, the event loop queues, the store thread writes.
+        self._origin = uuid.uuid4().hex[:12]  # this store's own notices are not news to it
+        self._changes = threading.Lock()
+        self._generation = 0
+        self._changed: dict[str, tuple[int, bool]] = {}  # token -> (generation, erased)
+        self._all_changed = 0  # generation of the last "trust nothing" (the listener reconnected)
+        self._fan_by_token: dict[str, str] = {}  # fans held in a cache, by their notice token
+        self._erased_callbacks: list[Callable[[str], Awaitable[None]]] = []
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
         self._keys_dirty = False  # PostgreSQL: a key was shredded since the last `compact_keys`
         #: Fans whose erasure is deleting rows in batches: their job id, actor and receipt.
         self._erasing: dict[str, tuple[int, str, ErasureReceipt]] = {}
@@ -375,7 +406,7 @@ class TranscriptStore:
         #: would survive, so the bot says so to every fan until it is restarted (sticky).
         self.broken = False
         self._groups: list[GroupCommit[Any, Any]] = []
-        self._turn_writes: GroupCommit[tuple[tuple[Turn, ...], bool], None] = self.group_commit(self._write_groups)
+        self._turn_writes: GroupCommit[_QueuedTurns, None] = self.group_commit(self._write_groups)
         self._recent = RecentTurns()
         self.audit_log = AuditLog(engine)
         self._on_close: list[Callable[[], None]] = []
@@ -439,8 +470,9 @@ class TranscriptStore:
 
         Raises `StoreUnavailable` when the database does not answer, so callers can tell the
         fan honestly instead of failing silently."""
+        self._loop = asyncio.get_running_loop()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+            return await self._loop.run_in_executor(self._executor, work)
         except OUTAGES as error:
             raise StoreUnavailable(f"the database did not answer: {type(error).__name__}") from error
 
@@ -506,39 +538,161 @@ class TranscriptStore:
 
     def data_key(self, fan: str, create: bool) -> Optional[bytes]:
         """The fan's unwrapped data key (store thread only); None when erased or never made."""
+        held = self._key_version(fan, create)
+        return held[0] if held is not None else None
+
+    def _key_version(self, fan: str, create: bool) -> Optional[tuple[bytes, datetime]]:
+        """The fan's data key and its version (store thread only); None when there is none."""
         cached = self._data_keys.get(fan)
         if cached is not None:
             self._data_keys.move_to_end(fan)
             return cached
+        generation = self._generation
         with self._keys_engine.begin() as connection:
-            wrapped = connection.execute(select(data_keys.c.wrapped).where(data_keys.c.fan == fan)).scalar()
-            if wrapped is None:
+            row = connection.execute(select(data_keys.c.wrapped, data_keys.c.created_at).where(data_keys.c.fan == fan)).first()
+            if row is None:
                 if not create:
                     return None
-                key = crypto.new_data_key()
+                key, version = crypto.new_data_key(), datetime.utcnow()
                 # Another process may create the fan's key at the same moment: the first one stays.
-                statement = dialect_insert(connection)(data_keys).values(fan=fan, wrapped=self._master.wrap(key), created_at=datetime.utcnow())
+                statement = dialect_insert(connection)(data_keys).values(fan=fan, wrapped=self._master.wrap(key), created_at=version)
                 created = bool(connection.execute(statement.on_conflict_do_nothing(index_elements=[data_keys.c.fan])).rowcount)
                 if not created:
-                    key = self._master.unwrap(connection.execute(select(data_keys.c.wrapped).where(data_keys.c.fan == fan)).scalar_one())
+                    wrapped, version = connection.execute(
+                        select(data_keys.c.wrapped, data_keys.c.created_at).where(data_keys.c.fan == fan)
+                    ).one()
+                    key = self._master.unwrap(wrapped)
             else:
-                key = self._master.unwrap(wrapped)
+                key, version = self._master.unwrap(row.wrapped), row.created_at
                 created = False
         if created:  # nothing of the fan can be stored yet (turns need the key): an exact entry
             self._recent.start(fan)
-        self._data_keys[fan] = key
-        if len(self._data_keys) > DATA_KEY_CACHE:
-            self._data_keys.popitem(last=False)
-        return key
+        if generation == self._generation:  # no change announced meanwhile: safe to keep
+            self._hold_token(fan)
+            self._data_keys[fan] = (key, version)
+            if len(self._data_keys) > DATA_KEY_CACHE:
+                self._data_keys.popitem(last=False)
+        return key, version
+
+    # Changes in other processes (bot.privacy.notify) ------------------------------------
+
+    def when_erased_elsewhere(self, callback: Callable[[str], Awaitable[None]]) -> None:
+        """`callback(fan)` runs on the event loop when another process announces the erasure
+        of a fan this one holds something of (to drop the rest: tickets index, model tracker)."""
+        self._erased_callbacks.append(callback)
+
+    def holds_key(self, fan: str) -> bool:
+        """Whether the fan's data key is cached here (for tests and checks)."""
+        return fan in self._data_keys
+
+    def changed(self, kind: str, token: str, origin: str) -> None:
+        """Another process announced a change (listener thread): writes queued before it are
+        refused or re-checked from now on, and the caches are dropped on the store thread."""
+        if origin == self._origin:
+            return
+        with self._changes:
+            self._generation += 1
+            if token != EVERY_FAN:
+                before = self._changed.get(token, (0, False))
+                self._changed[token] = (self._generation, before[1] or kind == ERASED)
+        self._on_store_thread(self._drop_changed, kind, token)
+
+    def drop_all_cached(self) -> None:
+        """Notices may have been missed (the listener (re)connected): trust nothing held."""
+        with self._changes:
+            self._generation += 1
+            self._all_changed = self._generation
+        self._on_store_thread(self._drop_everything)
+
+    def _on_store_thread(self, work: Callable[..., None], *args: Any) -> None:
+        if self._closed:
+            return
+        try:
+            self._executor.submit(work, *args)
+        except RuntimeError:  # shut down meanwhile: nothing is held any more
+            pass
+
+    def _drop_everything(self) -> None:
+        self._data_keys.clear()
+        self._logging.clear()
+        self._recent.clear()
+        self._fan_by_token.clear()
+
+    def _drop_changed(self, kind: str, token: str) -> None:
+        """Store thread: drops what a change made wrong."""
+        if token == EVERY_FAN:
+            if kind == KEYS:  # rewrapped: the same keys, but the cache is never trusted across a change
+                self._data_keys.clear()
+            return
+        fan = self._fan_by_token.get(token)
+        if fan is None:  # nothing of this fan held here
+            return
+        if kind == PREFERENCE:
+            self._logging.pop(fan, None)
+            return
+        held = fan in self._data_keys or fan in self._recent or fan in self._logging
+        self._drop_cached(fan)
+        self._fan_by_token.pop(token, None)
+        if held and kind == ERASED and self._loop is not None and self._erased_callbacks:
+            self._loop.call_soon_threadsafe(self._spawn_erased, fan)
+
+    def _spawn_erased(self, fan: str) -> None:
+        for callback in self._erased_callbacks:
+            task = asyncio.ensure_future(callback(fan))
+            self._tasks.add(task)
+            task.add_done_callback(self._erased_done)
+
+    def _erased_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("dropping an erased fan's state failed: %s", type(task.exception()).__name__)
+
+    def _hold_token(self, fan: str) -> None:
+        """Remembers the fan's notice token while something of theirs is cached."""
+        if len(self._fan_by_token) > 4 * DATA_KEY_CACHE:  # rebuilt from what is still held
+            held = [*list(self._data_keys), *list(self._logging), *self._recent.fans()]
+            self._fan_by_token = {fan_token(each): each for each in held}
+        self._fan_by_token[fan_token(fan)] = fan
+
+    def _fresh(self, batch: tuple[Turn, ...], check_logging: bool, generation: int) -> tuple[tuple[Turn, ...], bool]:
+        """A queued batch as it may still be written: without the turns of fans erased
+        elsewhere since it was queued; re-checking `/privacy` when a preference changed (or
+        notices may have been missed) since."""
+        with self._changes:
+            if generation >= self._generation:
+                return batch, check_logging
+            check_logging = check_logging or generation < self._all_changed
+            erased = set()
+            for fan in {turn.fan for turn in batch}:
+                changed, was_erased = self._changed.get(fan_token(fan), (0, False))
+                if changed > generation:
+                    check_logging = True
+                    if was_erased:
+                        erased.add(fan)
+        return tuple(turn for turn in batch if turn.fan not in erased), check_logging
 
     # Turns -----------------------------------------------------------------------------
 
-    def _write(self, batch: tuple[Turn, ...]) -> None:
-        rows = []
-        for turn in batch:
-            key = self.data_key(turn.fan, create=True)
-            assert key is not None
-            rows.append(
+    def _write(self, batch: tuple[Turn, ...], expected: Mapping[str, datetime] = {}) -> None:
+        """Encrypts and inserts the turns; never under a key that is gone or replaced.
+
+        `expected`: the key version each fan had when the write was queued; a fan whose key
+        changed since (erased, maybe made again) has their turns dropped: they belong to the
+        fan's earlier state. In the insert's transaction the key rows are read again (locked
+        `FOR SHARE` on PostgreSQL, so an erasure waits for the commit and then deletes these
+        rows too; SQLite's write lock serialises the same way), and a fan whose key went
+        meanwhile has their turns rolled back and dropped."""
+        keys: dict[str, tuple[bytes, datetime]] = {}
+        for fan in dict.fromkeys(turn.fan for turn in batch):
+            known = expected.get(fan)
+            held = self._key_version(fan, create=known is None)
+            if held is None or (known is not None and held[1] != known):
+                self._drop_cached(fan)
+                continue
+            keys[fan] = held
+        kept = tuple(turn for turn in batch if turn.fan in keys)
+        while kept:
+            rows = [
                 {
                     "fan": turn.fan,
                     "conversation": turn.conversation,
@@ -547,14 +701,37 @@ class TranscriptStore:
                     "at": turn.at,
                     "intent": turn.intent,
                     "confidence": turn.confidence,
-                    "body": crypto.encrypt(key, turn.text),
+                    "body": crypto.encrypt(keys[turn.fan][0], turn.text),
                 }
-            )
-        if rows:
-            self._hold_recent({turn.fan for turn in batch})
-            with self._engine.begin() as connection:
+                for turn in kept
+            ]
+            self._hold_recent({turn.fan for turn in kept})
+            with self._engine.connect() as connection:
+                transaction = connection.begin()
                 connection.execute(insert(turns), rows)
-            self._recent.add(batch)
+                gone = self._keys_gone(connection, {fan: version for fan, (_, version) in keys.items()})
+                if not gone:
+                    transaction.commit()
+                    self._recent.add(kept)
+                    return
+                transaction.rollback()
+            for fan in gone:
+                self._drop_cached(fan)
+                keys.pop(fan)
+            kept = tuple(turn for turn in kept if turn.fan in keys)
+
+    def _keys_gone(self, connection: Connection, versions: Mapping[str, datetime]) -> set[str]:
+        """The fans whose key row is no longer the given version, read in `connection`'s
+        transaction when the keys live in the same database (not atomic otherwise)."""
+        query = select(data_keys.c.fan, data_keys.c.created_at).where(data_keys.c.fan.in_(list(versions)))
+        if self._keys_engine is self._engine:
+            if connection.dialect.name == "postgresql":
+                query = query.with_for_update(read=True)
+            present = {row.fan: row.created_at for row in connection.execute(query)}
+        else:
+            with self._keys_engine.connect() as keys_connection:
+                present = {row.fan: row.created_at for row in keys_connection.execute(query)}
+        return {fan for fan, version in versions.items() if present.get(fan) != version}
 
     def _hold_recent(self, fans: set[str]) -> None:
         """Reads into memory the recent turns of fans who are writing again (after a restart,
@@ -569,17 +746,25 @@ class TranscriptStore:
         except Exception as error:  # only a cache: the packet will read the store instead
             logger.warning("could not read a fan's recent turns into memory: %s", type(error).__name__)
 
-    def _write_groups(self, groups: list[tuple[tuple[Turn, ...], bool]]) -> list[None]:
+    def _write_groups(self, groups: list[_QueuedTurns]) -> list[None]:
         """Store thread: spooled batches first (they are older), then this group. When the
-        database does not answer and a spool is configured, the group waits in the spool."""
+        database does not answer and a spool is configured, the group waits in the spool.
+        What changed in another process since a batch was queued is honoured (`_fresh`)."""
+        fresh = [(self._fresh(item.batch, item.check_logging, item.generation), item.versions) for item in groups]
         try:
             self._drain_spool()
-            self._write(tuple(turn for batch, check in groups for turn in self._allowed(batch, check)))
+            expected: dict[str, datetime] = {}
+            for _, versions in fresh:
+                expected.update(versions)
+            self._write(tuple(turn for (batch, check), _ in fresh for turn in self._allowed(batch, check)), expected)
         except OUTAGES:
             if self._spool is None:
                 raise
-            for batch, check in groups:
+            for (batch, check), _ in fresh:
                 self._spool.put(batch, check)
+        with self._changes:  # no write queued before these changes is left: forget them
+            if not self._turn_writes.pending:
+                self._changed.clear()
         return [None] * len(groups)
 
     def _allowed(self, batch: tuple[Turn, ...], check_logging: bool) -> tuple[Turn, ...]:
@@ -610,7 +795,9 @@ class TranscriptStore:
         choice could not be read when queued (the database was down): it is checked
         when the write happens.
         """
-        return self._turn_writes.submit((batch, check_logging))
+        versions = {turn.fan: cached[1] for turn in batch if (cached := self._data_keys.get(turn.fan)) is not None}
+        with self._changes:  # in order with `changed` and the clearing in `_write_groups`
+            return self._turn_writes.submit(_QueuedTurns(batch, check_logging, self._generation, versions))
 
     async def append(self, *batch: Turn) -> None:
         if batch:
@@ -696,21 +883,23 @@ class TranscriptStore:
 
     async def erased_elsewhere(self, fan: str) -> bool:
         """Whether another process (`bot forget`) erased the fan since this one cached their
-        data key: then the cache is dropped here and True returned, so the caller drops its
-        own state of the fan too and nothing is written under the shredded key. One primary
-        key lookup, only for fans whose key is cached."""
+        data key (the key row is gone or another version): then the cache is dropped here and
+        True returned, so the caller drops its own state of the fan too and nothing is written
+        under the shredded key. One primary key lookup, only for fans whose key is cached: the
+        safety net under `bot.privacy.notify` (SQLite, or a notice missed)."""
 
         if fan not in self._data_keys:  # nothing cached, nothing stale: no hop to the store thread
             return False
 
         def work() -> bool:
-            if fan not in self._data_keys or fan in self._erasing:
+            cached = self._data_keys.get(fan)
+            if cached is None or fan in self._erasing:
                 return False
             with self._keys_engine.connect() as connection:
-                present = connection.execute(select(data_keys.c.fan).where(data_keys.c.fan == fan)).first()
-            if present is not None:
+                version = connection.execute(select(data_keys.c.created_at).where(data_keys.c.fan == fan)).scalar()
+            if version == cached[1]:
                 return False
-            self._drop_cached(fan)
+            self._drop_cached(fan)  # gone, or erased and made again: another version
             return True
 
         return await self.run(work)
@@ -771,9 +960,13 @@ class TranscriptStore:
         """Store thread: steps 2 and 3 of `erase`, then the batches and step 4."""
         with self._keys_engine.begin() as connection:
             keys_deleted = int(connection.execute(delete(data_keys).where(data_keys.c.fan == fan)).rowcount)
+            if self._keys_engine is self._engine:  # the other processes learn it as the key goes
+                announce(connection, ERASED, fan_token(fan), self._origin)
         self._drop_cached(fan)
         with self._engine.begin() as connection:
             erased = {part.name: part.erase(connection, fan) for part in self._parts}
+            if self._keys_engine is not self._engine:  # they listen on the transcript database
+                announce(connection, ERASED, fan_token(fan), self._origin)
         self._scrub()
         tickets_part = erased.get("tickets")
         receipt = ErasureReceipt(
@@ -938,9 +1131,13 @@ class TranscriptStore:
             with self._engine.connect() as connection:
                 return _stored_logging_enabled(connection, fan)
 
+        generation = self._generation
         enabled = await self.run(work)
+        if generation != self._generation:  # a change was announced meanwhile: do not keep it
+            return enabled
         if len(self._logging) > DATA_KEY_CACHE:
             self._logging.clear()
+        self._hold_token(fan)
         self._logging[fan] = enabled
         return enabled
 
@@ -948,6 +1145,8 @@ class TranscriptStore:
         def work() -> None:
             with self._engine.begin() as connection:
                 _store_logging(connection, fan, enabled)
+                announce(connection, PREFERENCE, fan_token(fan), self._origin)
+            self._hold_token(fan)
             self._logging[fan] = enabled
 
         await self.run(work)
@@ -969,6 +1168,11 @@ class TranscriptStore:
                         update(data_keys).where(data_keys.c.fan == fan).values(wrapped=self._master.rewrap(wrapped))
                     )
                     rotated += 1
+                if self._keys_engine is self._engine:
+                    announce(connection, KEYS, EVERY_FAN, self._origin)
+            if self._keys_engine is not self._engine:
+                with self._engine.begin() as connection:
+                    announce(connection, KEYS, EVERY_FAN, self._origin)
             self.audit_log.record("key_rotation", "operator", {"data_keys": rotated})
             return rotated
 
@@ -981,6 +1185,7 @@ class TranscriptStore:
 
     async def aclose(self) -> None:
         await self.settle()
+        self._closed = True
         if self._spool is not None:
             self._spool.close()
         self._recent.clear()
