@@ -581,6 +581,11 @@ class TranscriptStore:
         of a fan this one holds something of (to drop the rest: tickets index, model tracker)."""
         self._erased_callbacks.append(callback)
 
+    @property
+    def changes_seen(self) -> int:
+        """How many changes announced by other processes (or reconnections) reached this one."""
+        return self._generation
+
     def holds_key(self, fan: str) -> bool:
         """Whether the fan's data key is cached here (for tests and checks)."""
         return fan in self._data_keys
