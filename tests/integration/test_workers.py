@@ -80,9 +80,8 @@ async def test_exactly_one_of_two_candidates_leads_and_the_other_takes_over(data
         await second.aclose()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # locks between processes
 async def test_a_killed_leader_process_is_replaced(database_url: str) -> None:  # noqa: F811
-    if database_url.startswith("sqlite"):
-        pytest.skip("one process per SQLite store: there is no second process to take over")
     holder = await asyncio.create_subprocess_exec(
         sys.executable, "-c", HOLDER_SCRIPT, database_url, cwd=REPO, stdout=asyncio.subprocess.PIPE
     )
@@ -103,9 +102,8 @@ async def test_a_killed_leader_process_is_replaced(database_url: str) -> None:  
         await waiting.aclose()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # locks between processes
 async def test_a_lost_lock_stops_the_job_until_it_is_taken_again(database_url: str) -> None:  # noqa: F811
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite has no lock to lose")
     from sqlalchemy import create_engine, text
 
     lock = AdvisoryLock(database_url, "background-jobs", POLL)
@@ -148,9 +146,8 @@ async def test_a_lost_lock_stops_the_job_until_it_is_taken_again(database_url: s
         admin.dispose()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # locks between processes
 async def test_readyz_shows_a_discord_standby_as_ready_not_connected(database_url: str, model_server: ModelServer) -> None:  # noqa: F811
-    if database_url.startswith("sqlite"):
-        pytest.skip("one process per SQLite store: never a standby")
     holder_lock = AdvisoryLock(database_url, "discord-gateway", POLL)
     standby = GatewayHolder(
         DiscordConnector(DiscordSettings(api_base_url="http://127.0.0.1:9/api", gateway_url="ws://127.0.0.1:9"), "t", Router()),
@@ -189,11 +186,10 @@ def _get(url: str) -> tuple[int, dict[str, object]]:
         return error.code, json.loads(error.read())
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # locks between processes
 async def test_two_workers_connect_one_discord_gateway_and_the_other_takes_over_after_kill_9(
     database_url: str, model_server: ModelServer, tmp_path: Path  # noqa: F811
 ) -> None:
-    if database_url.startswith("sqlite"):
-        pytest.skip("a second process on one SQLite store is refused: workers need PostgreSQL")
     async with DiscordStandIn(token="workers-token") as discord:
         discord.add_member(FAN, "fan")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
