@@ -122,7 +122,6 @@ class CommandHandlers:
             state.pending_erasure = False
             return [Outgoing(Kind.PRIVACY_NOTICE, "OK, nothing was erased.")]
         receipt = await self._store.erase(fan)
-        await self._handoff.forget(fan)
         removal = await self._handoff.remove_desk_copies(receipt.desk_posts)
         dialogues = await self._engine.forget(fan)
         conversations = receipt.parts.get("conversations", 0)  # deleted with the rest, in one transaction

@@ -198,7 +198,7 @@ class Bot:
 
     async def _drop_if_erased_elsewhere(self, fan: str) -> None:
         """`bot forget` in another process shredded the fan's key: this process drops what it
-        still holds (ticket index, model tracker), so the fan's next message starts afresh (a
+        still holds (the model tracker; tickets are read from the database), so the fan's next message starts afresh (a
         first contact with the disclosure, and a new key: the erasure deleted the conversation
         state rows) and nothing is written under the erased key."""
         try:
@@ -207,7 +207,6 @@ class Bot:
             return  # the message itself will meet the outage and say so
         if erased:
             logger.info("a fan was erased by another process; dropping this process's state of them")
-            await self._handoff.forget(fan)
             await self._engine.forget(fan)
 
     async def _forget_erased_elsewhere(self, fan: str) -> None:

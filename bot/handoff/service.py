@@ -1,13 +1,16 @@
 """Handoff to people: the fan's side (start, relay, cancel) and the desk's (claim, reply,
 unclaim, resolve), plus claim timeouts. Everything returns `Outgoing` messages; where the
 desk is (console, a Slack or Discord channel) is the connector's business.
+
+Nothing about tickets is kept in this process: a fan's active ticket, the queue and the due
+notices are read from the database on each use, and every move and notice is a conditional
+update there, so any number of bot processes on one store act as one desk.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
@@ -15,7 +18,7 @@ from bot.config import HandoffSettings
 from bot.handoff.actions import DEFAULT_NAME, Claim, ModeratorAction, Reply, Resolve, Takeover, Transfer, Unclaim
 from bot.handoff.desk import DeskCopies, Removal
 from bot.handoff.locations import DeskPost
-from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status
+from bot.handoff.states import Action, IllegalTransition, Status
 from bot.handoff.ticket_store import Ticket, TicketStore
 from bot.messages import Address, Kind, Outgoing
 from bot.privacy.pseudonym import Pseudonymizer
@@ -44,7 +47,6 @@ class Handoff:
         self._tickets = TicketStore(store)
         self._pseudonyms = pseudonyms
         self._clock = clock
-        self._active: Optional[dict[str, Ticket]] = None  # fan -> active ticket, loaded once
         self._desk_copies: Optional[DeskCopies] = None
 
     @property
@@ -91,41 +93,20 @@ class Handoff:
             return Removal()
         return await self.remove_desk_copies(posts, actor="operator")
 
-    # The index of active tickets ----------------------------------------------------
-    # This process is the only one moving tickets, so active tickets are kept in memory
-    # (loaded from the store on first use, e.g. after a restart) and every move updates
-    # both. The database stays the arbiter: moves are conditional updates.
-
-    async def _index(self) -> dict[str, Ticket]:
-        if self._active is None:
-            self._active = {ticket.fan: ticket for ticket in await self._tickets.listing(active_only=True)}
-        return self._active
-
-    async def _remember(self, ticket: Ticket) -> None:
-        index = await self._index()
-        if ticket.status in ACTIVE:
-            index[ticket.fan] = ticket
-        else:
-            index.pop(ticket.fan, None)
+    # Reads: always the database's answer -----------------------------------------------
 
     async def find(self, ticket_id: Optional[int]) -> Optional[Ticket]:
         """An active ticket by number, or (None) the newest active one: the desk's "last"."""
-        tickets = (await self._index()).values()
-        if ticket_id is None:
-            return max(tickets, key=lambda ticket: ticket.id, default=None)
-        return next((ticket for ticket in tickets if ticket.id == ticket_id), None)
+        return await self._tickets.active(ticket_id)
 
     async def _position(self, ticket: Ticket) -> int:
-        return sum(1 for t in (await self._index()).values() if t.status is Status.OPEN and t.id <= ticket.id)
-
-    async def forget(self, fan: str) -> None:
-        """The fan was erased: their ticket rows are gone, so is the index entry."""
-        (await self._index()).pop(fan, None)
+        return await self._tickets.position(ticket.id)
 
     # The fan's side -----------------------------------------------------------------
 
     async def active(self, fan: str) -> Optional[Ticket]:
-        return (await self._index()).get(fan)
+        """The fan's active ticket, whichever process opened it."""
+        return await self._tickets.active_of(fan)
 
     async def start(
         self, fan: str, conversation: str, address: Address, reason: str, disclosing_now: bool = False
@@ -133,10 +114,11 @@ class Handoff:
         existing = await self.active(fan)
         if existing is not None:
             return [await self._started(existing, again=True)]
-        ticket, turns, disclosed = await self._tickets.open(
+        ticket, turns, disclosed, new = await self._tickets.open(
             fan, conversation, address, reason, self._clock(), self._settings.history_turns
         )
-        await self._remember(ticket)
+        if not new:  # another process opened one meanwhile: the database kept that one
+            return [await self._started(ticket, again=True)]
         if disclosed is None and disclosing_now:  # the disclosure goes out with this very reply
             disclosed = ticket.created_at
         return [await self._started(ticket), self._packet(ticket, turns, disclosed)]
@@ -181,7 +163,10 @@ class Handoff:
         ticket = await self.active(fan)
         if ticket is None:
             return [Outgoing(Kind.REFUSED, "There is no open request for a person to cancel.")]
-        await self._remember(await self._tickets.move(ticket, Action.CANCEL, self._clock(), "fan"))
+        try:
+            await self._tickets.move(ticket, Action.CANCEL, self._clock(), "fan")
+        except IllegalTransition:  # closed by the desk meanwhile
+            return [Outgoing(Kind.REFUSED, "There is no open request for a person to cancel.")]
         return [
             Outgoing(Kind.HANDOFF_RESOLVED, "OK, I've closed your request: you're back with the AI assistant.", ticket=str(ticket.id)),
             Outgoing(Kind.HANDOFF_RESOLVED, f"Ticket #{ticket.id} was cancelled by the fan.", to="desk", ticket=str(ticket.id)),
@@ -225,7 +210,6 @@ class Handoff:
 
     async def _claim(self, ticket: Ticket, moderator: str, name: str) -> list[Outgoing]:
         claimed = await self._tickets.move(ticket, Action.CLAIM, self._clock(), moderator, moderator, name)
-        await self._remember(claimed)
         return [
             self._to_fan(claimed, Kind.MODERATOR_JOINED, f"{name}, a human moderator, has joined. You're talking with a person now, not the AI."),
             self._to_desk(Kind.MODERATOR_JOINED, f"You claimed ticket #{ticket.id} as {name}.", ticket.id),
@@ -240,7 +224,6 @@ class Handoff:
             return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} is already yours.", ticket.id)]
         previous = ticket.moderator_name or DEFAULT_NAME
         moved = await self._tickets.move(ticket, Action.TAKEOVER, self._clock(), moderator, moderator, name)
-        await self._remember(moved)
         return [
             self._to_fan(moved, Kind.MODERATOR_JOINED, f"{name}, another human moderator, is taking over your conversation."),
             self._to_desk(
@@ -257,7 +240,6 @@ class Handoff:
         target = self._pseudonyms.moderator(self._settings.desk, transfer.target)
         display = transfer.name.strip()[:64] or DEFAULT_NAME
         moved = await self._tickets.move(ticket, Action.TRANSFER, self._clock(), moderator, target, display)
-        await self._remember(moved)
         return [
             self._to_fan(moved, Kind.MODERATOR_JOINED, f"{display}, another human moderator, is taking over your conversation."),
             self._to_desk(Kind.MODERATOR_JOINED, f"Ticket #{ticket.id} transferred to {display}.", ticket.id),
@@ -265,7 +247,6 @@ class Handoff:
 
     async def _unclaim(self, ticket: Ticket, moderator: str) -> list[Outgoing]:
         reopened = await self._tickets.move(ticket, Action.UNCLAIM, self._clock(), moderator)
-        await self._remember(reopened)
         place = await self._position(reopened)
         return [
             self._to_fan(reopened, Kind.HANDOFF_STARTED, f"The moderator had to step away; you're back in the queue (place {place}). Another person will pick this up."),
@@ -274,7 +255,6 @@ class Handoff:
 
     async def _resolve(self, ticket: Ticket, moderator: str) -> list[Outgoing]:
         resolved = await self._tickets.move(ticket, Action.RESOLVE, self._clock(), moderator)
-        await self._remember(resolved)
         return [
             self._to_fan(resolved, Kind.HANDOFF_RESOLVED, "The moderator has closed this conversation. You're back with the AI assistant; /human brings a person back any time."),
             self._to_desk(Kind.HANDOFF_RESOLVED, f"Ticket #{ticket.id} resolved.", ticket.id),
@@ -289,8 +269,8 @@ class Handoff:
             return [self._to_desk(Kind.REFUSED, "An empty reply was not sent.", ticket.id)]
         now = self._clock()
         self._store.submit(Turn(ticket.fan, ticket.conversation, "moderator", Kind.MODERATOR_REPLY.value, now, minimized(text)))
-        await self._tickets.note_reply(ticket.id, now)
-        await self._remember(replace(ticket, last_moderator_reply_at=now, silence_notified=False))
+        if not await self._tickets.note_reply(ticket, now):  # moved elsewhere between the read and now
+            return [self._to_desk(Kind.REFUSED, f"Ticket #{ticket.id} changed meanwhile: your reply was not sent.", ticket.id)]
         return [self._to_fan(ticket, Kind.MODERATOR_REPLY, f"{ticket.moderator_name or DEFAULT_NAME} (human moderator): {text}", from_ai=False)]
 
     # Timeouts -------------------------------------------------------------------------
@@ -302,13 +282,9 @@ class Handoff:
         notices = await self._released_elsewhere()
         now = self._clock()
         cutoff = now - timedelta(minutes=self._settings.claim_timeout_minutes)
-        due = [
-            t for t in (await self._index()).values()
-            if t.status is Status.OPEN and not t.timeout_notified and t.created_at < cutoff
-        ]
-        for ticket in sorted(due, key=lambda t: t.id):
-            await self._tickets.mark_timeout_notified(ticket.id)
-            await self._remember(replace(ticket, timeout_notified=True))
+        for ticket in await self._tickets.unclaimed_since(cutoff):
+            if not await self._tickets.claim_timeout_notice(ticket):
+                continue  # another process told them, or the ticket moved meanwhile
             notices.append(
                 self._to_fan(
                     ticket,
@@ -325,15 +301,9 @@ class Handoff:
         notice each, even with several processes checking (a conditional update decides)."""
         minutes = self._settings.claimed_silence_minutes
         cutoff = now - timedelta(minutes=minutes)
-        silent = [
-            t for t in (await self._index()).values()
-            if t.status is Status.CLAIMED and not t.silence_notified and t.quiet_since is not None and t.quiet_since < cutoff
-        ]
         notices: list[Outgoing] = []
-        for ticket in sorted(silent, key=lambda t: t.id):
-            won = await self._tickets.claim_silence_notice(ticket)
-            await self._remember(replace(ticket, silence_notified=True))
-            if not won:
+        for ticket in await self._tickets.silent_since(cutoff):
+            if not await self._tickets.claim_silence_notice(ticket):
                 continue
             name = ticket.moderator_name or DEFAULT_NAME
             notices += [
@@ -352,24 +322,16 @@ class Handoff:
         return notices
 
     async def _released_elsewhere(self) -> list[Outgoing]:
-        """Tickets this process knows as claimed that the store says are back in the queue
-        (the operator's `bot handoff release`): the index follows the store, the fan and the
-        desk are told."""
-        index = await self._index()
-        claimed = {fan: t for fan, t in index.items() if t.status is Status.CLAIMED}
-        if not claimed:
-            return []
-        stored = {t.id: t for t in await self._tickets.listing(active_only=True)}
+        """Tickets the operator put back in the queue (`bot handoff release`, another
+        process): the fan and the desk are told by whichever process clears the mark."""
         notices: list[Outgoing] = []
-        for fan, known in claimed.items():
-            now = stored.get(known.id)
-            if index.get(fan) is not known or now is None or now.status is not Status.OPEN:
-                continue  # moved here meanwhile, or closed (the closing process told them)
-            index[fan] = now
-            place = await self._position(now)
+        for ticket in await self._tickets.released_untold():
+            if not await self._tickets.claim_release_notice(ticket):
+                continue
+            place = await self._position(ticket)
             notices += [
-                self._to_fan(now, Kind.HANDOFF_STARTED, f"The moderator had to step away; you're back in the queue (place {place}). Another person will pick this up."),
-                self._to_desk(Kind.HANDOFF_TICKET, f"Ticket #{now.id} was released by the operator: it is back in the queue.", now.id),
+                self._to_fan(ticket, Kind.HANDOFF_STARTED, f"The moderator had to step away; you're back in the queue (place {place}). Another person will pick this up."),
+                self._to_desk(Kind.HANDOFF_TICKET, f"Ticket #{ticket.id} was released by the operator: it is back in the queue.", ticket.id),
             ]
         return notices
 
@@ -379,10 +341,7 @@ class Handoff:
         ticket = await self._tickets.get(ticket_id)
         if ticket is None:
             raise IllegalTransition(f"there is no ticket #{ticket_id}")
-        released = await self._tickets.move(ticket, Action.RELEASE, self._clock(), "operator")
-        if self._active is not None:
-            await self._remember(released)
-        return released
+        return await self._tickets.move(ticket, Action.RELEASE, self._clock(), "operator")
 
     # Helpers --------------------------------------------------------------------------
 

@@ -1,7 +1,11 @@
 """Tickets in the store, so a restart mid-handoff resumes it.
 
+The database owns every ticket: any number of bot processes on one store read a fan's
+active ticket, the queue and the due notices from it, never from an index of their own.
 Moves are conditional updates (`WHERE status = <expected>`): when two moderators claim
-at once, exactly one update matches and the other is refused. The fan's reply route is
+at once, exactly one update matches and the other is refused; each move commits with its
+audit record. A fan has at most one active ticket (a unique partial index, migration 0006),
+and each timeout or release notice is claimed by one conditional update: told once. The fan's reply route is
 encrypted with their data key, so erasing the key also makes old routes unreadable.
 
 Tickets opened while the store thread is busy are inserted together, in one transaction
@@ -25,6 +29,8 @@ from datetime import datetime
 from typing import Any, Optional
 
 from sqlalchemy import ColumnElement, DateTime, Integer, String, delete, exists, func, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -37,6 +43,8 @@ from bot.privacy.schema import desk_posts, desk_removals, preferences, tickets, 
 from bot.privacy.store import TranscriptStore
 
 ACTIVE_VALUES = [status.value for status in ACTIVE]
+#: The predicate of the unique index `ux_tickets_active_fan`, spelled as the index spells it.
+_ACTIVE_WHERE = text("status IN ('open', 'claimed')")
 _PAST = {
     Action.CLAIM: "claimed", Action.UNCLAIM: "unclaimed", Action.TRANSFER: "transferred",
     Action.RESOLVE: "resolved", Action.CANCEL: "cancelled", Action.ERASE: "erased",
@@ -80,7 +88,9 @@ class _Opening:
     history: int
 
 
-Opened = tuple[Ticket, list[dict[str, Any]], Optional[datetime]]
+#: The ticket, the fan's last turns and when they were shown the disclosure, and whether the
+#: ticket is new (False: the fan had an active ticket already, opened by any process).
+Opened = tuple[Ticket, list[dict[str, Any]], Optional[datetime], bool]
 
 
 class TicketStore:
@@ -121,6 +131,57 @@ class TicketStore:
             row = connection.execute(select(tickets).where(*conditions).order_by(tickets.c.id.desc()).limit(1)).mappings().first()
         return self._ticket(dict(row)) if row else None
 
+    def _select_all(self, *conditions: ColumnElement[bool]) -> list[Ticket]:
+        with self._store.engine.connect() as connection:
+            rows = connection.execute(select(tickets).where(*conditions).order_by(tickets.c.id)).mappings().all()
+        return [self._ticket(dict(row)) for row in rows]
+
+    # Reads: what every process sees ----------------------------------------------------
+
+    async def active_of(self, fan: str) -> Optional[Ticket]:
+        """The fan's active ticket, opened by any process (one indexed read)."""
+        return await self._store.run(lambda: self._select_one(tickets.c.fan == fan, tickets.c.status.in_(ACTIVE_VALUES)))
+
+    async def active(self, ticket_id: Optional[int]) -> Optional[Ticket]:
+        """An active ticket by number, or (None) the newest active one: the desk's "last"."""
+        conditions: list[ColumnElement[bool]] = [tickets.c.status.in_(ACTIVE_VALUES)]
+        if ticket_id is not None:
+            conditions.append(tickets.c.id == ticket_id)
+        return await self._store.run(lambda: self._select_one(*conditions))
+
+    async def position(self, ticket_id: int) -> int:
+        """The ticket's place in the queue: open tickets up to and including it."""
+
+        def work() -> int:
+            query = select(func.count()).select_from(tickets).where(tickets.c.status == Status.OPEN.value, tickets.c.id <= ticket_id)
+            with self._store.engine.connect() as connection:
+                return int(connection.execute(query).scalar() or 0)
+
+        return await self._store.run(work)
+
+    async def unclaimed_since(self, cutoff: datetime) -> list[Ticket]:
+        """Open tickets created before `cutoff` whose fan has not had the timeout notice."""
+        return await self._store.run(
+            lambda: self._select_all(
+                tickets.c.status == Status.OPEN.value, tickets.c.timeout_notified == False, tickets.c.created_at < cutoff  # noqa: E712
+            )
+        )
+
+    async def silent_since(self, cutoff: datetime) -> list[Ticket]:
+        """Claimed tickets whose moderator has not written since before `cutoff`, not yet notified."""
+        quiet = func.coalesce(tickets.c.last_moderator_reply_at, tickets.c.claimed_at)
+        return await self._store.run(
+            lambda: self._select_all(
+                tickets.c.status == Status.CLAIMED.value, tickets.c.silence_notified == False, quiet < cutoff  # noqa: E712
+            )
+        )
+
+    async def released_untold(self) -> list[Ticket]:
+        """Open tickets the operator released whose fan and desk have not been told yet."""
+        return await self._store.run(
+            lambda: self._select_all(tickets.c.status == Status.OPEN.value, tickets.c.release_notice == True)  # noqa: E712
+        )
+
     async def open(
         self, fan: str, conversation: str, route: Address, reason: str, at: datetime, history: int
     ) -> Opened:
@@ -150,13 +211,22 @@ class TicketStore:
                         }
                     )
                 ids = _insert(connection, rows)
-            return [
-                (
-                    Ticket(ticket_id, o.fan, o.conversation, o.route.platform, o.route, Status.OPEN, o.reason, None, None, o.at, False),
-                    *self._store.recent_history(o.fan, o.history, connection),
-                )
-                for o, ticket_id in zip(openings, ids)
-            ]
+                fans = {opening.fan for opening in openings}
+                current = {  # each fan's one active ticket: ours, or one another process opened first
+                    row["fan"]: row
+                    for row in connection.execute(
+                        select(tickets).where(tickets.c.fan.in_(fans), tickets.c.status.in_(ACTIVE_VALUES))
+                    ).mappings()
+                }
+            opened: list[Opened] = []
+            for o, ticket_id in zip(openings, ids):
+                row = current[o.fan]
+                if row["id"] != ticket_id:  # not inserted: the fan's active ticket stands
+                    opened.append((self._ticket(dict(row)), [], None, False))
+                    continue
+                ticket = Ticket(ticket_id, o.fan, o.conversation, o.route.platform, o.route, Status.OPEN, o.reason, None, None, o.at, False)
+                opened.append((ticket, *self._store.recent_history(o.fan, o.history, connection), True))
+            return opened
 
     async def move(
         self,
@@ -175,7 +245,7 @@ class TicketStore:
         one wins. Closing a ticket of a fan with `/privacy off` deletes, in the same
         transaction, the relayed messages and moderator replies stored for that handoff."""
         target = next_status(ticket.status, action)
-        values: dict[str, Any] = {"status": target.value}
+        values: dict[str, Any] = {"status": target.value, "release_notice": action is Action.RELEASE}
         if action in (Action.CLAIM, Action.TRANSFER, Action.TAKEOVER):
             values.update(
                 moderator=moderator, moderator_name=moderator_name, claimed_at=at,
@@ -270,35 +340,51 @@ class TicketStore:
 
         await self._store.run(work)
 
-    async def note_reply(self, ticket_id: int, at: datetime) -> None:
-        """The holder wrote to the fan: the claimed-silence clock starts again."""
+    async def note_reply(self, ticket: Ticket, at: datetime) -> bool:
+        """The holder wrote to the fan: the claimed-silence clock starts again. False when
+        the ticket is no longer claimed by them (moved by another process meanwhile)."""
+        return await self._store.run(
+            lambda: self._conditionally(
+                [tickets.c.id == ticket.id, tickets.c.status == Status.CLAIMED.value, tickets.c.moderator == ticket.moderator],
+                last_moderator_reply_at=at, silence_notified=False,
+            )
+        )
 
-        def work() -> None:
-            with self._store.engine.begin() as connection:
-                connection.execute(
-                    update(tickets).where(tickets.c.id == ticket_id).values(last_moderator_reply_at=at, silence_notified=False)
-                )
+    def _conditionally(self, conditions: list[ColumnElement[bool]], **values: Any) -> bool:
+        with self._store.engine.begin() as connection:
+            return bool(connection.execute(update(tickets).where(*conditions).values(**values)).rowcount)
 
-        await self._store.run(work)
+    async def claim_timeout_notice(self, ticket: Ticket) -> bool:
+        """True for exactly one caller, in any number of processes: the one whose
+        conditional update marked the unclaimed ticket's timeout as notified."""
+        return await self._store.run(
+            lambda: self._conditionally(
+                [tickets.c.id == ticket.id, tickets.c.status == Status.OPEN.value, tickets.c.timeout_notified == False],  # noqa: E712
+                timeout_notified=True,
+            )
+        )
+
+    async def claim_release_notice(self, ticket: Ticket) -> bool:
+        """True for exactly one caller: the one that tells the fan and desk of a release."""
+        return await self._store.run(
+            lambda: self._conditionally(
+                [tickets.c.id == ticket.id, tickets.c.status == Status.OPEN.value, tickets.c.release_notice == True],  # noqa: E712
+                release_notice=False,
+            )
+        )
 
     async def claim_silence_notice(self, ticket: Ticket) -> bool:
         """True for exactly one caller, in any number of processes: the one whose
         conditional update marked the silent claim as notified."""
-
-        def work() -> bool:
-            with self._store.engine.begin() as connection:
-                return bool(
-                    connection.execute(
-                        update(tickets)
-                        .where(
-                            tickets.c.id == ticket.id, tickets.c.status == Status.CLAIMED.value,
-                            tickets.c.moderator == ticket.moderator, tickets.c.silence_notified == False,  # noqa: E712
-                        )
-                        .values(silence_notified=True)
-                    ).rowcount
-                )
-
-        return await self._store.run(work)
+        return await self._store.run(
+            lambda: self._conditionally(
+                [
+                    tickets.c.id == ticket.id, tickets.c.status == Status.CLAIMED.value,
+                    tickets.c.moderator == ticket.moderator, tickets.c.silence_notified == False,  # noqa: E712
+                ],
+                silence_notified=True,
+            )
+        )
 
     async def get(self, ticket_id: int) -> Optional[Ticket]:
         """The ticket as stored now (any status); None once erased or purged."""
@@ -365,13 +451,6 @@ class TicketStore:
 
         return await self._store.run(work)
 
-    async def mark_timeout_notified(self, ticket_id: int) -> None:
-        def work() -> None:
-            with self._store.engine.begin() as connection:
-                connection.execute(update(tickets).where(tickets.c.id == ticket_id).values(timeout_notified=True))
-
-        await self._store.run(work)
-
     async def listing(self, active_only: bool = True) -> list[Ticket]:
         def work() -> list[Ticket]:
             query = select(tickets).order_by(tickets.c.id)
@@ -384,7 +463,9 @@ class TicketStore:
 
 
 def _insert(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
-    """Inserts ticket rows in one statement; returns their ids, taken from the database's
+    """Inserts ticket rows in one statement, skipping a fan who has an active ticket already
+    (the unique partial index decides, whichever process inserted it); returns the ids meant
+    for the rows (a skipped row's is never used), taken from the database's
     own never-reusing counter: SQLite's AUTOINCREMENT sequence (`sqlite_sequence`, which an
     explicit larger id advances; the store thread is SQLite's only writer), PostgreSQL's
     serial sequence. Never max(id) + 1, which hands an erased newest number out again."""
@@ -401,5 +482,7 @@ def _insert(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
         )
     else:  # any other database: one insert per ticket, still in one transaction
         return [connection.execute(insert(tickets).values(**row)).inserted_primary_key[0] for row in rows]  # type: ignore[index]  # an executed INSERT always has its key
-    connection.execute(insert(tickets), [dict(row, id=ticket_id) for row, ticket_id in zip(rows, ids)])
+    dialect_insert = sqlite_insert if backend == "sqlite" else postgresql_insert
+    skipping = dialect_insert(tickets).on_conflict_do_nothing(index_elements=[tickets.c.fan], index_where=_ACTIVE_WHERE)
+    connection.execute(skipping, [dict(row, id=ticket_id) for row, ticket_id in zip(rows, ids)])
     return ids

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.engine import Connection
 
@@ -87,8 +88,14 @@ tickets = Table(
     Column("desk_message", String(64)),  # the packet message (Slack ts, Discord message id)
     Column("last_moderator_reply_at", DateTime(timezone=False)),  # for the claimed-silence notice
     Column("silence_notified", Boolean, nullable=False, default=False),
+    # The operator released it from another process; the fan and desk are not told yet (0006).
+    Column("release_notice", Boolean, nullable=False, default=False),
     Index("ix_tickets_fan", "fan"),
     Index("ix_tickets_status", "status"),
+    # At most one active ticket per fan, enforced by the database (0006): the fan's active
+    # ticket is an indexed read, never a process's own index.
+    Index("ux_tickets_active_fan", "fan", unique=True, sqlite_where=text("status IN ('open', 'claimed')"),
+          postgresql_where=text("status IN ('open', 'claimed')")),
     # AUTOINCREMENT on SQLite: a number is never handed out twice, even after the newest
     # ticket is erased or purged (PostgreSQL's sequence never reuses one either).
     sqlite_autoincrement=True,
