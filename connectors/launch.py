@@ -221,6 +221,7 @@ async def serve(
     if stop is None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
+    platforms.router.share_notices(bot.deliveries.first_time)  # one undeliverable notice across processes
     runners: list[Any] = list(platforms.connectors)
     tasks = [asyncio.create_task(supervise(connector, bot), name=f"connector-{connector.name}") for connector in runners]
     stopping = asyncio.create_task(stop.wait())

@@ -10,7 +10,9 @@ conversation (per ticket at the desk), retried until delivered or expired. The c
 each reply's outcome through `Receipts` (the disclosure is kept as shown only once
 delivered). A fan the platform refuses for good (closed DMs, a deactivated account) is not
 lost silently: the desk is told in the ticket's thread why (no content, no ids), and the fan
-is asked, where they last wrote to the assistant, to open their DMs.
+is asked, where they last wrote to the assistant, to open their DMs. With several bot
+processes, "at most once per interval" holds across them (`share_notices`): the database
+decides which process tells, not a map of one process.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ Answer = Callable[[Outgoing], Awaitable[None]]
 #: A fan refused for good is asked to open their DMs, and the desk told, at most this often
 #: per fan and reason: a moderator typing on gets one notice, not one per line.
 NOTICE_INTERVAL_SECONDS = 600.0
+#: Records a key and answers True the first time any process offers it (`DeliveryKeys.first_time`).
+FirstTime = Callable[[str], Awaitable[bool]]
 
 
 class FanChannel(Protocol):
@@ -65,6 +69,12 @@ class Router:
         self.outbox = Outbox(expiry_seconds)
         self._noticed: dict[Hashable, float] = {}
         self._notices: set[asyncio.Task[None]] = set()
+        self._first_time: Optional[FirstTime] = None
+
+    def share_notices(self, first_time: FirstTime) -> None:
+        """Undeliverable notices are throttled across processes by `first_time` (the database;
+        its keys are kept past the interval): at most one per interval window of all processes."""
+        self._first_time = first_time
 
     def add_platform(self, platform: str, channel: FanChannel) -> None:
         self._platforms[platform] = channel
@@ -135,7 +145,7 @@ class Router:
         ticket = reply.ticket if reply.ticket and self.desk is not None and self._first_notice(("desk", reply.ticket, reason)) else None
         if not ask_fan and ticket is None:
             return
-        task = asyncio.create_task(self._notify(address, reason, ask_fan, ticket), name="undeliverable-notice")
+        task = asyncio.create_task(self._notify_once(address, reason, ask_fan, ticket), name="undeliverable-notice")
         self._notices.add(task)
         task.add_done_callback(self._notices.discard)
 
@@ -147,6 +157,17 @@ class Router:
             return False
         self._noticed[key] = now
         return True
+
+    async def _notify_once(self, address: Address, reason: str, ask_fan: bool, ticket: Optional[str]) -> None:
+        """This process's throttle said yes; with several processes, the shared one decides."""
+        if self._first_time is not None:
+            window = int(time.time() // NOTICE_INTERVAL_SECONDS)
+            ask_fan = ask_fan and await self._first_time(f"unreachable:fan:{address.platform}:{address.user_id}:{reason}:{window}")
+            if ticket is not None and not await self._first_time(f"unreachable:desk:{ticket}:{reason}:{window}"):
+                ticket = None
+            if not ask_fan and ticket is None:
+                return
+        await self._notify(address, reason, ask_fan, ticket)
 
     async def _notify(self, address: Address, reason: str, ask_fan: bool, ticket: Optional[str]) -> None:
         told = False

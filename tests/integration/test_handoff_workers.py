@@ -15,12 +15,14 @@ from bot.config import AssistantSettings, HandoffSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.handoff.actions import console_action
+from bot.handoff.desk import ConsoleDesk
 from bot.handoff.ticket_store import TicketStore
 from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
 from bot.testing.fake_engine import FakeEngine
+from connectors.router import Router, Unreachable
 from tests.integration.databases import database_url  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
@@ -183,3 +185,41 @@ async def test_the_audit_chain_verifies_after_a_two_process_run(stores) -> None:
     assert report.ok, report
     actions = [e["action"] for e in stores[0].audit_log.entries()]
     assert actions.count("ticket_claimed") == 6 and actions.count("ticket_resolved") == 6
+
+
+class ClosedDms:
+    """A platform that refuses every DM to the fan for good (as Slack's `user_not_visible` or
+    Discord's 50007 do in the stand-ins) and has no other place to ask them."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+
+    async def send_to(self, address: Address, message: Outgoing) -> None:
+        self.refused += 1
+        raise Unreachable("dms_closed")
+
+    async def tell_unreachable(self, address: Address, reason: str) -> None:
+        raise Unreachable(reason)
+
+
+async def test_an_unreachable_fan_is_reported_to_the_desk_once_across_processes(stores) -> None:  # type: ignore[no-untyped-def]
+    """A moderator's replies reach both workers' routers; the desk hears once, not once each."""
+    a, b = two_bots(stores, Clock())
+    desk_lines: list[Outgoing] = []
+    routers, channels = [], []
+    for bot in (a, b):
+        router, channel = Router(ConsoleDesk(desk_lines.append)), ClosedDms()
+        router.add_platform("slack", channel)
+        router.share_notices(bot.deliveries.first_time)
+        routers.append(router)
+        channels.append(channel)
+    reply = Outgoing(Kind.MODERATOR_REPLY, "Are you there?", ticket="1", from_ai=False, recipient=Address("slack", "ann", "D1"))
+    await asyncio.gather(*(router.deliver([reply, reply]) for router in routers))
+    for _ in range(100):
+        if not any(router._notices for router in routers):  # noqa: SLF001 - the notice tasks have run
+            break
+        await asyncio.sleep(0.02)
+    assert [channel.refused for channel in channels] == [2, 2]
+    assert len([line for line in desk_lines if "not reaching the fan" in line.text]) == 1
+    for router in routers:
+        await router.aclose()
