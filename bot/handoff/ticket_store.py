@@ -29,8 +29,6 @@ from datetime import datetime
 from typing import Any, Optional
 
 from sqlalchemy import ColumnElement, DateTime, Integer, String, delete, exists, func, insert, literal, select, text, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -39,7 +37,7 @@ from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status, next_s
 from bot.messages import Address, Kind
 from bot.privacy import crypto
 from bot.privacy.audit import APPEND_ATTEMPTS
-from bot.privacy.schema import desk_posts, desk_removals, preferences, tickets, turns
+from bot.privacy.schema import desk_posts, desk_removals, dialect_insert, preferences, tickets, turns
 from bot.privacy.store import TranscriptStore
 
 ACTIVE_VALUES = [status.value for status in ACTIVE]
@@ -220,9 +218,8 @@ class TicketStore:
                 }
             opened: list[Opened] = []
             for o, ticket_id in zip(openings, ids):
-                row = current[o.fan]
-                if row["id"] != ticket_id:  # not inserted: the fan's active ticket stands
-                    opened.append((self._ticket(dict(row)), [], None, False))
+                if ticket_id is None:  # not inserted: the fan's active ticket stands
+                    opened.append((self._ticket(dict(current[o.fan])), [], None, False))
                     continue
                 ticket = Ticket(ticket_id, o.fan, o.conversation, o.route.platform, o.route, Status.OPEN, o.reason, None, None, o.at, False)
                 opened.append((ticket, *self._store.recent_history(o.fan, o.history, connection), True))
@@ -462,10 +459,10 @@ class TicketStore:
         return await self._store.run(work)
 
 
-def _insert(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
+def _insert(connection: Connection, rows: list[dict[str, Any]]) -> list[Optional[int]]:
     """Inserts ticket rows in one statement, skipping a fan who has an active ticket already
-    (the unique partial index decides, whichever process inserted it); returns the ids meant
-    for the rows (a skipped row's is never used), taken from the database's
+    (the unique partial index decides, whichever process inserted it); returns each row's id,
+    None for a skipped row (as told by RETURNING, not guessed), taken from the database's
     own never-reusing counter: SQLite's AUTOINCREMENT sequence (`sqlite_sequence`, which an
     explicit larger id advances; the store thread is SQLite's only writer), PostgreSQL's
     serial sequence. Never max(id) + 1, which hands an erased newest number out again."""
@@ -482,7 +479,6 @@ def _insert(connection: Connection, rows: list[dict[str, Any]]) -> list[int]:
         )
     else:  # any other database: one insert per ticket, still in one transaction
         return [connection.execute(insert(tickets).values(**row)).inserted_primary_key[0] for row in rows]  # type: ignore[index]  # an executed INSERT always has its key
-    dialect_insert = sqlite_insert if backend == "sqlite" else postgresql_insert
-    skipping = dialect_insert(tickets).on_conflict_do_nothing(index_elements=[tickets.c.fan], index_where=_ACTIVE_WHERE)
-    connection.execute(skipping, [dict(row, id=ticket_id) for row, ticket_id in zip(rows, ids)])
-    return ids
+    skipping = dialect_insert(connection)(tickets).on_conflict_do_nothing(index_elements=[tickets.c.fan], index_where=_ACTIVE_WHERE)
+    inserted = set(connection.execute(skipping.returning(tickets.c.id), [dict(row, id=ticket_id) for row, ticket_id in zip(rows, ids)]).scalars())
+    return [ticket_id if ticket_id in inserted else None for ticket_id in ids]
