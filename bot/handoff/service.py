@@ -111,23 +111,19 @@ class Handoff:
     async def start(
         self, fan: str, conversation: str, address: Address, reason: str, disclosing_now: bool = False
     ) -> list[Outgoing]:
-        existing = await self.active(fan)
-        if existing is not None:
-            return [await self._started(existing, again=True)]
-        ticket, turns, disclosed, new = await self._tickets.open(
-            fan, conversation, address, reason, self._clock(), self._settings.history_turns
-        )
-        if not new:  # another process opened one meanwhile: the database kept that one
-            return [await self._started(ticket, again=True)]
+        opened = await self._tickets.open(fan, conversation, address, reason, self._clock(), self._settings.history_turns)
+        ticket, disclosed = opened.ticket, opened.disclosed
+        if not opened.new:  # the fan's active ticket stands, whichever process opened it
+            return [await self._started(ticket, again=True, place=opened.place)]
         if disclosed is None and disclosing_now:  # the disclosure goes out with this very reply
             disclosed = ticket.created_at
-        return [await self._started(ticket), self._packet(ticket, turns, disclosed)]
+        return [await self._started(ticket, place=opened.place), self._packet(ticket, opened.turns, disclosed)]
 
-    async def _started(self, ticket: Ticket, again: bool = False) -> Outgoing:
+    async def _started(self, ticket: Ticket, again: bool = False, place: Optional[int] = None) -> Outgoing:
         if ticket.status is Status.CLAIMED:
             text = f"You're already talking with {ticket.moderator_name or DEFAULT_NAME.lower()}, a human moderator."
         else:
-            place = await self._position(ticket)
+            place = place or await self._position(ticket)
             opening = "You're already in the queue for a person" if again else "I've asked a human moderator to take over"
             text = (
                 f"{opening} (ticket #{ticket.id}, place {place} in the queue). I won't answer while you wait: "

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -86,9 +87,17 @@ class _Opening:
     history: int
 
 
-#: The ticket, the fan's last turns and when they were shown the disclosure, and whether the
-#: ticket is new (False: the fan had an active ticket already, opened by any process).
-Opened = tuple[Ticket, list[dict[str, Any]], Optional[datetime], bool]
+@dataclass(frozen=True)
+class Opened:
+    """What `/human` needs: the ticket, the fan's last turns and when they were shown the
+    disclosure (for the packet), whether the ticket is new (False: the fan had an active
+    ticket already, opened by any process), and its place in the queue."""
+
+    ticket: Ticket
+    turns: list[dict[str, Any]]
+    disclosed: Optional[datetime]
+    new: bool
+    place: int
 
 
 class TicketStore:
@@ -191,13 +200,20 @@ class TicketStore:
         return await self._openings.submit(_Opening(fan, conversation, route, reason, at, history))
 
     def _open_group(self, openings: list[_Opening]) -> list[Opened]:
-        """Store thread: every ticket opened meanwhile, in one transaction, then each packet's
-        history (from memory, or read on the same connection)."""
+        """Store thread: every ticket opened meanwhile, in one transaction (a fan who has an
+        active ticket, opened by any process, keeps it), each one's place in the queue, then
+        each new packet's history (from memory, or read on the same connection)."""
+        fans = {opening.fan for opening in openings}
         with self._store.engine.connect() as connection:
             with connection.begin():
                 self._store.forget_erased_elsewhere((opening.fan for opening in openings), connection)
+                had = _active_rows(connection, fans)
+                fresh: list[_Opening] = []
+                for opening in openings:  # one row per fan without an active ticket
+                    if opening.fan not in had and all(opening.fan != other.fan for other in fresh):
+                        fresh.append(opening)
                 rows = []
-                for opening in openings:
+                for opening in fresh:
                     key = self._store.data_key(opening.fan, create=True)
                     assert key is not None
                     rows.append(
@@ -208,21 +224,19 @@ class TicketStore:
                             "timeout_notified": False, "silence_notified": False,
                         }
                     )
-                ids = _insert(connection, rows)
-                fans = {opening.fan for opening in openings}
-                current = {  # each fan's one active ticket: ours, or one another process opened first
-                    row["fan"]: row
-                    for row in connection.execute(
-                        select(tickets).where(tickets.c.fan.in_(fans), tickets.c.status.in_(ACTIVE_VALUES))
-                    ).mappings()
-                }
+                ids = dict(zip((o.fan for o in fresh), _insert(connection, rows) if rows else []))
+                current = _active_rows(connection, fans) if rows else had  # ours, or a rival's where ours was skipped
+                queue = list(connection.execute(select(tickets.c.id).where(tickets.c.status == Status.OPEN.value).order_by(tickets.c.id)).scalars())
             opened: list[Opened] = []
-            for o, ticket_id in zip(openings, ids):
-                if ticket_id is None:  # not inserted: the fan's active ticket stands
-                    opened.append((self._ticket(dict(current[o.fan])), [], None, False))
+            for o in openings:
+                ticket_id = ids.pop(o.fan, None)  # the first opening of a fan in the group got the row
+                if ticket_id is None:  # the fan's active ticket stands
+                    ticket = self._ticket(current[o.fan])
+                    opened.append(Opened(ticket, [], None, False, bisect_right(queue, ticket.id)))
                     continue
                 ticket = Ticket(ticket_id, o.fan, o.conversation, o.route.platform, o.route, Status.OPEN, o.reason, None, None, o.at, False)
-                opened.append((ticket, *self._store.recent_history(o.fan, o.history, connection), True))
+                turns_, disclosed = self._store.recent_history(o.fan, o.history, connection)
+                opened.append(Opened(ticket, turns_, disclosed, True, bisect_right(queue, ticket_id)))
             return opened
 
     async def move(
@@ -457,6 +471,12 @@ class TicketStore:
                 return [self._ticket(dict(row)) for row in connection.execute(query).mappings().all()]
 
         return await self._store.run(work)
+
+
+def _active_rows(connection: Connection, fans: set[str]) -> dict[str, dict[str, Any]]:
+    """Each of these fans' one active ticket row (the unique index allows no second)."""
+    query = select(tickets).where(tickets.c.fan.in_(fans), tickets.c.status.in_(ACTIVE_VALUES))
+    return {row["fan"]: dict(row) for row in connection.execute(query).mappings()}
 
 
 def _insert(connection: Connection, rows: list[dict[str, Any]]) -> list[Optional[int]]:
