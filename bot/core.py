@@ -198,9 +198,9 @@ class Bot:
 
     async def _drop_if_erased_elsewhere(self, fan: str) -> None:
         """`bot forget` in another process shredded the fan's key: this process drops what it
-        still holds (the model tracker; tickets are read from the database), so the fan's next message starts afresh (a
-        first contact with the disclosure, and a new key: the erasure deleted the conversation
-        state rows) and nothing is written under the erased key."""
+        still holds (the model tracker; tickets are read from the database), so the fan's next
+        message starts afresh (a first contact with the disclosure, and a new key: the erasure
+        deleted the conversation state rows) and nothing is written under the erased key."""
         try:
             erased = await self._store.erased_elsewhere(fan)
         except StoreUnavailable:
@@ -211,12 +211,11 @@ class Bot:
 
     async def _forget_erased_elsewhere(self, fan: str) -> None:
         """Another process announced the fan's erasure (`/forget-me` or `bot forget`): the
-        store has dropped its caches; this drops the ticket index entry and the model
-        servers' tracker at once. The eraser's own `engine.forget` does not suffice: `bot
+        store has dropped its caches; this drops the model servers' tracker at once (tickets
+        are read from the database: no process holds an index of them). The eraser's own `engine.forget` does not suffice: `bot
         forget` has no engine, and a worker may use model servers the eraser does not."""
         async with self._locks.hold(fan):
             logger.info("a fan was erased by another process; dropped this process's state of them")
-            await self._handoff.forget(fan)
             await self._engine.forget(fan)
 
     async def expire_idle(self) -> int:
