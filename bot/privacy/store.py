@@ -578,7 +578,7 @@ class TranscriptStore:
 
     def when_erased_elsewhere(self, callback: Callable[[str], Awaitable[None]]) -> None:
         """`callback(fan)` runs on the event loop when another process announces the erasure
-        of a fan this one holds something of (to drop the rest: tickets index, model tracker)."""
+        of a fan this one holds something of (to drop the rest: the model tracker)."""
         self._erased_callbacks.append(callback)
 
     @property
