@@ -13,6 +13,7 @@ import faulthandler
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -303,6 +304,8 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
                 for entry in store.audit_log.entries():
                     print(json.dumps(entry, default=str))
                 return 0
+            if args.head is not None and not re.fullmatch(r"[0-9a-f]{64}", args.head):
+                raise OperatorError(f"--head {args.head!r}: expected the 64-hex-digit hash `bot audit verify` printed")
             report = store.audit_log.verify(args.head)
             if not report.ok:
                 print(f"bot: audit log FAILED verification after {report.records} record(s): {report.problem}")

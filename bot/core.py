@@ -256,7 +256,11 @@ class Bot:
                 return Exchange([Outgoing(Kind.ERROR, str(error))])
             replies = await self._commands.run(command, sender, state)
             return Exchange(replies, erased=any(r.kind is Kind.ERASURE_DONE for r in replies))
-        ticket = await self._handoff.active(sender.fan)
+        try:
+            ticket = await self._handoff.active(sender.fan)
+        except StoreUnavailable:  # with a person or not cannot be told: nobody answers, the words are kept (spooled)
+            logger.error("the store did not answer while handling a message")
+            return Exchange([Outgoing(Kind.ERROR, STORE_DOWN_TEXT)], fan_text=text)
         if ticket is not None:  # with a person now: the model does not answer
             return Exchange(await self._handoff.relay(ticket, text, incoming.attachments), relayed=True)
         return Exchange(await self._converse(sender, state, text), fan_text=text)

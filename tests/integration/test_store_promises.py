@@ -207,6 +207,9 @@ def test_audit_verify_head_through_the_cli(seeded: dict[str, str]) -> None:
     assert later.returncode == 0 and "1 record(s) written since the given head" in later.stdout, later.stdout
     cut = operator("audit", "verify", "--head", "e" * 64, env=seeded)
     assert cut.returncode == 1 and "not in the chain" in cut.stdout
+    for malformed in ("deadbeef", "E" * 64, head + "0"):  # a typo is a usage error, not an integrity alarm
+        typo = operator("audit", "verify", "--head", malformed, env=seeded)
+        assert typo.returncode == 2 and "64-hex-digit" in typo.stderr and typo.stderr.count("\n") == 1, typo.stderr
 
 
 def _append_many(url: str, count: int, actor: str) -> int:
