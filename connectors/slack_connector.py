@@ -9,6 +9,7 @@ Private kinds never appear in a channel: ephemeral there, or in the fan's DM.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
@@ -117,7 +118,15 @@ class SlackConnector:
                 AsyncRateLimitErrorRetryHandler(max_retry_count=settings.rate_limit_retries),
             ],
         )
-        self.app = AsyncApp(client=self.client, signing_secret=tokens.signing_secret or "socket-mode", logger=sdk_logger)
+        # Bolt's default runner answers Slack only once it sees ack(), polling for it every 10 ms
+        # (slack_bolt/listener/asyncio_runner.py): a floor of ~11 ms under every ack, 21-75 ms at
+        # p99 under load (docs/benchmarks.md). With process_before_response Bolt answers as soon as
+        # the listener returns, and each listener here acks and hands its work to a task at once
+        # (`_acking`), so the ack waits on nothing.
+        self.app = AsyncApp(
+            client=self.client, signing_secret=tokens.signing_secret or "socket-mode", logger=sdk_logger,
+            process_before_response=True,
+        )  # fmt: skip
         self.desk = SlackDesk(self.client, desk_channel, settings.moderator_usergroup) if desk_channel else None
         self._dm_channels: dict[str, str] = {}
         self._bot_user_id = ""
@@ -228,16 +237,37 @@ class SlackConnector:
     # From Slack ------------------------------------------------------------------------------
 
     def _register(self) -> None:
-        self.app.event("message")(self._on_message)
-        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._acking(self._on_message))
+        self.app.event("app_mention")(self._acking(self._on_mention))
         for command in COMMANDS:
-            self.app.command(command)(self._on_command)
-        self.app.action(CONFIRM_ERASURE)(self._on_erasure_button)
-        self.app.action(CANCEL_ERASURE)(self._on_erasure_button)
-        self.app.action(ANSWER_YES)(self._on_erasure_button)  # same path: the click becomes the fan's words
-        self.app.action(ANSWER_NO)(self._on_erasure_button)
-        self.app.action(CLAIM_TICKET)(self._on_desk_button)
-        self.app.action(RESOLVE_TICKET)(self._on_desk_button)
+            self.app.command(command)(self._acking(self._on_command))
+        for erasure_or_answer in (CONFIRM_ERASURE, CANCEL_ERASURE, ANSWER_YES, ANSWER_NO):  # a click becomes the fan's words
+            self.app.action(erasure_or_answer)(self._acking(self._on_erasure_button))
+        for desk_action in (CLAIM_TICKET, RESOLVE_TICKET):
+            self.app.action(desk_action)(self._acking(self._on_desk_button))
+
+    def _acking(self, listener: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """`listener` for Bolt: acknowledged at once (events: by Bolt, as soon as this returns),
+        its work in a task of its own, tracked so shutdown lets it finish. Bolt passes arguments
+        by the listener's parameter names, which `functools.wraps` keeps visible to it."""
+
+        @functools.wraps(listener)
+        async def acked(*args: Any, **kwargs: Any) -> None:
+            ack = kwargs.get("ack")
+            if ack is not None:
+                await ack()  # commands and clicks; the listener's own ack() after this is a no-op for Slack
+            task = asyncio.create_task(self._guarded(listener(*args, **kwargs)))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+        return acked
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        """One error funnel: a failure is logged once, by type only (no content)."""
+        try:
+            await work
+        except Exception as error:
+            logger.error("handling a Slack event failed: %s", type(error).__name__)
 
     async def _first_time(self, key: Optional[str]) -> bool:
         """Whether no process has handled this delivery yet (`bot.deliveries`, in the database)."""
