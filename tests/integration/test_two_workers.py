@@ -63,7 +63,8 @@ class Deployment:
     workers: list[Worker]
     env: dict[str, str]
     url: str
-    fan_keys: dict[str, bytes] = field(default_factory=dict)
+    #: Watchers the test starts; cancelled at teardown if still waiting.
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def to(self, worker: Worker) -> SlackStandIn:
         """The balancer's choice for the next delivery."""
@@ -193,6 +194,9 @@ async def deployment(database_url: str, model_server: ModelServer, tmp_path: Pat
         await discord.wait_until_connected(120)
         yield running
     finally:
+        for task in running.tasks:
+            task.cancel()
+        await asyncio.gather(*running.tasks, return_exceptions=True)
         for worker in running.workers:
             if worker.alive:
                 worker.process.send_signal(signal.SIGTERM)
@@ -227,8 +231,9 @@ async def test_two_bot_run_workers_behave_as_one_bot(deployment: Deployment) -> 
     await d.to(a).send_dm(WAITING_FAN, "/human")
     await d.said(WAITING_FAN, "ticket #")
     first_notice = asyncio.create_task(_seen_at(d, WAITING_FAN, TIMEOUT_NOTICE))
+    d.tasks.append(first_notice)
 
-    # 1. A handoff opened through A is claimed, answered and resolved from the desk, whose events land on B.
+    # 1. A fan's first message, through A: the disclosure, then an answer.
     first = await d.to(a).send_dm(FAN, "how do I reset my password?")
     assert first.acked
     await d.said(FAN, "not a human")  # first contact: the disclosure
@@ -244,6 +249,7 @@ async def test_two_bot_run_workers_behave_as_one_bot(deployment: Deployment) -> 
     await settle(d)
     assert len(d.dm()) == before, [m.text for m in d.dm()]
 
+    # 3. A handoff opened through A is claimed, answered and resolved from the desk, whose events land on B.
     await d.to(a).send_command("/human", "", FAN)  # answered through the command's response_url
     [started_reply] = await d.slack.wait_for_sent(lambda m: m.method == "response_url" and "ticket #" in (m.text or ""), timeout=WAIT)
     packet = await d.at_desk(f"Ticket #{ticket_number(started_reply.text)} ")
@@ -257,7 +263,7 @@ async def test_two_bot_run_workers_behave_as_one_bot(deployment: Deployment) -> 
     await d.to(b).send_channel_message(MODERATOR, DESK, "!resolve", thread_ts=packet.ts)
     await d.said(FAN, "back with the AI assistant")
 
-    # 3. /forget-me confirm through A while the fan's next message lands on B.
+    # 4. /forget-me confirm through A while the fan's next message lands on B.
     _, key_before, count = d.stored(FAN)
     assert key_before is not None and count == 1
     erase, next_message = await asyncio.gather(
@@ -279,7 +285,7 @@ async def test_two_bot_run_workers_behave_as_one_bot(deployment: Deployment) -> 
     assert key_after != key_before  # the shredded key is never written under again
     assert "handoff_resolved" not in kinds and "moderator_reply" not in kinds, kinds
 
-    # 4. `bot forget` from the command line while both run: the fan's next message is a first contact under a new key.
+    # 5. `bot forget` from the command line while both run: the fan's next message is a first contact under a new key.
     before = len(d.dm())
     await d.to(a).send_dm(FAN, "when is the next episode released?")
     await d.slack.wait_for_sent(lambda m: m.channel == d.slack.dm_channel(FAN), count=before + 1, timeout=WAIT)
@@ -302,7 +308,7 @@ async def test_two_bot_run_workers_behave_as_one_bot(deployment: Deployment) -> 
     _, key_after, _ = d.stored(FAN)
     assert key_after is not None and key_after != key_before
 
-    # 5. Exactly one claim-timeout notice for the waiting fan with both workers running, and
+    # 6. Exactly one claim-timeout notice for the waiting fan with both workers running, and
     #    still one after a further check of the jobs leader (every 30 s); at most one per ticket.
     await d.said(WAITING_FAN, TIMEOUT_NOTICE)
     assert first_notice.done()
@@ -312,7 +318,7 @@ async def test_two_bot_run_workers_behave_as_one_bot(deployment: Deployment) -> 
     notices = [ticket_number(m.text) for m in d.slack.sent if TIMEOUT_NOTICE in (m.text or "")]
     assert len(notices) == len(set(notices)), notices
 
-    # 6. kill -9 of the worker holding Discord, mid-handoff of a Discord fan.
+    # 7. kill -9 of the worker holding Discord, mid-handoff of a Discord fan.
     holder = gateway_holder(d)  # the gateway lock decided: one worker connected, the other stands by
     survivor = b if holder is a else a
     assert d.discord.identifies == 1
@@ -340,7 +346,7 @@ async def test_two_bot_run_workers_behave_as_one_bot(deployment: Deployment) -> 
     await d.discord.send_dm(DISCORD_FAN, "thanks, it works now")
     await d.at_desk("it works now", thread=packet.ts)
 
-    # 7. The audit chain verifies after the two-process run.
+    # 8. The audit chain verifies after the two-process run.
     code, out, err = await d.cli("audit", "verify")
     assert code == 0, out + err
     print(f"\ntwo-worker run: {time.monotonic() - started:.0f} s; Discord takeover after kill -9: {takeover:.1f} s")
