@@ -14,24 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import tempfile
-import time
-import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
-from bot.engine.child import free_port
-from bot.engine.rasa_env import RasaEnvironment
-from bot.engine.remote import CHANNEL_PATH
+from bot.testing.model_server import MODEL, PROJECT, RASA, ModelServer, children, start_model_server
 
+__all__ = ["MODEL", "PROJECT", "RASA", "ModelServer", "children", "start_model_server"]
 REPO = Path(__file__).resolve().parents[1]
-PROJECT = REPO / "rasa_project"
-MODEL = PROJECT / "models" / "fan.tar.gz"
-RASA = RasaEnvironment(PROJECT / ".venv", PROJECT)
 BARE_SCRIPT = REPO / "bench" / "rasa_side" / "bare_agent.py"
 
 
@@ -52,59 +42,9 @@ def hwm_mb(pid: int) -> float:
     return _status(pid, "VmHWM")
 
 
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(child) for child in text]
-    return found
-
-
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages (2 cores: above 2 means waiting for a core)."""
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-@dataclass
-class ModelServer:
-    url: str
-    token: str
-    process: subprocess.Popen[bytes]
-    ready_seconds: float
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_model_server(
-    model: Path = MODEL, idle_seconds: float = 3600, extra_env: Optional[Mapping[str, str]] = None, token: str = ""
-) -> ModelServer:
-    """A real model server on a free loopback port; returns once its health route says ok
-    (`ready_seconds`: from the process start to that). `token`: share one between servers
-    that one `ModelServerEngine` uses together."""
-    port, token = free_port(), token or secrets.token_urlsafe(24)
-    env = RASA.environment(token, idle_seconds)
-    env.update(extra_env or {})
-    started = time.monotonic()
-    process = subprocess.Popen(
-        RASA.serve_command(model, "127.0.0.1", port), cwd=PROJECT, env=env,
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    while time.monotonic() < started + 240 and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}{CHANNEL_PATH}/", timeout=2) as response:
-                if response.status == 200:
-                    return ModelServer(url, token, process, time.monotonic() - started)
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"the model server did not become ready (exit {process.poll()})")
 
 
 class BareRasa:

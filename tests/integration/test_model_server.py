@@ -24,13 +24,13 @@ from bot.messages import Incoming, Kind
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
+from bot.testing.model_server import children
 from standins.slack import SlackStandIn
 from tests.integration.conftest import (
     MODEL,
     REPO,
     ModelServer,
     start_model_server,
-    stop_model_server,
 )
 from tests.integration.processes import LineReader
 
@@ -86,7 +86,7 @@ def shared_token_servers(trained_model: Path) -> Iterator[list[ModelServer]]:
     yield servers
     for server in servers:
         if server.process.poll() is None:
-            stop_model_server(server)
+            server.stop()
 
 
 async def held_by(single: dict[str, ModelServerEngine], pseudonym: str) -> set[str]:
@@ -177,13 +177,6 @@ async def until_probe(port: int, status: int, timeout: float = 60.0) -> list[str
     raise AssertionError(f"/readyz never answered {status}")
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(child) for child in (task / "children").read_text().split()]
-    return found
-
-
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
@@ -239,7 +232,7 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
             await slack.send_dm(fan, "how do I reset my password")
             await slack.wait_for_sent(said("password", "Password"), timeout=30)
 
-            [server] = [pid for pid in _children(process.pid) if b"rasa" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            [server] = [pid for pid in children(process.pid) if b"rasa" in Path(f"/proc/{pid}/cmdline").read_bytes()]
             os.kill(server, signal.SIGKILL)
             before = len(slack.sent)
             await slack.send_dm(fan, "when is the next episode?")
@@ -255,7 +248,7 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
             before = len(slack.sent)
             await slack.send_dm(fan, "how do I reset my password")
             await slack.wait_for_sent(lambda m: said("password", "Password")(m) and slack.sent.index(m) >= before, timeout=30)
-            [restarted] = [pid for pid in _children(process.pid) if b"rasa" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            [restarted] = [pid for pid in children(process.pid) if b"rasa" in Path(f"/proc/{pid}/cmdline").read_bytes()]
             assert await until_probe(health_port, 200) == []
             # The store's file moved away (and back): /readyz says so, by part name only.
             database = tmp_path / "transcripts.db"
@@ -315,7 +308,7 @@ async def test_a_model_server_on_tls_is_reached_with_the_configured_ca_and_refus
     from bot.engine import EngineUnavailable
     from bot.engine.child import free_port
     from bot.engine.lifecycle import open_engine
-    from tests.integration.conftest import PROJECT, RASA
+    from bot.testing.model_server import PROJECT, RASA
 
     cert, key = _self_signed(tmp_path)
     port, token = free_port(), f"tls-{uuid.uuid4().hex}"
