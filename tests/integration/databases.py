@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from bot.privacy.crypto import MasterKeys
+from bot.privacy.store import TranscriptStore
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -31,3 +34,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+async def stores(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[tuple[TranscriptStore, TranscriptStore]]:
+    """Two store objects on one database: what two processes would hold. Opened under the test
+    module's pseudonym key, its `KEY`."""
+    master = MasterKeys.parse(MasterKeys.generate())
+    key: bytes = request.module.KEY
+    first = TranscriptStore.open(database_url, None, master, key)
+    second = TranscriptStore.open(database_url, None, master, key)
+    yield first, second
+    await first.aclose()
+    await second.aclose()

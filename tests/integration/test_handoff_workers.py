@@ -6,7 +6,6 @@ contradict: every read is the database's, every move and notice a conditional up
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -18,12 +17,11 @@ from bot.handoff.actions import console_action
 from bot.handoff.desk import ConsoleDesk
 from bot.handoff.ticket_store import TicketStore
 from bot.messages import Address, Incoming, Kind, Outgoing
-from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
 from bot.testing.fake_engine import FakeEngine
 from connectors.router import Router, Unreachable
-from tests.integration.databases import database_url  # noqa: F401  (fixture)
+from tests.integration.databases import database_url, stores  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration
 KEY = b"handoff-workers-test-pseudonym-key-0123456789"
@@ -36,17 +34,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def stores(database_url: str) -> AsyncIterator[tuple[TranscriptStore, TranscriptStore]]:  # noqa: F811
-    """Two store objects on one database: what two processes would hold."""
-    master = MasterKeys.parse(MasterKeys.generate())
-    first = TranscriptStore.open(database_url, None, master, KEY)
-    second = TranscriptStore.open(database_url, None, master, KEY)
-    yield first, second
-    await first.aclose()
-    await second.aclose()
 
 
 def two_bots(stores: tuple[TranscriptStore, TranscriptStore], clock: Clock) -> tuple[Bot, Bot]:

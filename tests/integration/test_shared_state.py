@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.engine import EngineResult
 from bot.messages import Incoming, Kind
-from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.single_process import StoreInUseError, serve_sqlite_alone
 from bot.privacy.store import TranscriptStore
@@ -31,7 +29,7 @@ from connectors.router import Router
 from connectors.slack_connector import SlackConnector, SlackTokens
 from standins.slack import SlackStandIn
 from tests.integration.conftest import MODEL, REPO
-from tests.integration.databases import database_url  # noqa: F401  (fixture)
+from tests.integration.databases import database_url, stores  # noqa: F401  (fixtures)
 from tests.integration.test_slack_connector import APP_TOKEN, BOT_TOKEN, SECRET, free_port
 
 pytestmark = pytest.mark.integration
@@ -45,17 +43,6 @@ def kinds(replies: list) -> list[str]:  # type: ignore[type-arg]
 
 def fan_says(text: str, user: str = "U1") -> Incoming:
     return Incoming("slack", user, "D1", text)
-
-
-@pytest.fixture
-async def stores(database_url: str) -> AsyncIterator[tuple[TranscriptStore, TranscriptStore]]:  # noqa: F811
-    """Two store objects on one database: what two processes would hold."""
-    master = MasterKeys.parse(MasterKeys.generate())
-    first = TranscriptStore.open(database_url, None, master, KEY)
-    second = TranscriptStore.open(database_url, None, master, KEY)
-    yield first, second
-    await first.aclose()
-    await second.aclose()
 
 
 def two_bots(stores: tuple[TranscriptStore, TranscriptStore], engine: object = None) -> tuple[Bot, Bot]:
