@@ -193,11 +193,12 @@ class ModelServerEngine:
 
     async def _flush_forgets(self, server: str) -> None:
         pending = self._pending_forgets.pop(server, set())
-        for index, pseudonym in enumerate(sorted(pending)):
+        while pending:
+            pseudonym = pending.pop()
             try:
                 await self._post(server, "forget", {"sender": pseudonym})
             except (ConnectionError, EngineUnavailable):
-                self._pending_forgets.setdefault(server, set()).update(sorted(pending)[index:])
+                self._pending_forgets.setdefault(server, set()).update(pending | {pseudonym})
                 raise
 
     async def ready(self, server: Optional[str] = None) -> bool:
