@@ -22,15 +22,13 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.scratch_database import scratch_database  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.privacy.notify import listen_for_changes  # noqa: E402
 from bot.privacy.store import TranscriptStore, Turn  # noqa: E402
@@ -106,17 +104,9 @@ def main() -> None:
     if not server:
         print("(skipped: set BOT_BENCH_POSTGRES_URL; on SQLite one process serves, nothing to invalidate)")
         return
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", future=True)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+    with scratch_database(server) as url:
         print(f"erasure in one process to refusal of writes in another, PostgreSQL, {args.fans} fans, one at a time")
-        asyncio.run(worker(str(make_url(server).set(database=name)), MasterKeys.generate(), args.fans))
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        asyncio.run(worker(url, MasterKeys.generate(), args.fans))
 
 
 if __name__ == "__main__":

@@ -22,14 +22,12 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.scratch_database import scratch_database  # noqa: E402
 from bot.config import AssistantSettings, HandoffSettings  # noqa: E402
 from bot.conversation import ConversationMemory  # noqa: E402
 from bot.core import Bot  # noqa: E402
@@ -95,13 +93,8 @@ def main() -> None:
     if not server:
         print("set BOT_BENCH_POSTGRES_URL (a PostgreSQL server URL), or run under tests/with_postgres.sh")
         return
-    database = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    url = str(make_url(server).set(database=database))
     master = MasterKeys.generate()
-    try:
+    with scratch_database(server) as url:
         TranscriptStore.open(url, None, MasterKeys.parse(master), KEY).engine.dispose()  # the schema, once
         begin = time.time() + 4.0  # time for the workers to start and warm up
         starts = ",".join(f"{begin + 1.0 * n:.6f}" for n in range(args.rounds))
@@ -115,10 +108,6 @@ def main() -> None:
             for i in range(args.workers)
         ]
         latencies = [value * 1000 for child in children for value in json.loads(child.communicate()[0].strip().splitlines()[-1])]
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
     latencies.sort()
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     print(

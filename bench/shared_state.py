@@ -22,15 +22,14 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine  # noqa: E402
 
+from bench.scratch_database import scratch_database  # noqa: E402
 from bot.config import AssistantSettings  # noqa: E402
 from bot.conversation import ConversationMemory, ConversationState  # noqa: E402
 from bot.core import Bot  # noqa: E402
@@ -125,16 +124,8 @@ async def main() -> None:
     if not server:
         print("(PostgreSQL skipped: set BOT_BENCH_POSTGRES_URL)")
         return
-    database = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT", future=True)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    try:
-        await compare(str(make_url(server).set(database=database)), "PostgreSQL", args.messages, args.fans)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(server) as url:
+        await compare(url, "PostgreSQL", args.messages, args.fans)
 
 
 if __name__ == "__main__":
