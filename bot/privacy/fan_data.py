@@ -17,7 +17,7 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from bot.privacy import crypto
-from bot.privacy.schema import conversations, preferences, turns
+from bot.privacy.schema import consents, conversations, events, preferences, ratings, turns
 
 #: Turns deleted in the erasure's own transaction; more are deleted in queued batches.
 ERASE_BATCH = 500
@@ -143,9 +143,67 @@ class ConversationsPart:
         return Erased(self.name, int(connection.execute(delete(conversations).where(conversations.c.fan == fan)).rowcount))
 
 
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class EventsPart:
+    """Minimized events (`bot report`, migration 0007): kinds, intents and timings, no content."""
+
+    name = "events"
+    tables: tuple[Table, ...] = (events,)
+
+    def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
+        rows = connection.execute(select(events).where(events.c.fan == fan).order_by(events.c.at, events.c.id)).mappings()
+        return [
+            {
+                "at": _when(row["at"]),
+                "kind": row["kind"],
+                **{name: row[name] for name in ("platform", "intent", "confidence", "reason", "seconds") if row[name] is not None},
+            }
+            for row in rows
+        ]
+
+    def erase(self, connection: Connection, fan: str) -> Erased:
+        return Erased(self.name, int(connection.execute(delete(events).where(events.c.fan == fan)).rowcount))
+
+
+class RatingsPart:
+    """The fan's ratings of answers (`/feedback`, the Helpful buttons): no text."""
+
+    name = "ratings"
+    tables: tuple[Table, ...] = (ratings,)
+
+    def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
+        rows = connection.execute(select(ratings).where(ratings.c.fan == fan).order_by(ratings.c.at, ratings.c.id)).mappings()
+        return [
+            {"at": _when(row["at"]), "rating": row["rating"], "intent": row["intent"], "confidence": row["confidence"]}
+            for row in rows
+        ]
+
+    def erase(self, connection: Connection, fan: str) -> Erased:
+        return Erased(self.name, int(connection.execute(delete(ratings).where(ratings.c.fan == fan)).rowcount))
+
+
+class ConsentPart:
+    """The fan's answer to the consent question (`[privacy] consent = "opt-in"`)."""
+
+    name = "consent"
+    tables: tuple[Table, ...] = (consents,)
+
+    def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
+        row = connection.execute(select(consents).where(consents.c.fan == fan)).mappings().first()
+        if row is None:
+            return None
+        return {"choice": row["choice"], "at": _when(row["at"]), "notice_version": row["notice_version"]}
+
+    def erase(self, connection: Connection, fan: str) -> Erased:
+        return Erased(self.name, int(connection.execute(delete(consents).where(consents.c.fan == fan)).rowcount))
+
+
 def everything() -> tuple[FanDataPart, ...]:
     """Every part, in export order. Imported lazily: the ticket part lives with the tickets."""
     from bot.handoff.fan_data import TicketsPart
 
-    return (TurnsPart(), PreferencesPart(), ConversationsPart(), TicketsPart())
+    return (TurnsPart(), PreferencesPart(), ConversationsPart(), TicketsPart(), RatingsPart(), EventsPart(), ConsentPart())
 

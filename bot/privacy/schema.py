@@ -157,6 +157,53 @@ delivery_keys = Table(
     Index("ix_delivery_keys_seen_at", "seen_at"),
 )
 
+events = Table(
+    "events",
+    transcripts,
+    # Minimized events for `bot report` and `/metrics` (0007): what happened, never what
+    # anyone wrote. `fan` is kept only so erasure and `/my-data` reach the row.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),  # epoch seconds
+    Column("kind", String(32), nullable=False),  # e.g. "reply", "handoff_claimed", "erasure"
+    Column("platform", String(16)),  # "slack", "discord", "console"
+    Column("fan", String(PSEUDONYM)),
+    Column("conversation", String(PSEUDONYM)),
+    Column("intent", String(64)),
+    Column("confidence", Float),
+    Column("reason", String(32)),  # the reply's Outgoing kind, a handoff's reason...
+    Column("seconds", Float),  # a duration: wait to claim, to first reply, to resolve, to erase
+    Column("count", Integer),  # e.g. turns purged by retention
+    Index("ix_events_at", "at"),
+    Index("ix_events_fan", "fan"),
+)
+
+ratings = Table(
+    "ratings",
+    transcripts,
+    # A fan's rating of one model answer (0007): "good" or "bad", never the text.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),  # epoch seconds
+    Column("fan", String(PSEUDONYM), nullable=False),
+    Column("conversation", String(PSEUDONYM), nullable=False),
+    Column("platform", String(16)),
+    Column("answer", String(64)),  # opaque id of the rated answer: a second click replaces the first
+    Column("intent", String(64)),
+    Column("confidence", Float),
+    Column("rating", String(8), nullable=False),  # "good" or "bad"
+    Index("ix_ratings_at", "at"),
+    Index("ux_ratings_fan_answer", "fan", "answer", unique=True),
+)
+
+consents = Table(
+    "consents",
+    transcripts,
+    # `[privacy] consent = "opt-in"` (0007): the fan's choice, when, and the notice version shown.
+    Column("fan", String(PSEUDONYM), primary_key=True),
+    Column("choice", String(8), nullable=False),  # "yes" or "no"
+    Column("at", Float, nullable=False),  # epoch seconds
+    Column("notice_version", String(32), nullable=False),
+)
+
 store_meta = Table(
     "store_meta",
     transcripts,
