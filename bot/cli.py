@@ -170,7 +170,8 @@ async def _serve(config: Config) -> None:
             )
             readiness = Readiness(engine, connectors=platforms.connectors)
             health = asyncio.create_task(watch_health(store, report=lambda problem: setattr(readiness, "store_problem", problem)))
-            endpoint = HealthServer(readiness, config.health.host, config.health.port) if config.health.port else None
+            queue = bot.handoff.tickets.queue_length
+            endpoint = HealthServer(readiness, config.health.host, config.health.port, queue) if config.health.port else None
             if endpoint is not None:
                 await endpoint.start()
             try:

@@ -25,7 +25,9 @@ from bot.handoff.service import Handoff
 from bot.language import foreign, unsupported_reply
 from bot.locks import FanLocks
 from bot.messages import Address, Incoming, Kind, Outgoing
+from bot.metrics import METRICS
 from bot.normalize import normalize
+from bot.privacy.events import EventLog
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import StoreUnavailable, TranscriptStore
 from bot.transcript import TranscriptWriter, minimized
@@ -102,6 +104,7 @@ class Bot:
         self._store = store
         store.keep_recent(handoff.history_turns, memory.idle_seconds)  # handoff packets without a store read
         self._transcript = TranscriptWriter(store, clock)
+        self.events = EventLog(store, clock)  # minimized events for `bot report` (bot.privacy.events)
         self._locks = FanLocks(store.engine)
         store.when_erased_elsewhere(self._forget_erased_elsewhere)  # PostgreSQL notices (bot.privacy.notify)
         #: Deliveries already handled, shared by every process (the connectors ask it).
@@ -122,6 +125,7 @@ class Bot:
         the disclosure turn is then kept only once delivered, and a disclosure that never
         arrives goes out again with the next reply. Without, delivery cannot fail (console).
         """
+        arrived = time.perf_counter()
         fan = self._pseudonyms.fan(incoming.platform, incoming.user_id)
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
         async with self._locks.hold(fan):  # across processes on PostgreSQL
@@ -146,6 +150,8 @@ class Bot:
                 await self._remember(fan, conversation, state)
                 kept = [r for r in replies if r.kind is not Kind.DISCLOSURE] if receipts else replies
                 await self._transcript.record(fan, conversation, exchange.fan_text, incoming.attachments, kept)
+                self.events.replies(incoming.platform, fan, conversation, state.started, replies)
+            METRICS.replied(time.perf_counter() - arrived)
             return replies
 
     async def _conversation(self, fan: str, conversation: str) -> ConversationState:
@@ -289,6 +295,7 @@ class Bot:
         except EngineStarting:
             return [Outgoing(Kind.ERROR, ENGINE_STARTING_TEXT)]
         except EngineUnavailable as error:  # down, too slow or garbage: one line, the fan told at once
+            METRICS.model_server_errors.inc()
             logger.warning("dialogue engine unavailable: %s", error)
             return [Outgoing(Kind.ERROR, ENGINE_FAILURE_TEXT)]
         except Exception:  # the model must never take the conversation down

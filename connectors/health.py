@@ -5,19 +5,21 @@ the store is usable (the last check of `bot.privacy.health` passed), a model ser
 and each connector this worker runs is connected. A Discord connector standing by while
 another worker holds the gateway (`connectors.discord_gateway`) is ready, not connected, and
 says so. Problems are named by part only ("store", "model server", "discord"): details, which
-may name files or hosts, go to the log. Off unless `[health] port` is set; loopback by default.
+may name files or hosts, go to the log. `/metrics`: Prometheus text format (`bot.metrics`,
+docs/metrics.md). Off unless `[health] port` is set; loopback by default.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Protocol
 
 from aiohttp import web
 
 from bot.engine.remote import ModelServerEngine
+from bot.metrics import CONTENT_TYPE, METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +76,11 @@ class Readiness:
 
 
 class HealthServer:
-    def __init__(self, readiness: Readiness, host: str, port: int) -> None:
+    def __init__(
+        self, readiness: Readiness, host: str, port: int, queue_length: Optional[Callable[[], Awaitable[int]]] = None
+    ) -> None:
         self._readiness = readiness
+        self._queue_length = queue_length
         self._host, self._port = host, port
         self._runner: Optional[web.AppRunner] = None
         self.port: Optional[int] = None  # the bound port (useful with port 0)
@@ -87,10 +92,15 @@ class HealthServer:
         report = await self._readiness.report()
         return web.json_response(report, status=200 if report["ready"] else 503)
 
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = await METRICS.exposition(self._queue_length)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port).start()

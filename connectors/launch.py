@@ -222,6 +222,7 @@ async def serve(
         stop = asyncio.Event()
         _stop_on_signals(stop)
     platforms.router.share_notices(bot.deliveries.first_time)  # one undeliverable notice across processes
+    platforms.router.on_unreachable = bot.events.unreachable  # counted in `bot report` (bot.privacy.events)
     runners: list[Any] = list(platforms.connectors)
     tasks = [asyncio.create_task(supervise(connector, bot), name=f"connector-{connector.name}") for connector in runners]
     stopping = asyncio.create_task(stop.wait())

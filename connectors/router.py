@@ -70,6 +70,8 @@ class Router:
         self._noticed: dict[Hashable, float] = {}
         self._notices: set[asyncio.Task[None]] = set()
         self._first_time: Optional[FirstTime] = None
+        #: Told (platform, reason) once per ticket and window when a handoff's fan cannot be reached.
+        self.on_unreachable: Optional[Callable[[str, str], None]] = None
 
     def share_notices(self, first_time: FirstTime) -> None:
         """Undeliverable notices are throttled across processes by `first_time` (the database;
@@ -167,6 +169,8 @@ class Router:
                 ticket = None
             if not ask_fan and ticket is None:
                 return
+        if ticket is not None and self.on_unreachable is not None:
+            self.on_unreachable(address.platform, reason)
         await self._notify(address, reason, ask_fan, ticket)
 
     async def _notify(self, address: Address, reason: str, ask_fan: bool, ticket: Optional[str]) -> None:

@@ -279,7 +279,7 @@ class Handoff:
         now = self._clock()
         cutoff = now - timedelta(minutes=self._settings.claim_timeout_minutes)
         for ticket in await self._tickets.unclaimed_since(cutoff):
-            if not await self._tickets.claim_timeout_notice(ticket):
+            if not await self._tickets.claim_timeout_notice(ticket, now):
                 continue  # another process told them, or the ticket moved meanwhile
             notices.append(
                 self._to_fan(

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.handoff.locations import DeskLocation, DeskPost
 from bot.handoff.states import ACTIVE, Action, IllegalTransition, Status, next_status
 from bot.messages import Address, Kind
-from bot.privacy import crypto
+from bot.privacy import crypto, events
 from bot.privacy.audit import APPEND_ATTEMPTS
 from bot.privacy.schema import desk_posts, desk_removals, dialect_insert, preferences, tickets, turns
 from bot.privacy.store import TranscriptStore
@@ -166,6 +166,16 @@ class TicketStore:
 
         return await self._store.run(work)
 
+    async def queue_length(self) -> int:
+        """Open tickets nobody has claimed (`/metrics`)."""
+
+        def work() -> int:
+            query = select(func.count()).select_from(tickets).where(tickets.c.status == Status.OPEN.value)
+            with self._store.engine.connect() as connection:
+                return int(connection.execute(query).scalar() or 0)
+
+        return await self._store.run(work)
+
     async def unclaimed_since(self, cutoff: datetime) -> list[Ticket]:
         """Open tickets created before `cutoff` whose fan has not had the timeout notice."""
         return await self._store.run(
@@ -225,6 +235,8 @@ class TicketStore:
                         }
                     )
                 ids = dict(zip((o.fan for o in fresh), _insert(connection, rows) if rows else []))
+                for opening in fresh:  # recorded where the ticket is decided: once, by whichever process opened it
+                    events.add(connection, events.HANDOFF_OPENED, events.epoch(opening.at), platform=opening.route.platform, reason=opening.reason)
                 current = _active_rows(connection, fans) if rows else had  # ours, or a rival's where ours was skipped
                 queue = list(connection.execute(select(tickets.c.id).where(tickets.c.status == Status.OPEN.value).order_by(tickets.c.id)).scalars())
             opened: list[Opened] = []
@@ -281,6 +293,7 @@ class TicketStore:
                 forgotten = bool(changed) and target in (Status.RESOLVED, Status.CANCELLED) and bool(self._forget_handoff_if_private(connection, ticket))
                 if changed:
                     self._store.audit_log.record(f"ticket_{_PAST[action]}", actor, detail, at=at, connection=connection)
+                    _record_move(connection, ticket, action, at)
             return changed, forgotten
 
         def work() -> Ticket:
@@ -353,24 +366,42 @@ class TicketStore:
 
     async def note_reply(self, ticket: Ticket, at: datetime) -> bool:
         """The holder wrote to the fan: the claimed-silence clock starts again. False when
-        the ticket is no longer claimed by them (moved by another process meanwhile)."""
-        return await self._store.run(
-            lambda: self._conditionally(
-                [tickets.c.id == ticket.id, tickets.c.status == Status.CLAIMED.value, tickets.c.moderator == ticket.moderator],
-                last_moderator_reply_at=at, silence_notified=False,
-            )
+        the ticket is no longer claimed by them (moved by another process meanwhile). The
+        first reply since the claim is recorded as an event (the update that finds no earlier
+        reply decides it, once)."""
+        held = [tickets.c.id == ticket.id, tickets.c.status == Status.CLAIMED.value, tickets.c.moderator == ticket.moderator]
+        first = events.Event(
+            events.HANDOFF_FIRST_REPLY, events.epoch(at), platform=ticket.platform, reason=ticket.reason,
+            seconds=(at - ticket.created_at).total_seconds(),
         )
 
-    def _conditionally(self, conditions: list[ColumnElement[bool]], **values: Any) -> bool:
-        with self._store.engine.begin() as connection:
-            return bool(connection.execute(update(tickets).where(*conditions).values(**values)).rowcount)
+        def work() -> bool:
+            with self._store.engine.begin() as connection:
+                values = {"last_moderator_reply_at": at, "silence_notified": False}
+                if connection.execute(update(tickets).where(*held, tickets.c.last_moderator_reply_at.is_(None)).values(**values)).rowcount:
+                    events.add(connection, **first.__dict__)
+                    return True
+                return bool(connection.execute(update(tickets).where(*held).values(**values)).rowcount)
 
-    async def claim_timeout_notice(self, ticket: Ticket) -> bool:
+        return await self._store.run(work)
+
+    def _conditionally(self, conditions: list[ColumnElement[bool]], event: Optional[events.Event] = None, **values: Any) -> bool:
+        with self._store.engine.begin() as connection:
+            changed = bool(connection.execute(update(tickets).where(*conditions).values(**values)).rowcount)
+            if changed and event is not None:
+                events.add(connection, **event.__dict__)
+            return changed
+
+    async def claim_timeout_notice(self, ticket: Ticket, at: Optional[datetime] = None) -> bool:
         """True for exactly one caller, in any number of processes: the one whose
         conditional update marked the unclaimed ticket's timeout as notified."""
         return await self._store.run(
             lambda: self._conditionally(
                 [tickets.c.id == ticket.id, tickets.c.status == Status.OPEN.value, tickets.c.timeout_notified == False],  # noqa: E712
+                events.Event(
+                    events.HANDOFF_TIMEOUT, events.epoch(at) if at else time.time(), platform=ticket.platform, reason=ticket.reason,
+                    seconds=(at - ticket.created_at).total_seconds() if at else None,
+                ),
                 timeout_notified=True,
             )
         )
@@ -471,6 +502,20 @@ class TicketStore:
                 return [self._ticket(dict(row)) for row in connection.execute(query).mappings().all()]
 
         return await self._store.run(work)
+
+
+#: Moves that are a step of the report's handoff figures: the event kind, timed from the opening.
+_TIMED_MOVES = {Action.CLAIM: events.HANDOFF_CLAIMED, Action.RESOLVE: events.HANDOFF_RESOLVED, Action.CANCEL: events.HANDOFF_CANCELLED}
+
+
+def _record_move(connection: Connection, ticket: Ticket, action: Action, at: datetime) -> None:
+    """In the move's own transaction: a claim from the queue, a resolution or a cancellation,
+    with the seconds since the ticket was opened (a cancellation's reason: the status it left)."""
+    kind = _TIMED_MOVES.get(action)
+    if kind is not None:
+        reason = ticket.status.value if action is Action.CANCEL else ticket.reason
+        seconds = (at - ticket.created_at).total_seconds()
+        events.add(connection, kind, events.epoch(at), platform=ticket.platform, reason=reason, seconds=seconds)
 
 
 def _active_rows(connection: Connection, fans: set[str]) -> dict[str, dict[str, Any]]:

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, O
 from sqlalchemy.pool import QueuePool
 
 from bot.handoff.locations import DeskPost
-from bot.privacy import crypto, migrate
+from bot.privacy import crypto, events, migrate
 from bot.privacy.audit import APPEND_ATTEMPTS, AuditLog
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, everything, readable
@@ -818,6 +818,7 @@ class TranscriptStore:
             with self._engine.connect() as connection:
                 sections = {part.name: part.export(connection, fan, key) for part in self._parts}
             self.audit_log.record("export_served", actor, {name: len(value) for name, value in sections.items() if isinstance(value, list)})
+            events.record(self._engine, events.EXPORT, reason=actor)
             return {"pseudonym": fan, "encryption_key": "held" if key is not None else "none", **sections}
 
         return await self.run(work)
@@ -1007,8 +1008,10 @@ class TranscriptStore:
         for attempt in range(APPEND_ATTEMPTS):
             try:
                 with self._engine.begin() as connection:
+                    requested = connection.execute(select(func.min(erasures.c.requested_at)).where(erasures.c.fan == fan)).scalar()
                     if connection.execute(delete(erasures).where(erasures.c.fan == fan)).rowcount:
                         self.audit_log.record("erasure_executed", actor, detail, connection=connection)
+                        events.erased(connection, requested, actor)  # no fan: only the kind and the seconds it took
                 self._scrub()  # the job row named the fan
                 return
             except (IntegrityError, OperationalError):
@@ -1095,6 +1098,7 @@ class TranscriptStore:
                 if dry_run:
                     return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
+                events.purge(connection, before, purged, time.time())  # events follow the turns' retention
                 old = select(tickets.c.id).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
                 expired = desk_posts.c.ticket.in_(old.scalar_subquery())
                 connection.execute(  # the desk copies expire with their ticket: the running bot deletes them
@@ -1150,6 +1154,7 @@ class TranscriptStore:
         def work() -> None:
             with self._engine.begin() as connection:
                 _store_logging(connection, fan, enabled)
+                events.add(connection, events.PRIVACY_ON if enabled else events.PRIVACY_OFF, time.time())  # no fan
                 announce(connection, PREFERENCE, fan_token(fan), self._origin)
             self._hold_token(fan)
             self._logging[fan] = enabled

@@ -1,0 +1,202 @@
+"""Minimized events for `bot report` and `/metrics`: what happened, never what anyone wrote.
+
+One row per assistant reply (its Outgoing kind, intent, confidence, platform and the
+conversation it belongs to), per handoff step (opened, claimed, first moderator reply,
+resolved, cancelled, timed out, fan unreachable) and per privacy operation (export, erasure,
+`/privacy off`, retention purge). Handoff and privacy events carry no fan at all; reply
+events carry the fan's pseudonym only so that erasure and `/my-data` reach them
+(`bot.privacy.fan_data.EventsPart`), and lose it when the fan keeps no transcript
+(`/privacy off`) or was erased before the row was written.
+
+`conversation` in an event is not the conversation pseudonym but a hash of it with the
+conversation's start (`ConversationState.started`): a conversation idle past
+`[assistant] conversation_idle_minutes` starts again with the disclosure, so disclosure
+coverage is counted per conversation in that sense.
+
+Reply events are queued on the store's group commit (`TranscriptStore.group_commit`): the
+message path pays one queue append, measured in `bench/pipeline_latency.py --events`.
+Handoff and privacy events are written inside the transaction that decides the change
+(a conditional update in `bot.handoff.ticket_store`, the erasure's last step), so with
+several workers on one database each change is recorded exactly once.
+
+Retention: events older than `[privacy] retention_days` are deleted with the turns
+(`TranscriptStore.purge`), so the report looks back at most that far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Optional
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.engine import Connection, Engine
+
+from bot.messages import Outgoing
+from bot.privacy.schema import conversations, events, preferences
+
+if TYPE_CHECKING:
+    from bot.privacy.store import TranscriptStore
+
+logger = logging.getLogger(__name__)
+
+REPLY = "reply"
+HANDOFF_OPENED = "handoff_opened"
+HANDOFF_CLAIMED = "handoff_claimed"
+HANDOFF_FIRST_REPLY = "handoff_first_reply"
+HANDOFF_RESOLVED = "handoff_resolved"
+HANDOFF_CANCELLED = "handoff_cancelled"
+HANDOFF_TIMEOUT = "handoff_timeout"
+HANDOFF_UNREACHABLE = "handoff_unreachable"
+EXPORT = "export"
+ERASURE = "erasure"
+PRIVACY_OFF = "privacy_off"
+PRIVACY_ON = "privacy_on"
+PURGE = "purge"
+
+#: Called with each event as it is recorded in this process (`bot.metrics` counts them).
+Observer = Callable[["Event"], None]
+_observers: list[Observer] = []
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    at: float  # epoch seconds
+    platform: Optional[str] = None
+    fan: Optional[str] = None
+    conversation: Optional[str] = None
+    intent: Optional[str] = None
+    confidence: Optional[float] = None
+    reason: Optional[str] = None
+    seconds: Optional[float] = None
+    count: Optional[int] = None
+
+
+def epoch(moment: datetime) -> float:
+    """A naive UTC datetime (the store's convention) as epoch seconds."""
+    return moment.replace(tzinfo=UTC).timestamp() if moment.tzinfo is None else moment.timestamp()
+
+
+def conversation_id(conversation: str, started: float) -> str:
+    """One conversation in the report's sense: the pseudonym and when it (re)started."""
+    return hashlib.sha256(f"{conversation}:{started!r}".encode()).hexdigest()
+
+
+def observe(observer: Observer) -> None:
+    """Registers a process-local observer of recorded events (no fan is passed on by it)."""
+    if observer not in _observers:
+        _observers.append(observer)
+
+
+def _notify(event: Event) -> None:
+    for observer in _observers:
+        try:
+            observer(event)
+        except Exception:  # a metric must never break a reply
+            logger.exception("an event observer failed")
+
+
+def add(connection: Connection, kind: str, at: float, **fields: Any) -> None:
+    """Writes one event inside the caller's transaction (handoff and privacy events: no fan)."""
+    event = Event(kind, at, **fields)
+    connection.execute(insert(events).values(**asdict(event)))
+    _notify(event)
+
+
+def record(engine: Engine, kind: str, **fields: Any) -> None:
+    """Writes one event in a transaction of its own, now (store thread)."""
+    with engine.begin() as connection:
+        add(connection, kind, time.time(), **fields)
+
+
+def erased(connection: Connection, requested: Optional[datetime], actor: str) -> None:
+    """An erasure completed (in its last transaction): who asked and how long it took, no fan."""
+    seconds = (datetime.utcnow() - requested).total_seconds() if requested is not None else None
+    add(connection, ERASURE, time.time(), reason=actor if actor in ("fan", "operator") else "moderator", seconds=seconds)
+
+
+def purge(connection: Connection, before: datetime, turns_purged: int, at: float) -> int:
+    """Retention: deletes events older than `before` and records the purge; returns how many."""
+    deleted = int(connection.execute(delete(events).where(events.c.at < epoch(before))).rowcount)
+    add(connection, PURGE, at, count=turns_purged)
+    return deleted
+
+
+class EventLog:
+    """Queues reply events on the store's group commit; `enabled` False records nothing
+    (the benchmark's comparison)."""
+
+    def __init__(self, store: TranscriptStore, clock: Callable[[], datetime] = datetime.utcnow, enabled: bool = True) -> None:
+        self._store = store
+        self._clock = clock
+        self.enabled = enabled
+        self._group = store.group_commit(self._write)
+        self._pending: set[asyncio.Future[None]] = set()
+
+    def replies(self, platform: str, fan: str, conversation: str, started: float, replies: Sequence[Outgoing]) -> None:
+        """One event per assistant message to the fan (moderators' words and desk posts are not the assistant's)."""
+        if not self.enabled:
+            return
+        at = epoch(self._clock())
+        session = conversation_id(conversation, started)
+        batch = tuple(
+            Event(REPLY, at, platform, fan, session, reply.intent, reply.confidence, reply.kind.value)
+            for reply in replies
+            if reply.from_ai and reply.to == "user"
+        )
+        if batch:
+            self._submit(batch)
+
+    def unreachable(self, platform: str, reason: str) -> None:
+        """A handoff's fan could not be reached (decided once across processes by the router's shared throttle)."""
+        self._submit((Event(HANDOFF_UNREACHABLE, epoch(self._clock()), platform, reason=reason[:32]),))
+
+    def _submit(self, batch: tuple[Event, ...]) -> None:
+        for event in batch:
+            _notify(event)
+        future = self._group.submit(batch)
+        self._pending.add(future)
+        future.add_done_callback(self._settled)
+
+    def _settled(self, future: asyncio.Future[None]) -> None:
+        self._pending.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            logger.error("an event write failed: %s", type(future.exception()).__name__)
+
+    def _write(self, groups: list[tuple[Event, ...]]) -> list[None]:
+        """Store thread: every queued batch in one transaction. A fan whose conversation state
+        is gone (erased meanwhile, by any process) or who keeps no transcript is left out of
+        the row; on PostgreSQL the state rows are locked `FOR SHARE` until commit, so an
+        erasure deleting them waits, and then deletes these rows too."""
+        rows = [event for batch in groups for event in batch]
+        with self._store.engine.begin() as connection:
+            kept = _fans_to_name(connection, {event.fan for event in rows if event.fan})
+            connection.execute(
+                insert(events),
+                [asdict(event) if event.fan in kept else {**asdict(event), "fan": None, "conversation": None} for event in rows],
+            )
+        return [None] * len(groups)
+
+    async def drain(self) -> None:
+        if self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+
+def _fans_to_name(connection: Connection, fans: Iterable[str]) -> set[str]:
+    wanted = sorted(set(fans))
+    if not wanted:
+        return set()
+    held = select(conversations.c.fan).where(conversations.c.fan.in_(wanted))
+    if connection.dialect.name == "postgresql":
+        held = held.with_for_update(read=True)
+    present = set(connection.execute(held).scalars())
+    off = connection.execute(
+        select(preferences.c.fan).where(preferences.c.fan.in_(wanted), preferences.c.logging_enabled == False)  # noqa: E712
+    ).scalars()
+    return present - set(off)
