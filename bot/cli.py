@@ -1,4 +1,4 @@
-"""`bot run|chat|replay|train|db|keys|purge|audit|export|forget`: the operator's entry point.
+"""`bot run|chat|replay|train|db|keys|purge|audit|report|export|forget`: the operator's entry point.
 
 Errors an operator can fix (bad config, missing or wrong key, no model, unreachable
 database) end with one line on stderr and exit code 2; no traceback.
@@ -27,6 +27,7 @@ from bot.engine.lifecycle import EngineConfigError, open_engine, require_model
 from bot.engine.rasa_env import RasaEnvironmentError
 from bot.privacy.crypto import MasterKeyError
 from bot.privacy.secrets import SecretsError
+from bot.privacy.store import TranscriptStore
 from connectors.base import ConnectorError
 
 EXIT_USAGE = 2
@@ -69,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("action", choices=["verify", "show", "nlu"], help="check the hash chain, print the records, or audit the model per register")
     audit.add_argument("--json", action="store_true", help="nlu: print the figures as JSON")
     audit.add_argument("--head", help="the head hash recorded earlier; detects records cut off the end")
+    report = commands.add_parser("report", help="accountability report from stored metadata (no message is decrypted)")
+    report.add_argument("--since", type=float, default=30.0, metavar="DAYS", help="look back this many days (default 30)")
+    report.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML page with charts")
+    report.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON (docs/report.schema.json)")
+    report.add_argument("--nlu", type=Path, metavar="FILE", help="include a saved `bot audit nlu --json` result")
     handoff = commands.add_parser("handoff", help="human handoff tickets")
     handoff.add_argument(
         "action", choices=["list", "release"],
@@ -233,6 +239,48 @@ async def _audit_nlu(config: Config, as_json: bool) -> int:
     return 0
 
 
+async def _report(config: Config, store: TranscriptStore, args: argparse.Namespace) -> None:
+    """`bot report`: the summary on stdout; `--json` and `--html` files on request."""
+    from bot.report import build, render_text
+
+    if not args.since > 0:
+        raise OperatorError(f"--since {args.since:g}: give a positive number of days")
+    nlu = None
+    if args.nlu is not None:
+        try:
+            nlu = json.loads(args.nlu.read_text(encoding="utf-8"))  # noqa: ASYNC240 - an operator command, no fan waits
+            nlu["worst"], nlu["worst_best_ratio"], nlu["macro_f1"]  # noqa: B018 - the fields the report shows
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise OperatorError(f"--nlu {args.nlu}: not a `bot audit nlu --json` result ({type(error).__name__})") from None
+
+    def work() -> dict[str, object]:
+        with store.engine.connect() as connection:
+            return build(
+                connection, store.audit_log, since_days=args.since, now=datetime.utcnow(),
+                retention_days=config.privacy.retention_days, purge_interval_minutes=config.privacy.purge_interval_minutes,
+                nlu_audit=nlu,
+            )
+
+    report = await store.run(work)
+    for path, render in ((args.json, _json_text), (args.html, _html_text)):
+        if path is not None:
+            try:
+                path.write_text(render(report), encoding="utf-8")  # noqa: ASYNC240 - an operator command
+            except OSError as error:
+                raise OperatorError(f"cannot write {path}: {error.strerror}") from None
+    print(render_text(report))
+
+
+def _json_text(report: dict[str, object]) -> str:
+    return json.dumps(report, indent=2, sort_keys=True) + "\n"
+
+
+def _html_text(report: dict[str, object]) -> str:
+    from bot.report_html import render_html
+
+    return render_html(report)
+
+
 def _train(config: Config, force: bool) -> int:
     from bot.engine.rasa_env import RasaEnvironment, TrainingError
 
@@ -269,6 +317,8 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
             count = await store.purge(before, dry_run=args.dry_run)
             verb = "would delete" if args.dry_run else "deleted"
             print(f"bot: {verb} {count} turn(s) older than {before.isoformat(timespec='seconds')}Z")
+        elif args.command == "report":
+            await _report(config, store, args)
         elif args.command == "handoff" and args.action == "release":
             from bot.handoff.states import Action, IllegalTransition, Status
             from bot.handoff.ticket_store import TicketStore

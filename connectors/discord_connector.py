@@ -23,6 +23,7 @@ from discord import app_commands
 from bot.config import DiscordSettings
 from bot.core import Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
+from bot.metrics import METRICS
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.discord_desk import DiscordDesk
 from connectors.discord_errors import delivery_errors
@@ -246,7 +247,9 @@ class DiscordConnector:
 
     async def _slash(self, interaction: discord.Interaction, text: str) -> None:
         """Deferred at once (within Discord's 3 seconds); results follow, visible to the fan only."""
+        arrived = time.perf_counter()
         await interaction.response.defer(ephemeral=True, thinking=True)
+        METRICS.acked(self.name, time.perf_counter() - arrived)
         self._remember_interaction(interaction)
         incoming = Incoming(self.name, str(interaction.user.id), DM, text.strip())
         await self._handle(incoming, lambda reply: self._followup(interaction, reply))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Optional
@@ -27,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.config import ConfigError, SlackSettings
 from bot.core import Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
+from bot.metrics import METRICS
 from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
 from connectors.dedupe import slack_message_key
 from connectors.health import Link
@@ -253,12 +255,14 @@ class SlackConnector:
 
         @functools.wraps(listener)
         async def acked(*args: Any, **kwargs: Any) -> None:
+            arrived = time.perf_counter()
             ack = kwargs.get("ack")
             if ack is not None:
                 await ack()  # commands and clicks; the listener's own ack() after this is a no-op for Slack
             task = asyncio.create_task(self._guarded(listener(*args, **kwargs)))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
+            METRICS.acked(self.name, time.perf_counter() - arrived)  # events: Bolt acks as this returns
 
         return acked
 
