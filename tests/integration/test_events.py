@@ -1,0 +1,78 @@
+"""Minimized events on SQLite and PostgreSQL: an erased fan's pseudonym never stays in them,
+even when another process erased the fan before this one's queued events were written;
+`/privacy off` leaves only anonymous events; retention deletes old events and records the purge."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select
+
+from bot.messages import Kind, Outgoing
+from bot.privacy import events as ev
+from bot.privacy.events import EventLog
+from bot.privacy.schema import conversations, events
+from bot.privacy.store import TranscriptStore
+from tests.integration.databases import database_url, stores  # noqa: F401 - the fixtures
+
+KEY = b"events-test-pseudonym-key-0123456789abcdef"
+FAN = "f" * 64
+CONVERSATION = "c" * 64
+REPLIES = [Outgoing(Kind.DISCLOSURE, "I am an AI."), Outgoing(Kind.ANSWER, "Friday.", intent="faq_season", confidence=0.9)]
+
+
+def _start_conversation(store: TranscriptStore) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(insert(conversations).values(
+            conversation=CONVERSATION, fan=FAN, started_at=time.time(), seen_at=time.time(), disclosed=True, fallbacks=0,
+            pending_erasure=False, asked_again=False,
+        ))
+
+
+def _rows(store: TranscriptStore) -> list[dict[str, object]]:
+    with store.engine.connect() as connection:
+        return [dict(r) for r in connection.execute(select(events).order_by(events.c.id)).mappings()]
+
+
+async def test_events_queued_after_an_erasure_elsewhere_do_not_name_the_fan(stores: tuple[TranscriptStore, TranscriptStore]) -> None:
+    here, elsewhere = stores
+    log = EventLog(here)
+    _start_conversation(here)
+    log.replies("slack", FAN, CONVERSATION, 1.0, REPLIES)
+    await here.settle()
+    assert [r["fan"] for r in _rows(here)] == [FAN, FAN]  # named while the fan is held
+
+    await elsewhere.erase(FAN)  # another process: its erasure deletes the rows written so far
+    await elsewhere.settle()
+    assert [r["kind"] for r in _rows(here)] == [ev.ERASURE]
+    log.replies("slack", FAN, CONVERSATION, 1.0, REPLIES)  # this process had not heard of it yet
+    await here.settle()
+    rows = _rows(here)
+    assert [(r["kind"], r["reason"]) for r in rows] == [(ev.ERASURE, "fan"), (ev.REPLY, "disclosure"), (ev.REPLY, "answer")]
+    assert all(r["fan"] is None and r["conversation"] is None for r in rows)
+    assert rows[0]["seconds"] is not None and rows[0]["seconds"] >= 0  # type: ignore[operator]
+    assert rows[2]["intent"] == "faq_season" and rows[2]["platform"] == "slack"
+
+
+async def test_privacy_off_keeps_only_anonymous_events(stores: tuple[TranscriptStore, TranscriptStore]) -> None:
+    store, _ = stores
+    _start_conversation(store)
+    await store.set_logging(FAN, False)
+    EventLog(store).replies("discord", FAN, CONVERSATION, 1.0, REPLIES)
+    await store.settle()
+    rows = _rows(store)
+    assert [r["kind"] for r in rows] == [ev.PRIVACY_OFF, ev.REPLY, ev.REPLY]
+    assert not [r for r in rows if r["fan"] is not None or r["conversation"] is not None]
+
+
+async def test_retention_deletes_old_events_and_records_the_purge(stores: tuple[TranscriptStore, TranscriptStore]) -> None:
+    store, _ = stores
+    old, recent = datetime.utcnow() - timedelta(days=40), datetime.utcnow()
+    with store.engine.begin() as connection:
+        ev.add(connection, ev.HANDOFF_OPENED, ev.epoch(old), platform="slack", reason="asked")
+        ev.add(connection, ev.HANDOFF_OPENED, ev.epoch(recent), platform="slack", reason="asked")
+    assert await store.purge(datetime.utcnow() - timedelta(days=30)) == 0
+    rows = _rows(store)
+    assert [(r["kind"], r["count"]) for r in rows] == [(ev.HANDOFF_OPENED, None), (ev.PURGE, 0)]
+    assert rows[0]["at"] == ev.epoch(recent)
