@@ -243,6 +243,7 @@ class Bot:
         """Waits for queued transcript writes and erasures to reach the database (on shutdown,
         and in tests before reading the store directly)."""
         await self._transcript.drain()
+        await self.events.drain()
         await self._store.settle()
 
     async def _reply(

@@ -13,8 +13,12 @@ conversation's start (`ConversationState.started`): a conversation idle past
 `[assistant] conversation_idle_minutes` starts again with the disclosure, so disclosure
 coverage is counted per conversation in that sense.
 
-Reply events are queued on the store's group commit (`TranscriptStore.group_commit`): the
-message path pays one queue append, measured in `bench/pipeline_latency.py --events`.
+Reply events are buffered in memory and written in one transaction per `FLUSH_SECONDS` (or
+per `FLUSH_EVENTS`) on the store's group commit (`TranscriptStore.group_commit`): the message
+path pays a list append. Written per message instead, the extra transaction on the store
+thread, which the next message's conversation-state write waits behind, added 0.56 ms at p50
+(bench/report.py, docs/benchmarks.md). The price: a crash loses up to `FLUSH_SECONDS` of reply
+events (the report's counts, never a fan's data); `Bot.drain` flushes them on shutdown.
 Handoff and privacy events are written inside the transaction that decides the change
 (a conditional update in `bot.handoff.ticket_store`, the erasure's last step), so with
 several workers on one database each change is recorded exactly once.
@@ -58,6 +62,9 @@ ERASURE = "erasure"
 PRIVACY_OFF = "privacy_off"
 PRIVACY_ON = "privacy_on"
 PURGE = "purge"
+
+FLUSH_SECONDS = 1.0
+FLUSH_EVENTS = 500
 
 #: Called with each event as it is recorded in this process (`bot.metrics` counts them).
 Observer = Callable[["Event"], None]
@@ -129,8 +136,8 @@ def purge(connection: Connection, before: datetime, turns_purged: int, at: float
 
 
 class EventLog:
-    """Queues reply events on the store's group commit; `enabled` False records nothing
-    (the benchmark's comparison)."""
+    """Buffers reply events and writes them on the store's group commit; `enabled` False
+    records nothing (the benchmark's comparison)."""
 
     def __init__(self, store: TranscriptStore, clock: Callable[[], datetime] = datetime.utcnow, enabled: bool = True) -> None:
         self._store = store
@@ -138,6 +145,8 @@ class EventLog:
         self.enabled = enabled
         self._group = store.group_commit(self._write)
         self._pending: set[asyncio.Future[None]] = set()
+        self._buffer: list[Event] = []
+        self._timer: Optional[asyncio.TimerHandle] = None
 
     def replies(self, platform: str, fan: str, conversation: str, started: float, replies: Sequence[Outgoing]) -> None:
         """One event per assistant message to the fan (moderators' words and desk posts are not the assistant's)."""
@@ -150,15 +159,29 @@ class EventLog:
             for reply in replies
             if reply.from_ai and reply.to == "user"
         )
-        if batch:
-            self._submit(batch)
+        for event in batch:
+            _notify(event)
+        self._buffer.extend(batch)
+        if len(self._buffer) >= FLUSH_EVENTS:
+            self.flush()
+        elif self._buffer and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        """Queues the buffered reply events for writing now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._buffer:
+            batch, self._buffer = tuple(self._buffer), []
+            self._submit(batch, notify=False)
 
     def unreachable(self, platform: str, reason: str) -> None:
         """A handoff's fan could not be reached (decided once across processes by the router's shared throttle)."""
         self._submit((Event(HANDOFF_UNREACHABLE, epoch(self._clock()), platform, reason=reason[:32]),))
 
-    def _submit(self, batch: tuple[Event, ...]) -> None:
-        for event in batch:
+    def _submit(self, batch: tuple[Event, ...], notify: bool = True) -> None:
+        for event in batch if notify else ():
             _notify(event)
         future = self._group.submit(batch)
         self._pending.add(future)
@@ -170,33 +193,41 @@ class EventLog:
             logger.error("an event write failed: %s", type(future.exception()).__name__)
 
     def _write(self, groups: list[tuple[Event, ...]]) -> list[None]:
-        """Store thread: every queued batch in one transaction. A fan whose conversation state
-        is gone (erased meanwhile, by any process) or who keeps no transcript is left out of
-        the row; on PostgreSQL the state rows are locked `FOR SHARE` until commit, so an
-        erasure deleting them waits, and then deletes these rows too."""
+        """Store thread: every queued batch in one transaction. An event names its fan only
+        while the conversation it belongs to is still held (its state row, with the same
+        start) and the fan keeps transcripts: after an erasure by any process, even one the
+        fan has written again since, or with `/privacy off`, the row is anonymous. On
+        PostgreSQL the state rows are locked `FOR SHARE` until commit, so an erasure deleting
+        them waits, and then deletes these rows too."""
         rows = [event for batch in groups for event in batch]
         with self._store.engine.begin() as connection:
-            kept = _fans_to_name(connection, {event.fan for event in rows if event.fan})
+            held = _held_conversations(connection, {event.fan for event in rows if event.fan})
             connection.execute(
                 insert(events),
-                [asdict(event) if event.fan in kept else {**asdict(event), "fan": None, "conversation": None} for event in rows],
+                [
+                    asdict(event) if (event.fan, event.conversation) in held else {**asdict(event), "fan": None, "conversation": None}
+                    for event in rows
+                ],
             )
         return [None] * len(groups)
 
     async def drain(self) -> None:
+        """Writes what is buffered and waits until every queued event is in the database."""
+        self.flush()
         if self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
 
-def _fans_to_name(connection: Connection, fans: Iterable[str]) -> set[str]:
+def _held_conversations(connection: Connection, fans: Iterable[str]) -> set[tuple[str, str]]:
+    """(fan, event conversation id) of every conversation held for fans who keep transcripts."""
     wanted = sorted(set(fans))
     if not wanted:
         return set()
-    held = select(conversations.c.fan).where(conversations.c.fan.in_(wanted))
+    query = select(conversations.c.fan, conversations.c.conversation, conversations.c.started_at).where(conversations.c.fan.in_(wanted))
     if connection.dialect.name == "postgresql":
-        held = held.with_for_update(read=True)
-    present = set(connection.execute(held).scalars())
-    off = connection.execute(
+        query = query.with_for_update(read=True)
+    present = connection.execute(query).all()
+    off = set(connection.execute(
         select(preferences.c.fan).where(preferences.c.fan.in_(wanted), preferences.c.logging_enabled == False)  # noqa: E712
-    ).scalars()
-    return present - set(off)
+    ).scalars())
+    return {(fan, conversation_id(conversation, started)) for fan, conversation, started in present if fan not in off}

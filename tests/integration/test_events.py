@@ -22,10 +22,10 @@ CONVERSATION = "c" * 64
 REPLIES = [Outgoing(Kind.DISCLOSURE, "I am an AI."), Outgoing(Kind.ANSWER, "Friday.", intent="faq_season", confidence=0.9)]
 
 
-def _start_conversation(store: TranscriptStore) -> None:
+def _start_conversation(store: TranscriptStore, started: float = 1000.0) -> None:
     with store.engine.begin() as connection:
         connection.execute(insert(conversations).values(
-            conversation=CONVERSATION, fan=FAN, started_at=time.time(), seen_at=time.time(), disclosed=True, fallbacks=0,
+            conversation=CONVERSATION, fan=FAN, started_at=started, seen_at=time.time(), disclosed=True, fallbacks=0,
             pending_erasure=False, asked_again=False,
         ))
 
@@ -35,32 +35,39 @@ def _rows(store: TranscriptStore) -> list[dict[str, object]]:
         return [dict(r) for r in connection.execute(select(events).order_by(events.c.id)).mappings()]
 
 
-async def test_events_queued_after_an_erasure_elsewhere_do_not_name_the_fan(stores: tuple[TranscriptStore, TranscriptStore]) -> None:
+async def test_events_written_after_an_erasure_elsewhere_do_not_name_the_fan(stores: tuple[TranscriptStore, TranscriptStore]) -> None:
     here, elsewhere = stores
     log = EventLog(here)
     _start_conversation(here)
-    log.replies("slack", FAN, CONVERSATION, 1.0, REPLIES)
-    await here.settle()
+    log.replies("slack", FAN, CONVERSATION, 1000.0, REPLIES)
+    await log.drain()
     assert [r["fan"] for r in _rows(here)] == [FAN, FAN]  # named while the fan is held
 
     await elsewhere.erase(FAN)  # another process: its erasure deletes the rows written so far
     await elsewhere.settle()
     assert [r["kind"] for r in _rows(here)] == [ev.ERASURE]
-    log.replies("slack", FAN, CONVERSATION, 1.0, REPLIES)  # this process had not heard of it yet
-    await here.settle()
+    log.replies("slack", FAN, CONVERSATION, 1000.0, REPLIES)  # this process had not heard of it yet
+    await log.drain()
     rows = _rows(here)
     assert [(r["kind"], r["reason"]) for r in rows] == [(ev.ERASURE, "fan"), (ev.REPLY, "disclosure"), (ev.REPLY, "answer")]
     assert all(r["fan"] is None and r["conversation"] is None for r in rows)
     assert rows[0]["seconds"] is not None and rows[0]["seconds"] >= 0  # type: ignore[operator]
     assert rows[2]["intent"] == "faq_season" and rows[2]["platform"] == "slack"
 
+    _start_conversation(here, started=2000.0)  # the fan writes again: a new conversation
+    log.replies("slack", FAN, CONVERSATION, 1000.0, REPLIES[:1])  # buffered before the erasure, written after
+    log.replies("slack", FAN, CONVERSATION, 2000.0, REPLIES[:1])
+    await log.drain()
+    assert [r["fan"] for r in _rows(here)[3:]] == [None, FAN]
+
 
 async def test_privacy_off_keeps_only_anonymous_events(stores: tuple[TranscriptStore, TranscriptStore]) -> None:
     store, _ = stores
     _start_conversation(store)
     await store.set_logging(FAN, False)
-    EventLog(store).replies("discord", FAN, CONVERSATION, 1.0, REPLIES)
-    await store.settle()
+    log = EventLog(store)
+    log.replies("discord", FAN, CONVERSATION, 1000.0, REPLIES)
+    await log.drain()
     rows = _rows(store)
     assert [r["kind"] for r in rows] == [ev.PRIVACY_OFF, ev.REPLY, ev.REPLY]
     assert not [r for r in rows if r["fan"] is not None or r["conversation"] is not None]
