@@ -143,6 +143,7 @@ async def _serve_console(config: Config) -> None:
                 retention.cancel()
                 await asyncio.gather(retention, return_exceptions=True)
                 await jobs.aclose()
+                await bot.drain()  # the report's buffered events (bot.privacy.events)
                 await connector.aclose()
     finally:
         await store.aclose()

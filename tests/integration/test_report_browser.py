@@ -97,3 +97,23 @@ def test_the_html_report_renders_in_chromium_with_decoded_charts_and_no_network_
     assert pixels.shape[0] > 100 and pixels.std() > 0.05  # a rendered page, not a blank one
     if os.environ.get("REPORT_SCREENSHOT"):
         Path(os.environ["REPORT_SCREENSHOT"]).write_bytes(visit.screenshot)
+
+
+def test_report_refuses_what_the_operator_can_fix_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    masters = MasterKeys.generate()
+    url = f"sqlite:///{tmp_path}/transcripts.db"
+    populate(url, masters)
+    monkeypatch.setenv("BOT_STORE_URL", url)
+    monkeypatch.setenv("BOT_PSEUDONYM_KEY", KEY)
+    monkeypatch.setenv("BOT_MASTER_KEYS", masters)
+    (tmp_path / "nlu.json").write_text("{}", encoding="utf-8")
+    for args, said in (
+        (["--since", "0"], "--since 0: give a positive number of days"),
+        (["--nlu", str(tmp_path / "nlu.json")], "not a `bot audit nlu --json` result"),
+        (["--html", str(tmp_path / "missing" / "r.html")], "cannot write"),
+    ):
+        assert main(["report", *args]) == 2
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, err
