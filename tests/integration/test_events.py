@@ -4,6 +4,7 @@ even when another process erased the fan before this one's queued events were wr
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta
 
@@ -15,6 +16,8 @@ from bot.privacy.events import EventLog
 from bot.privacy.schema import conversations, events
 from bot.privacy.store import TranscriptStore
 from tests.integration.databases import database_url, stores  # noqa: F401 - the fixtures
+from tests.integration.test_delivery import DESK, GENERAL, MODERATOR, slack_world, store  # noqa: F401 - store: the fixture
+from tests.integration.test_delivery import FAN as FAN_ID
 
 KEY = b"events-test-pseudonym-key-0123456789abcdef"
 FAN = "f" * 64
@@ -83,3 +86,23 @@ async def test_retention_deletes_old_events_and_records_the_purge(stores: tuple[
     rows = _rows(store)
     assert [(r["kind"], r["count"]) for r in rows] == [(ev.HANDOFF_OPENED, None), (ev.PURGE, 0)]
     assert rows[0]["at"] == ev.epoch(recent)
+
+
+async def test_a_handoff_fan_the_app_cannot_reach_is_counted_once(store: TranscriptStore) -> None:
+    """Slack through slack-bolt and the stand-in: the fan refuses DMs during a handoff."""
+    async with slack_world(store) as world:
+        world.router.on_unreachable = world.bot.events.unreachable  # as `bot run` wires it (connectors/launch.py)
+        standin = world.standin
+        standin.refuse_dm(FAN_ID, "user_not_visible")
+        await standin.send_mention(FAN_ID, GENERAL, "/human")
+        packet = (await standin.wait_for_sent(lambda m: m.channel == DESK and "Ticket #1 ·" in (m.text or ""), timeout=20))[0]
+        await standin.click_button(MODERATOR, "ticket_claim", "1", DESK, packet.ts or "")
+        await standin.wait_for_sent(lambda m: m.channel == DESK and "not reaching the fan" in (m.text or ""), timeout=20)
+        await standin.send_channel_message(MODERATOR, DESK, "Are you there?", thread_ts=packet.ts)
+        await asyncio.sleep(0.5)
+        await world.bot.drain()
+        steps = [(r["kind"], r["platform"], r["fan"]) for r in _rows(store) if str(r["kind"]).startswith("handoff")]
+    # Two messages to the fan were undeliverable (the moderator joined, the moderator's reply): counted once.
+    assert sorted(steps) == sorted((kind, "slack", None) for kind in (
+        ev.HANDOFF_OPENED, ev.HANDOFF_CLAIMED, ev.HANDOFF_FIRST_REPLY, ev.HANDOFF_UNREACHABLE,
+    ))
