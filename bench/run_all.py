@@ -22,6 +22,7 @@ BENCHMARKS = [
     "discord_latency.py",
     "startup.py",
     "scaling.py",
+    "report.py",
 ]
 
 for script in BENCHMARKS:
