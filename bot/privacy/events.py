@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Optional
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.engine import Connection, Engine
 
 from bot.messages import Outgoing
@@ -110,10 +111,26 @@ def _notify(event: Event) -> None:
 
 
 def add(connection: Connection, kind: str, at: float, **fields: Any) -> None:
-    """Writes one event inside the caller's transaction (handoff and privacy events: no fan)."""
+    """Writes one event inside the caller's transaction (handoff and privacy events: no fan);
+    observers hear of it once that transaction commits (a retried one is not counted twice)."""
     event = Event(kind, at, **fields)
     connection.execute(insert(events).values(**asdict(event)))
-    _notify(event)
+    if not sqlalchemy_event.contains(Engine, "commit", _committed):
+        sqlalchemy_event.listen(Engine, "commit", _committed)
+        sqlalchemy_event.listen(Engine, "rollback", _rolled_back)
+    connection.info.setdefault(_UNCOMMITTED, []).append(event)
+
+
+_UNCOMMITTED = "bot.privacy.events: uncommitted"
+
+
+def _committed(connection: Connection) -> None:
+    for event in connection.info.pop(_UNCOMMITTED, ()):
+        _notify(event)
+
+
+def _rolled_back(connection: Connection) -> None:
+    connection.info.pop(_UNCOMMITTED, None)
 
 
 def record(engine: Engine, kind: str, **fields: Any) -> None:
@@ -139,9 +156,11 @@ class EventLog:
     """Buffers reply events and writes them on the store's group commit; `enabled` False
     records nothing (the benchmark's comparison)."""
 
-    def __init__(self, store: TranscriptStore, clock: Callable[[], datetime] = datetime.utcnow, enabled: bool = True) -> None:
+    def __init__(self, store: TranscriptStore, clock: Callable[[], float] = time.time, enabled: bool = True) -> None:
         self._store = store
-        self._clock = clock
+        #: Epoch seconds of a reply event. Not the bot's clock: `bot replay` ticks that one per
+        #: reading, and an extra reading would move every later timestamp of a replay.
+        self.clock = clock
         self.enabled = enabled
         self._group = store.group_commit(self._write)
         self._pending: set[asyncio.Future[None]] = set()
@@ -152,7 +171,7 @@ class EventLog:
         """One event per assistant message to the fan (moderators' words and desk posts are not the assistant's)."""
         if not self.enabled:
             return
-        at = epoch(self._clock())
+        at = self.clock()
         session = conversation_id(conversation, started)
         batch = tuple(
             Event(REPLY, at, platform, fan, session, reply.intent, reply.confidence, reply.kind.value)
@@ -178,7 +197,7 @@ class EventLog:
 
     def unreachable(self, platform: str, reason: str) -> None:
         """A handoff's fan could not be reached (decided once across processes by the router's shared throttle)."""
-        self._submit((Event(HANDOFF_UNREACHABLE, epoch(self._clock()), platform, reason=reason[:32]),))
+        self._submit((Event(HANDOFF_UNREACHABLE, self.clock(), platform, reason=reason[:32]),))
 
     def _submit(self, batch: tuple[Event, ...], notify: bool = True) -> None:
         for event in batch if notify else ():
