@@ -15,6 +15,7 @@ from bot.privacy.crypto import MasterKeys
 from standins.discord import DiscordStandIn
 from standins.slack import SlackStandIn
 from tests.integration.conftest import MODEL, REPO
+from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.processes import LineReader
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,7 @@ async def test_bot_run_serves_slack_and_discord_with_a_discord_desk(trained_mode
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
         env.update(
             BOT_PSEUDONYM_KEY="run-test-pseudonym-key-0123456789abcdef",
+            **PRIVACY_CONTACTS,
             BOT_MASTER_KEYS=MasterKeys.generate(),
             BOT_STORE_URL=f"sqlite:///{tmp_path}/transcripts.db",
             BOT_HANDOFF_DESK=f"discord:{DESK_ID}",

@@ -32,6 +32,7 @@ from tests.integration.conftest import (
     ModelServer,
     start_model_server,
 )
+from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.processes import LineReader
 
 pytestmark = pytest.mark.integration
@@ -199,6 +200,7 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
         env.update(
             BOT_PSEUDONYM_KEY="ms-test-pseudonym-key-0123456789abcdef",
+            **PRIVACY_CONTACTS,
             BOT_MASTER_KEYS=MasterKeys.generate(),
             BOT_STORE_URL=f"sqlite:///{tmp_path}/transcripts.db",
             SLACK_BOT_TOKEN="xoxb-ms",

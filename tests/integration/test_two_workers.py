@@ -29,6 +29,7 @@ from standins.discord import DiscordStandIn
 from standins.slack import Delivery, SentMessage, SlackStandIn
 from tests.integration.conftest import MODEL, REPO, ModelServer
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
+from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.processes import LineReader
 
 pytestmark = pytest.mark.integration
@@ -156,6 +157,7 @@ async def deployment(database_url: str, model_server: ModelServer, tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
     env.update(
         BOT_PSEUDONYM_KEY=KEY,
+        **PRIVACY_CONTACTS,
         BOT_MASTER_KEYS=MasterKeys.generate(),
         BOT_STORE_URL=database_url,
         BOT_ENGINE_URL=model_server.url,  # one real model server for both workers

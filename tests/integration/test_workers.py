@@ -27,6 +27,7 @@ from connectors.router import Router
 from standins.discord import DiscordStandIn
 from tests.integration.conftest import MODEL, REPO, ModelServer
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
+from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.processes import LineReader
 
 pytestmark = pytest.mark.integration
@@ -195,6 +196,7 @@ async def test_two_workers_connect_one_discord_gateway_and_the_other_takes_over_
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
         env.update(
             BOT_PSEUDONYM_KEY="workers-test-pseudonym-key-0123456789abcdef",
+            **PRIVACY_CONTACTS,
             BOT_MASTER_KEYS=MasterKeys.generate(),
             BOT_STORE_URL=database_url,
             BOT_ENGINE_URL=model_server.url,  # both workers share one real model server
