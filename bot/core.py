@@ -344,7 +344,7 @@ class Bot:
             return [Outgoing(Kind.ANSWER, NOTHING_PENDING_TEXT, intent=intent, confidence=result.confidence)]
         if state.pending:
             if intent in FALLBACK_INTENTS or intent is None:
-                if not state.asked_again:  # unclear: ask once more rather than drop the question
+                if not state.asked_again and state.ask_back != "consent":  # unclear: ask once more (consent: asked once only)
                     state.asked_again = True
                     return [self._question(state, again=True)]
             state.clear_pending()  # the fan moved on (or twice unclear): the question lapses
