@@ -222,3 +222,15 @@ async def test_my_data_matches_the_published_schema_and_holds_every_erased_part(
         assert fact in notice, fact
     with pytest.raises(jsonschema.ValidationError):  # the schema is strict: a missing part fails it
         jsonschema.validate({k: v for k, v in export.items() if k != "ratings"}, SCHEMA, cls=jsonschema.Draft202012Validator)
+
+
+async def test_ratings_expire_with_the_retention_purge(model_engine: ModelServerEngine, store: TranscriptStore, new_user: str) -> None:
+    from datetime import datetime, timedelta
+
+    bot = new_bot(model_engine, store)
+    await say(bot, new_user, QUESTION)
+    await say(bot, new_user, "/feedback good")
+    await store.purge(datetime.utcnow() - timedelta(days=1))  # a day's retention: today's rating stays
+    assert len(await rows(store, ratings, new_user)) == 1
+    await store.purge(datetime.utcnow() + timedelta(seconds=5))
+    assert await rows(store, ratings, new_user) == []
