@@ -4,7 +4,10 @@
 Under opt-in, a fan without a recorded "yes" gets answers as usual, but no turn, conversation
 row, data key, preference or rating is written: their conversation state lives in this
 process's memory only (`held`), dropped after the idle limit, on a yes (the state moves to the
-database with that message) and on `/forget-me`. The consent question is asked once per fan
+database with that message) and on `/forget-me`. A fan who withdraws (`/privacy off`) goes on
+from the conversation's stored state, read but no longer written. Held state is per process:
+with several workers, a not-consenting fan's next message on another worker starts afresh
+(the disclosure again), the price of keeping nothing. The consent question is asked once per fan
 and process (remembering that it was asked would itself be storing something). The answer, its
 time and the version of the notice shown are recorded in `consents` and changed by
 `/privacy on|off`. A handoff (`/human`) is the fan's own request and is served before consent:
@@ -32,7 +35,10 @@ QUESTION_TEXT = (
     "Say yes or no (or type /privacy on or /privacy off). Until you say yes I keep nothing, and I answer either way."
 )
 YES_TEXT = "Thank you: from now on I keep minimized, encrypted copies of our messages. /privacy off withdraws this at any time."
-NO_TEXT = "Understood: I keep nothing about our conversation. I still answer you; /privacy on if you change your mind."
+NO_TEXT = (
+    "Understood: from now on I keep nothing about our conversation (anything stored earlier stays until it expires or you "
+    "type /forget-me). I still answer you; /privacy on if you change your mind."
+)
 
 
 class Consent:
@@ -81,12 +87,12 @@ class Consent:
         self._asked.add(fan)
         return True
 
-    def held(self, fan: str, conversation: str) -> ConversationState:
-        """The in-memory state of a not-yet-consented fan's conversation (new when idle)."""
-        now = self._clock()
+    def held(self, fan: str, conversation: str) -> Optional[ConversationState]:
+        """The in-memory state of a not-consenting fan's conversation (None when there is
+        none, or it was idle too long)."""
         entry = self._held.get(conversation)
-        if entry is None or entry[0] != fan or now - entry[2] > self._idle:
-            return ConversationState(started=now)
+        if entry is None or entry[0] != fan or self._clock() - entry[2] > self._idle:
+            return None
         return entry[1]
 
     def hold(self, fan: str, conversation: str, state: ConversationState) -> None:

@@ -138,7 +138,8 @@ class Bot:
         async with self._locks.hold(fan):  # across processes on PostgreSQL
             await self._drop_if_erased_elsewhere(fan)
             stores = await self._consented(fan) == "yes"  # opt-in: nothing is written before a yes
-            state = await self._conversation(fan, conversation) if stores else self._consent.held(fan, conversation)
+            held = None if stores else self._consent.held(fan, conversation)  # a withdrawn fan: stored state, read only
+            state = held or await self._conversation(fan, conversation)
             first_contact = not state.disclosed
             state.disclosed = True
             sender = Sender(fan, conversation, incoming.address, first_contact)

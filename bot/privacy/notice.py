@@ -48,55 +48,35 @@ class PrivacyNotice:
         """The facts, as data: the `about_this_data` section of `/my-data`."""
         days = f"{self.settings.retention_days:g}"
         transcripts_basis = (
-            "your consent (GDPR Art. 6(1)(a)), asked once before anything is stored; /privacy off withdraws it"
+            "your consent (GDPR Art. 6(1)(a)); /privacy off withdraws it"
             if self.opt_in
-            else "the operator's legitimate interest in running a support assistant that moderators can follow and audit "
-            "(GDPR Art. 6(1)(f)); /privacy off objects to it and stops it"
+            else "legitimate interest in an auditable support assistant (GDPR Art. 6(1)(f)); /privacy off objects"
         )
         return {
             "controller": {"name": self._value("controller"), "contact": self._value("contact")},
             "data_protection_officer": {"contact": self._value("dpo_contact")},
-            "purposes": [
-                "answering your questions with an automated assistant",
-                "handing the conversation to a human moderator when you ask (/human)",
-                "keeping minimized, encrypted transcripts so moderators can follow a handoff and the operator can audit the assistant",
-                "your ratings of answers (Helpful / Not helpful, /feedback), to find answers that need improving",
-            ],
+            "purposes": ["answering you", "handoffs to moderators (/human)", "transcripts for moderators and audits",
+                         "ratings, to improve answers"],
             "legal_basis": {
                 "transcripts_and_ratings": transcripts_basis,
-                "handoffs": "your request (GDPR Art. 6(1)(b)): a moderator can only help with what they can read",
-                "consent_record": "the operator's legal obligation to demonstrate consent (GDPR Art. 7(1), Art. 6(1)(c))",
+                "handoffs": "your request (Art. 6(1)(b))",
+                "consent_record": "legal obligation to demonstrate consent (Art. 7(1))",
             },
-            "categories": [
-                "a keyed pseudonym instead of your platform id",
-                "redacted, encrypted message text (transcripts)",
-                "which question the assistant understood and how sure it was",
-                "handoff tickets: times, reason, the moderator's display name",
-                "ratings of answers (no text), your privacy choice and consent answer",
-            ],
-            "source": "you, through the platform you write on",
-            "recipients": [
-                "the community's moderators, only for a handoff you ask for with /human",
-                "the platform you write on (Slack or Discord), which carries the messages under its own privacy policy",
-                "the operator and its hosting of this assistant",
-            ],
-            "sold_or_shared": "never: no data is sold or shared for advertising (CCPA)",
+            "categories": ["pseudonym", "redacted encrypted messages", "intent and confidence", "tickets", "ratings",
+                           "privacy choice and consent"],
+            "source": "you, via the platform",
+            "recipients": ["moderators, on a handoff you ask for", "the platform you write on (Slack or Discord)", "the operator"],
+            "sold_or_shared": "never (CCPA)",
             "retention": {
-                "transcripts": f"{days} days, then deleted automatically",
-                "tickets": f"{days} days after the ticket closes",
-                "ratings": f"{days} days, then deleted automatically",
+                "transcripts": f"{days} days",
+                "tickets": f"{days} days after closing",
+                "ratings": f"{days} days",
                 "conversation_state": f"{self.idle_minutes:g} idle minutes",
-                "privacy_choice_and_consent": "until you change it or type /forget-me",
+                "consent_and_choices": "until changed or /forget-me",
             },
-            "rights": [
-                "access and portability: /my-data (this JSON)",
-                "erasure: /forget-me",
-                "objection, restriction and withdrawing consent: /privacy off",
-                "rectification and any other request: write to the contact above",
-                "a human instead of the automated assistant: /human",
-                "no discrimination for using these rights (CCPA)",
-            ],
-            "complaints": f"you may complain to {self.settings.supervisory_authority}",
+            "rights": ["access and portability: /my-data", "erasure: /forget-me", "object or withdraw consent: /privacy off",
+                       "anything else: the contact above", "a person: /human", "no discrimination (CCPA)"],
+            "complaints": self.settings.supervisory_authority,
         }
 
     @property

@@ -193,6 +193,16 @@ async def test_opt_in_a_yes_answers_the_question_and_a_no_is_recorded(
     assert json.loads((await say(bot, new_user, "/my-data"))[0].text)["turns"] == []
     await say(bot, new_user, "/privacy on")
     assert [r["choice"] for r in await rows(store, consents, new_user)] == ["yes"]
+    assert kinds(await say(bot, new_user, QUESTION)) == ["answer"]
+    await bot.drain()
+    kept = len(json.loads((await say(bot, new_user, "/my-data"))[0].text)["turns"])
+    assert kept == 2
+    withdrawn = await say(bot, new_user, "/privacy off")
+    assert "from now on I keep nothing" in withdrawn[0].text
+    assert kinds(await say(bot, new_user, SECRET_WORDS))[0] != "disclosure"  # the conversation goes on, read only
+    await bot.drain()
+    export = json.loads((await say(bot, new_user, "/my-data"))[0].text)
+    assert len(export["turns"]) == kept and export["consent"]["choice"] == "no"
 
 
 # Item 4: the export and its schema -----------------------------------------------------------
