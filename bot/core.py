@@ -259,6 +259,7 @@ class Bot:
         forget` has no engine, and a worker may use model servers the eraser does not."""
         async with self._locks.hold(fan):
             logger.info("a fan was erased by another process; dropped this process's state of them")
+            self._consent.drop(fan)  # opt-in state held in memory before consent
             await self._engine.forget(fan)
 
     async def expire_idle(self) -> int:

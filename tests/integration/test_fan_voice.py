@@ -244,3 +244,15 @@ async def test_ratings_expire_with_the_retention_purge(model_engine: ModelServer
     assert len(await rows(store, ratings, new_user)) == 1
     await store.purge(datetime.utcnow() + timedelta(seconds=5))
     assert await rows(store, ratings, new_user) == []
+
+
+async def test_opt_in_memory_is_dropped_on_erasure_here_and_elsewhere(
+    model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
+) -> None:
+    bot = new_bot(model_engine, store, consent="opt-in")
+    assert kinds(await say(bot, new_user, "hello"))[0] == "disclosure"
+    await say(bot, new_user, "/forget-me")
+    assert kinds(await say(bot, new_user, "/forget-me confirm")) == ["erasure_done"]
+    assert kinds(await say(bot, new_user, "hello"))[0] == "disclosure"  # the held state went with the erasure
+    await bot._forget_erased_elsewhere(fan(new_user))  # noqa: SLF001 - the store's hook for another process's erasure
+    assert kinds(await say(bot, new_user, "hello"))[0] == "disclosure"
