@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from bot.privacy.crypto import MasterKeys
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from standins.discord import DiscordStandIn
 from standins.slack import SlackStandIn
 from tests.integration.conftest import MODEL, REPO
-from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.processes import LineReader
 
 pytestmark = pytest.mark.integration

@@ -25,6 +25,7 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
 from bot.testing.model_server import children
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from standins.slack import SlackStandIn
 from tests.integration.conftest import (
     MODEL,
@@ -32,7 +33,6 @@ from tests.integration.conftest import (
     ModelServer,
     start_model_server,
 )
-from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.processes import LineReader
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bot.privacy.crypto import MasterKeys
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.conftest import MODEL, REPO
-from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 
 pytestmark = pytest.mark.integration
 

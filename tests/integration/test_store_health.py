@@ -15,8 +15,8 @@ import pytest
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.health import watch_health
 from bot.privacy.store import StoreMissingError, TranscriptStore
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.conftest import MODEL, REPO
-from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 
 pytestmark = pytest.mark.integration
 

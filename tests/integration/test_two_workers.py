@@ -25,11 +25,11 @@ from bot.engine.child import free_port
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.schema import data_keys, tickets, turns
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from standins.discord import DiscordStandIn
 from standins.slack import Delivery, SentMessage, SlackStandIn
 from tests.integration.conftest import MODEL, REPO, ModelServer
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
-from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.processes import LineReader
 
 pytestmark = pytest.mark.integration

@@ -20,6 +20,7 @@ from bot.engine.child import free_port
 from bot.engine.remote import ModelServerEngine
 from bot.leader import AdvisoryLock, Leadership, SoleProcess, leader_lock, while_leading
 from bot.privacy.crypto import MasterKeys
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from connectors.discord_connector import DiscordConnector
 from connectors.discord_gateway import GatewayHolder
 from connectors.health import HealthServer, Readiness
@@ -27,7 +28,6 @@ from connectors.router import Router
 from standins.discord import DiscordStandIn
 from tests.integration.conftest import MODEL, REPO, ModelServer
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
-from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.processes import LineReader
 
 pytestmark = pytest.mark.integration

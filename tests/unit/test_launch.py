@@ -6,8 +6,8 @@ import pytest
 
 from bot.cli import main
 from bot.config import ConfigError, load_config
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from connectors.launch import configured_platforms
-from tests.integration.privacy_contacts import PRIVACY_CONTACTS
 
 SLACK = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
 

@@ -1,5 +1,5 @@
 """What a deployment must set before `bot run` serves a platform (`bot.privacy.notice`):
-the tests that start one set these."""
+the tests and benchmarks that start one set these."""
 
 PRIVACY_CONTACTS = {
     "BOT_PRIVACY_CONTROLLER": "StreamVerse Test Ltd",
