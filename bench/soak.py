@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from bench.servers import children, load_average, rss_mb  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
 from bot.testing.discord_standin import DiscordStandIn  # noqa: E402
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS  # noqa: E402
 from bot.testing.slack_standin import SlackStandIn  # noqa: E402
 
 MODEL = REPO / "rasa_project" / "models" / "fan.tar.gz"
@@ -67,6 +68,7 @@ async def main() -> None:
             for user_id in (*discord_fans, *warm_discord, *late_discord):
                 discord.add_user(user_id, "fan")
             env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
+            env.update(PRIVACY_CONTACTS)  # `bot run` with a platform refuses empty contacts
             env.update(
                 BOT_PSEUDONYM_KEY="soak-pseudonym-key-0123456789abcdef",
                 BOT_MASTER_KEYS=MasterKeys.generate(),

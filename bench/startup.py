@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.servers import MODEL, children, environ_without_bot, load_average, rss_mb  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS  # noqa: E402
 from standins.slack import SlackStandIn  # noqa: E402
 
 QUESTIONS = ("when is the next episode?", "how do I cancel my subscription?", "my stream keeps buffering", "hello")
@@ -40,6 +41,7 @@ async def one_run() -> dict[str, float]:
             for n in range(40):
                 slack.add_user(f"UFAN{n:04d}", "fan")
             env = environ_without_bot()
+            env.update(PRIVACY_CONTACTS)  # `bot run` with a platform refuses empty contacts
             env.update(
                 BOT_PSEUDONYM_KEY="startup-pseudonym-key-0123456789abcdef",
                 BOT_MASTER_KEYS=MasterKeys.generate(),

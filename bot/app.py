@@ -89,4 +89,5 @@ def build_bot(
         retention_days=config.privacy.retention_days,
         clock=clock,
         handoff=config.handoff,
+        privacy=config.privacy,
     )

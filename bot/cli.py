@@ -154,6 +154,7 @@ async def _serve(config: Config) -> None:
     from bot.app import build_bot, open_store
     from bot.leader import while_leading
     from bot.privacy.health import watch_health
+    from bot.privacy.notice import require_contacts
     from bot.privacy.retention import purge_forever
     from bot.privacy.secrets import load_secrets
     from connectors.health import HealthServer, Readiness
@@ -166,6 +167,11 @@ async def _serve(config: Config) -> None:
         await locks.aclose()
         await _serve_console(config)
         return
+    try:  # fans on a platform are told who answers for their data (bot.privacy.notice)
+        require_contacts(config.privacy)
+    except ConfigError:
+        await locks.aclose()
+        raise
     require_model(config)
     secrets = load_secrets(os.environ)  # platforms mean real fans: never the generated dev keys
     store = open_store(config, secrets, create=False, serving=True)  # a vanished store is an error, not a fresh start

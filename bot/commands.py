@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Optional
 
+from bot import consent as consent_texts
 from bot.config import AssistantSettings
+from bot.consent import Consent
 from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.engine import DialogueEngine
+from bot.feedback import Feedback
 from bot.handoff.service import Handoff
 from bot.messages import Address, Kind, Outgoing
+from bot.privacy.notice import PrivacyNotice
 from bot.privacy.store import TranscriptStore
 
 #: Command -> the arguments it accepts ("" is the bare command).
@@ -23,6 +28,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "/my-data": ("",),
     "/privacy": ("", "on", "off"),
     "/why": ("",),
+    "/feedback": ("good", "bad"),
 }
 _ALIASES = {"/forget_me": "/forget-me", "/forgetme": "/forget-me", "/my_data": "/my-data", "/mydata": "/my-data"}
 
@@ -75,6 +81,9 @@ class CommandHandlers:
         store: TranscriptStore,
         retention_days: float,
         handoff: Handoff,
+        notice: PrivacyNotice,
+        consent: Consent,
+        feedback: Feedback,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -82,6 +91,9 @@ class CommandHandlers:
         self._store = store
         self._retention_days = retention_days
         self._handoff = handoff
+        self._notice = notice
+        self._consent = consent
+        self._feedback = feedback
 
     async def run(self, command: Command, sender: Sender, state: ConversationState) -> list[Outgoing]:
         fan = sender.fan
@@ -93,7 +105,30 @@ class CommandHandlers:
             return await self.my_data(fan)
         if command.name == "/privacy":
             return await self.privacy(fan, command.argument)
+        if command.name == "/feedback":
+            last = state.last_answer
+            token = last.rate if last is not None and last.source == "model" else None
+            return await self.rate(sender, token, command.argument)
         return self.why(state)
+
+    async def rate(self, sender: Sender, token: Optional[str], rating: str) -> list[Outgoing]:
+        """A rating of one answer (`/feedback`, or a button whose token the connector passes)."""
+        return await self._feedback.rate(
+            sender.fan, sender.conversation, sender.address.platform, token, rating, lambda: self.storage_refusal(sender.fan)
+        )
+
+    async def storage_refusal(self, fan: str) -> Optional[str]:
+        """Why nothing more may be stored about the fan now: "consent" (opt-in, no yes yet),
+        "off" (`/privacy off`), or None."""
+        if self._consent.opt_in and await self._consent.choice(fan) != "yes":
+            return "consent"
+        return None if await self._store.logging_enabled(fan) else "off"
+
+    async def consent(self, fan: str, yes: bool) -> list[Outgoing]:
+        """The answer to the opt-in consent question (a yes/no, or `/privacy on|off`)."""
+        await self._consent.record(fan, yes)
+        await self._store.set_logging(fan, yes)
+        return [Outgoing(Kind.PRIVACY_NOTICE, consent_texts.YES_TEXT if yes else consent_texts.NO_TEXT)]
 
     async def human(self, sender: Sender, argument: str = "", reason: str = "asked") -> list[Outgoing]:
         if argument == "cancel":
@@ -158,9 +193,12 @@ class CommandHandlers:
             "dialogue_history": "your recent messages, kept by the AI model in memory only, "
             f"dropped after {self._idle_minutes()} idle minutes or on /forget-me",
         }
+        export["about_this_data"] = self._notice.about()  # GDPR Art. 15(1)(a)-(h), CCPA right to know
         return [Outgoing(Kind.DATA_EXPORT, json.dumps(export, indent=2, sort_keys=True, ensure_ascii=False))]
 
     async def privacy(self, fan: str, argument: str = "") -> list[Outgoing]:
+        if argument in ("on", "off") and self._consent.opt_in:
+            return await self.consent(fan, argument == "on")
         if argument in ("on", "off"):
             await self._store.set_logging(fan, argument == "on")
             if argument == "off":
@@ -176,7 +214,8 @@ class CommandHandlers:
                 text = "Transcript logging is on again: I keep minimized, encrypted copies of our messages."
             return [Outgoing(Kind.PRIVACY_NOTICE, text)]
         logging_on = await self._store.logging_enabled(fan)
-        return [Outgoing(Kind.PRIVACY_NOTICE, privacy_notice(self._retention_days, self._idle_minutes(), logging_on))]
+        choice = await self._consent.choice(fan) if self._consent.opt_in else None
+        return [Outgoing(Kind.PRIVACY_NOTICE, self._notice.text(logging_on, choice))]
 
     def why(self, state: ConversationState) -> list[Outgoing]:
         last = state.last_answer
@@ -186,29 +225,6 @@ class CommandHandlers:
 
     def _idle_minutes(self) -> str:
         return f"{self._memory.idle_seconds / 60:g}"
-
-
-def privacy_notice(retention_days: float, idle_minutes: str, logging_on: bool) -> str:
-    """The plain-language notice; every sentence must stay true to the code."""
-    return "\n".join(
-        [
-            "What I keep: our messages, with personal details (e-mail addresses, phone and card numbers, "
-            "IBANs, IP addresses, mentions, links with tokens, secrets) replaced by placeholders before storage, "
-            "plus the time, and which question I understood and how sure I was. "
-            "What I never keep: your name or display name, your platform id (a keyed pseudonym replaces it), "
-            "and attachments.",
-            f"How long: {retention_days:g} days, then it is deleted automatically. The AI model's own "
-            f"working memory of our chat is never written to disk and is dropped after {idle_minutes} idle minutes.",
-            "Protection: stored messages are encrypted with a key of your own, itself encrypted by the "
-            "operator's master key. Each encrypted record carries the time it was written in readable form.",
-            "Who can read it: the operator, and moderators only for a handoff you ask for with /human.",
-            f"Transcript logging is {'on' if logging_on else 'off'} for you: /privacy off stops it, /privacy on resumes it. "
-            "Even with logging off, a handoff keeps the messages between you and the moderator (redacted, encrypted) "
-            "until the ticket closes, then deletes them; the ticket's times, reason and the moderator's display name "
-            f"are kept for {retention_days:g} days.",
-            "/my-data shows everything stored about you, tickets included; /forget-me erases it for good.",
-        ]
-    )
 
 
 def explain(last: Explanation) -> str:

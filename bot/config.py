@@ -57,6 +57,17 @@ def _languages(value: Any) -> Optional[str]:
     return None
 
 
+def _no_check(value: Any) -> Optional[str]:
+    return None
+
+
+def _one_of(*choices: str) -> Callable[[Any], Optional[str]]:
+    def check(value: Any) -> Optional[str]:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
 def _check(validator: Callable[[Any], Optional[str]], env: Optional[str] = None, **kwargs: Any) -> Any:
     """A dataclass field carrying its validator (and any platform-standard environment
     variable that also sets it), so the schema is one place."""
@@ -187,16 +198,24 @@ class PrivacySettings:
     purge_interval_minutes: float = _check(_positive, default=60.0)
     #: Regions whose national phone formats minimization recognises ("+"/"00" numbers: all).
     phone_regions: tuple[str, ...] = _check(_phone_regions, default_factory=_default_phone_regions)
+    #: "notice": transcripts are kept from the first message, the disclosure says so and how to
+    #: stop it. "opt-in": nothing about a fan is stored until they say yes (`bot.consent`).
+    consent: str = _check(_one_of("notice", "opt-in"), default="notice")
+    #: Who answers for the data (GDPR Art. 13(1)(a)-(b)): required once a platform is served
+    #: (`bot.privacy.notice.require_contacts`); the console shows labelled placeholders.
+    controller: str = _check(_no_check, default="")
+    contact: str = _check(_no_check, default="")
+    dpo_contact: str = _check(_no_check, default="")
+    #: Where a fan may complain (Art. 13(2)(d)).
+    supervisory_authority: str = _check(
+        _non_empty, default="the data-protection supervisory authority where you live or work"
+    )
 
 
 def _desk(value: Any) -> Optional[str]:
     if value == "console" or str(value).startswith(("slack:", "discord:")) and str(value).partition(":")[2]:
         return None
     return 'must be "console", "slack:CHANNEL_ID" or "discord:CHANNEL_ID"'
-
-
-def _no_check(value: Any) -> Optional[str]:
-    return None
 
 
 @dataclass(frozen=True)
@@ -207,13 +226,6 @@ class HandoffSettings:
     history_turns: int = _check(_positive, default=10)
     #: A claimed ticket without a word from its moderator this long: the desk and the fan are told once.
     claimed_silence_minutes: float = _check(_positive, default=15.0)
-
-
-def _one_of(*choices: str) -> Callable[[Any], Optional[str]]:
-    def check(value: Any) -> Optional[str]:
-        return None if value in choices else f"must be one of {', '.join(choices)}"
-
-    return check
 
 
 def _http_url(value: Any) -> Optional[str]:

@@ -32,6 +32,8 @@ class Explanation:
     intent: Optional[str]
     confidence: Optional[float]
     guess: Optional[str] = None
+    #: The rating token of a model answer (`bot.feedback`), so `/feedback` rates it.
+    rate: Optional[str] = None
 
 
 @dataclass

@@ -14,11 +14,14 @@ from datetime import datetime
 from typing import Optional
 
 from bot.commands import CommandError, CommandHandlers, Sender, is_command, parse_command
-from bot.config import AssistantSettings, HandoffSettings
+from bot.config import AssistantSettings, HandoffSettings, PrivacySettings
+from bot.consent import QUESTION_TEXT as CONSENT_QUESTION_TEXT
+from bot.consent import Consent
 from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.deliveries import DeliveryKeys
 from bot.disclosure import bot_challenge_text, disclosure_text
 from bot.engine import FALLBACK_INTENT, DialogueEngine, EngineResult, EngineStarting, EngineUnavailable
+from bot.feedback import Feedback
 from bot.guards import about_elsewhere, asks_if_human, sounds_upset, unclear_answer, yes_or_no
 from bot.handoff.actions import ModeratorAction
 from bot.handoff.service import Handoff
@@ -28,6 +31,7 @@ from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.metrics import METRICS
 from bot.normalize import normalize
 from bot.privacy.events import EventLog
+from bot.privacy.notice import PrivacyNotice
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import StoreUnavailable, TranscriptStore
 from bot.transcript import TranscriptWriter, minimized
@@ -93,6 +97,7 @@ class Bot:
         retention_days: float = 30.0,
         clock: Callable[[], datetime] = datetime.utcnow,
         handoff: HandoffSettings = HandoffSettings(),
+        privacy: Optional[PrivacySettings] = None,
     ) -> None:
         self._engine = engine
         self._pseudonyms = pseudonyms
@@ -100,7 +105,13 @@ class Bot:
         self._memory = memory
         memory.bind(store)
         self._handoff = Handoff(handoff, store, pseudonyms, clock)
-        self._commands = CommandHandlers(settings, engine, memory, store, retention_days, self._handoff)
+        privacy = privacy or PrivacySettings(retention_days=retention_days)
+        notice = PrivacyNotice(privacy, memory.idle_seconds / 60)
+        self._consent = Consent(store, privacy.consent, notice.version, memory.idle_seconds)
+        self._feedback = Feedback(store, pseudonyms)
+        self._commands = CommandHandlers(
+            settings, engine, memory, store, retention_days, self._handoff, notice, self._consent, self._feedback
+        )
         self._store = store
         store.keep_recent(handoff.history_turns, memory.idle_seconds)  # handoff packets without a store read
         self._transcript = TranscriptWriter(store, clock)
@@ -130,7 +141,9 @@ class Bot:
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
         async with self._locks.hold(fan):  # across processes on PostgreSQL
             await self._drop_if_erased_elsewhere(fan)
-            state = await self._conversation(fan, conversation)
+            stores = await self._consented(fan) == "yes"  # opt-in: nothing is written before a yes
+            held = None if stores else self._consent.held(fan, conversation)  # a withdrawn fan: stored state, read only
+            state = held or await self._conversation(fan, conversation)
             first_contact = not state.disclosed
             state.disclosed = True
             sender = Sender(fan, conversation, incoming.address, first_contact)
@@ -144,15 +157,45 @@ class Bot:
             replies = exchange.replies
             if first_contact and not exchange.relayed:
                 replies.insert(0, Outgoing(Kind.DISCLOSURE, disclosure_text(self._settings)))
-                if receipts:
+                if receipts and stores:
                     self._unconfirmed[(fan, conversation)] = state.started
-            if not exchange.erased:  # an erasure deleted the state too: nothing is written back
+            if exchange.erased:  # an erasure deleted the state too: nothing is written back
+                self._consent.drop(fan)
+            elif not stores and (choice := await self._consented(fan)) != "yes":  # kept in memory only
+                if choice is None and not state.pending and self._consent.should_ask(fan):
+                    state.ask_back = "consent"
+                    replies.append(Outgoing(Kind.CONSENT_REQUEST, CONSENT_QUESTION_TEXT))
+                self._consent.hold(fan, conversation, state)
+            else:
                 await self._remember(fan, conversation, state)
                 kept = [r for r in replies if r.kind is not Kind.DISCLOSURE] if receipts else replies
                 await self._transcript.record(fan, conversation, exchange.fan_text, incoming.attachments, kept)
                 self.events.replies(incoming.platform, fan, conversation, state.started, replies)
             METRICS.replied(time.perf_counter() - arrived)
             return replies
+
+    async def _consented(self, fan: str) -> Optional[str]:
+        """"yes" when the fan's data may be stored (always under `consent = "notice"`), else
+        their recorded "no", None (never asked), or "unknown" when the store does not answer."""
+        if not self._consent.opt_in:
+            return "yes"
+        try:
+            return await self._consent.choice(fan)
+        except StoreUnavailable:
+            return "unknown"
+
+    async def rate(self, address: Address, token: str, rating: str) -> list[Outgoing]:
+        """A click on "Helpful" / "Not helpful": `token` is the button's untrusted payload
+        (`bot.feedback` checks it belongs to this fan and conversation)."""
+        fan = self._pseudonyms.fan(address.platform, address.user_id)
+        conversation = self._pseudonyms.conversation(address.platform, address.conversation_id, address.user_id)
+        async with self._locks.hold(fan):  # never written after an erasure of the fan
+            try:
+                await self._drop_if_erased_elsewhere(fan)
+                return await self._commands.rate(Sender(fan, conversation, address), token, rating)
+            except StoreUnavailable:
+                logger.error("the store did not answer while recording a rating")
+                return [Outgoing(Kind.ERROR, STORE_DOWN_TEXT)]
 
     async def _conversation(self, fan: str, conversation: str) -> ConversationState:
         """The conversation's shared state; a new one (a first contact: the disclosure goes
@@ -222,6 +265,7 @@ class Bot:
         forget` has no engine, and a worker may use model servers the eraser does not."""
         async with self._locks.hold(fan):
             logger.info("a fan was erased by another process; dropped this process's state of them")
+            self._consent.drop(fan)  # opt-in state held in memory before consent
             await self._engine.forget(fan)
 
     async def expire_idle(self) -> int:
@@ -310,7 +354,7 @@ class Bot:
             return [Outgoing(Kind.ANSWER, NOTHING_PENDING_TEXT, intent=intent, confidence=result.confidence)]
         if state.pending:
             if intent in FALLBACK_INTENTS or intent is None:
-                if not state.asked_again:  # unclear: ask once more rather than drop the question
+                if not state.asked_again and state.ask_back != "consent":  # unclear: ask once more (consent: asked once only)
                     state.asked_again = True
                     return [self._question(state, again=True)]
             state.clear_pending()  # the fan moved on (or twice unclear): the question lapses
@@ -327,9 +371,11 @@ class Bot:
             return self._fallback(state, result)
 
         state.consecutive_fallbacks = 0
-        state.last_answer = Explanation("model", intent, result.confidence)
+        rate = self._feedback.token(fan, sender.conversation, intent, result.confidence)  # the fan may rate it
+        state.last_answer = Explanation("model", intent, result.confidence, rate=rate)
         texts = (bot_challenge_text(self._settings),) if intent == "bot_challenge" else result.texts
         replies = [Outgoing(Kind.ANSWER, t, intent=intent, confidence=result.confidence) for t in texts]
+        replies[-1] = replace(replies[-1], rate=rate)
         if intent in OFFER_AFTER:
             replies.append(self._offer_handoff(state, OFFER_AFTER[intent]))
         elif sounds_upset(text) and intent.startswith("faq_"):  # a topic asked in anger: offer a person too
@@ -350,6 +396,8 @@ class Bot:
         """A yes or no to the question that is pending (only called when one is)."""
         offered, erasure, action = state.handoff_offered, state.pending_erasure, state.ask_back
         state.clear_pending()
+        if action == "consent":
+            return await self._commands.consent(sender.fan, yes)
         if not yes:
             if erasure:
                 return [Outgoing(Kind.PRIVACY_NOTICE, "OK, nothing was erased.")]
@@ -366,6 +414,8 @@ class Bot:
             text, kind = "Type /forget-me confirm to erase, or /forget-me cancel to keep it.", Kind.ERASURE_CONFIRM_REQUEST
         elif state.handoff_offered:
             text, kind = ASK_BACK_TEXT["human"], Kind.HANDOFF_OFFER
+        elif state.ask_back == "consent":
+            text, kind = CONSENT_QUESTION_TEXT, Kind.CONSENT_REQUEST
         else:
             text, kind = ASK_BACK_TEXT[state.ask_back or "human"], Kind.ASK_BACK
         return Outgoing(kind, (ASK_AGAIN_TEXT + text) if again else text)

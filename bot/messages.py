@@ -33,6 +33,8 @@ class Kind(str, Enum):
     ERASURE_DONE = "erasure_done"
     DATA_EXPORT = "data_export"
     EXPLANATION = "explanation"
+    CONSENT_REQUEST = "consent_request"  # opt-in: may anything about the fan be stored?
+    FEEDBACK = "feedback"  # the acknowledgement of a rating (`/feedback`, Helpful buttons)
     REFUSED = "refused"
     ERROR = "error"
 
@@ -46,6 +48,7 @@ PRIVATE_KINDS = frozenset(
         Kind.ERASURE_DONE,
         Kind.DATA_EXPORT,
         Kind.EXPLANATION,
+        Kind.FEEDBACK,
     }
 )
 
@@ -109,6 +112,9 @@ class Outgoing:
     #: For a message to a fan other than the sender being answered (a moderator's reply,
     #: a timeout notice): where to deliver it.
     recipient: Optional[Address] = None
+    #: A model answer the fan may rate (`bot.feedback`): the signed token the Helpful / Not
+    #: helpful buttons carry. Set on the last answer of a reply only.
+    rate: Optional[str] = None
 
     @property
     def private(self) -> bool:

@@ -25,7 +25,7 @@ DESK_PREFIX = "desk>"
 DESK_FORMAT = "MODERATOR_ID [#TICKET] TEXT"
 DESK_USAGE = f"desk: expected {DESK_PREFIX} {DESK_FORMAT} (the id must be in [handoff] moderators)"
 BANNER = (
-    "Console chat with the fan assistant. Type a message, or /privacy, /human, /why; Ctrl-D quits.\n"
+    "Console chat with the fan assistant. Type a message, or /privacy, /human, /why, /feedback good|bad; Ctrl-D quits.\n"
     f"Moderators act on tickets here with: {DESK_PREFIX} MODERATOR_ID [#TICKET] /claim NAME | TEXT | /resolve ..."
 )
 

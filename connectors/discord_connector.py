@@ -33,6 +33,7 @@ from connectors.discord_render import (
     CANCEL_ERASURE,
     CONFIRM_ERASURE,
     NO_PINGS,
+    RATE_PREFIX,
     TICKET_ACTION_PREFIX,
     buttons,
     render,
@@ -191,6 +192,12 @@ class DiscordConnector:
         async def why(interaction: discord.Interaction) -> None:
             await self._slash(interaction, "/why")
 
+        @tree.command(name="feedback", description="Rate the assistant's last answer (only the rating is kept, never the text)")
+        @app_commands.describe(rating="good or bad")
+        @app_commands.choices(rating=[app_commands.Choice(name="good", value="good"), app_commands.Choice(name="bad", value="bad")])
+        async def feedback(interaction: discord.Interaction, rating: str) -> None:
+            await self._slash(interaction, f"/feedback {rating}")
+
     async def on_ready(self) -> None:
         if not self._synced:  # READY comes again after a full reconnect; sync once
             self._synced = True
@@ -241,9 +248,23 @@ class DiscordConnector:
             await self._slash(interaction, "/forget-me confirm" if custom_id == CONFIRM_ERASURE else "/forget-me cancel")
         elif custom_id in (ANSWER_YES, ANSWER_NO):  # the fan's answer to a pending yes/no question
             await self._slash(interaction, "yes" if custom_id == ANSWER_YES else "no")
+        elif custom_id.startswith(RATE_PREFIX):  # "Helpful" / "Not helpful" on an answer
+            await self._rate(interaction, custom_id.removeprefix(RATE_PREFIX))
         elif custom_id.startswith(TICKET_ACTION_PREFIX) and self.desk is not None and self._bot is not None:
             _, action, ticket = custom_id.split(":", 2)
             await self.desk.on_button(self._bot, self._router, interaction, action, ticket)
+
+    async def _rate(self, interaction: discord.Interaction, payload: str) -> None:
+        """Deferred at once, ephemeral (flags 64): the acknowledgement reaches only the fan who
+        clicked. The conversation is the DM or the channel the answer is in, as for messages."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if self._bot is None:
+            return
+        rating, _, token = payload.partition(":")
+        conversation = DM if interaction.guild_id is None else str(interaction.channel_id)
+        address = Address(self.name, str(interaction.user.id), conversation)
+        replies = await self._bot.rate(address, token, rating)
+        await self._router.deliver(replies, lambda reply: self._followup(interaction, reply), address, self._bot)
 
     async def _slash(self, interaction: discord.Interaction, text: str) -> None:
         """Deferred at once (within Discord's 3 seconds); results follow, visible to the fan only."""

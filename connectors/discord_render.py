@@ -22,6 +22,7 @@ CANCEL_ERASURE = "forget_me:cancel"
 ANSWER_YES = "answer:yes"  # a pending yes/no question: the click is the fan saying "yes" / "no"
 ANSWER_NO = "answer:no"
 TICKET_ACTION_PREFIX = "ticket:"  # ticket:claim:N, ticket:resolve:N
+RATE_PREFIX = "fb:"  # fb:good:TOKEN / fb:bad:TOKEN on a model answer (bot.feedback keeps it within 100 characters)
 
 #: The assistant never pings anyone by accident: no @everyone, roles or users.
 NO_PINGS = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=False)
@@ -62,7 +63,7 @@ def buttons(message: Outgoing) -> discord.ui.View | None:
             discord.ui.Button(label="Erase everything", style=discord.ButtonStyle.danger, custom_id=CONFIRM_ERASURE),
             discord.ui.Button(label="Keep my data", style=discord.ButtonStyle.secondary, custom_id=CANCEL_ERASURE),
         ]
-    elif message.kind in (Kind.HANDOFF_OFFER, Kind.ASK_BACK):
+    elif message.kind in (Kind.HANDOFF_OFFER, Kind.ASK_BACK, Kind.CONSENT_REQUEST):
         items = [
             discord.ui.Button(label="Yes", style=discord.ButtonStyle.primary, custom_id=ANSWER_YES),
             discord.ui.Button(label="No", style=discord.ButtonStyle.secondary, custom_id=ANSWER_NO),
@@ -71,6 +72,11 @@ def buttons(message: Outgoing) -> discord.ui.View | None:
         items = [
             discord.ui.Button(label="Claim", style=discord.ButtonStyle.primary, custom_id=f"{TICKET_ACTION_PREFIX}claim:{message.ticket}"),
             discord.ui.Button(label="Resolve", style=discord.ButtonStyle.secondary, custom_id=f"{TICKET_ACTION_PREFIX}resolve:{message.ticket}"),
+        ]
+    elif message.kind is Kind.ANSWER and message.rate:
+        items = [
+            discord.ui.Button(label="Helpful", style=discord.ButtonStyle.secondary, custom_id=f"{RATE_PREFIX}good:{message.rate}"),
+            discord.ui.Button(label="Not helpful", style=discord.ButtonStyle.secondary, custom_id=f"{RATE_PREFIX}bad:{message.rate}"),
         ]
     else:
         return None

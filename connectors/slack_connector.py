@@ -37,13 +37,23 @@ from connectors.outbox import Unreachable
 from connectors.router import Router
 from connectors.slack_desk import SlackDesk
 from connectors.slack_errors import check_response_url, delivery_errors
-from connectors.slack_render import ANSWER_NO, ANSWER_YES, CANCEL_ERASURE, CLAIM_TICKET, CONFIRM_ERASURE, RESOLVE_TICKET, render
+from connectors.slack_render import (
+    ANSWER_NO,
+    ANSWER_YES,
+    CANCEL_ERASURE,
+    CLAIM_TICKET,
+    CONFIRM_ERASURE,
+    RATE_BAD,
+    RATE_GOOD,
+    RESOLVE_TICKET,
+    render,
+)
 from connectors.slack_signature import SlackSignature
 from connectors.slack_text import display_name, to_plain
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = ("/human", "/forget-me", "/my-data", "/privacy", "/why")
+COMMANDS = ("/human", "/forget-me", "/my-data", "/privacy", "/why", "/feedback")
 #: Where a fan's DMs and slash commands live: their one direct conversation with the app.
 DM = "im"
 DM_CHANNEL_CACHE = 5_000
@@ -245,6 +255,8 @@ class SlackConnector:
             self.app.command(command)(self._acking(self._on_command))
         for erasure_or_answer in (CONFIRM_ERASURE, CANCEL_ERASURE, ANSWER_YES, ANSWER_NO):  # a click becomes the fan's words
             self.app.action(erasure_or_answer)(self._acking(self._on_erasure_button))
+        for rating in (RATE_GOOD, RATE_BAD):
+            self.app.action(rating)(self._acking(self._on_rating_button))
         for desk_action in (CLAIM_TICKET, RESOLVE_TICKET):
             self.app.action(desk_action)(self._acking(self._on_desk_button))
 
@@ -337,6 +349,23 @@ class SlackConnector:
         text = {CONFIRM_ERASURE: "/forget-me confirm", CANCEL_ERASURE: "/forget-me cancel", ANSWER_YES: "yes", ANSWER_NO: "no"}[action["action_id"]]
         user = body["user"]["id"]
         await self._handle(Incoming(self.name, user, DM, text), lambda m: self._respond(respond, m, user))
+
+    async def _on_rating_button(
+        self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
+    ) -> None:
+        """"Helpful" / "Not helpful" on an answer: the fan and the conversation come from the
+        click (a DM channel id starts with "D"; a thread's answers carry its `thread_ts`), the
+        token from the button's value; the bot checks the token belongs to both."""
+        await ack()
+        if self._bot is None or not await self._first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
+            return
+        user = body["user"]["id"]
+        channel = str((body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", ""))
+        thread = (body.get("message") or {}).get("thread_ts")
+        conversation = DM if channel.startswith("D") else (f"{channel}/{thread}" if thread else channel)
+        address = Address(self.name, user, conversation)
+        replies = await self._bot.rate(address, str(action.get("value", "")), "good" if action["action_id"] == RATE_GOOD else "bad")
+        await self._router.deliver(replies, lambda m: self._respond(respond, m, user), address, self._bot)
 
     async def _on_desk_button(
         self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]

@@ -24,6 +24,8 @@ CLAIM_TICKET = "ticket_claim"
 ANSWER_YES = "answer_yes"  # a pending yes/no question: the click is the fan saying "yes" / "no"
 ANSWER_NO = "answer_no"
 RESOLVE_TICKET = "ticket_resolve"
+RATE_GOOD = "feedback_good"  # a model answer's "Helpful" / "Not helpful": the value is its rating token
+RATE_BAD = "feedback_bad"
 
 
 def escape(text: str) -> str:
@@ -41,10 +43,12 @@ def _button(label: str, action_id: str, value: str, style: str | None = None) ->
 def _actions(message: Outgoing) -> list[dict[str, Any]]:
     if message.kind is Kind.ERASURE_CONFIRM_REQUEST:
         buttons = [_button("Erase everything", CONFIRM_ERASURE, "confirm", "danger"), _button("Keep my data", CANCEL_ERASURE, "cancel")]
-    elif message.kind in (Kind.HANDOFF_OFFER, Kind.ASK_BACK):
+    elif message.kind in (Kind.HANDOFF_OFFER, Kind.ASK_BACK, Kind.CONSENT_REQUEST):
         buttons = [_button("Yes", ANSWER_YES, "yes", "primary"), _button("No", ANSWER_NO, "no")]
     elif message.kind is Kind.HANDOFF_TICKET and message.to == "desk" and message.ticket:
         buttons = [_button("Claim", CLAIM_TICKET, message.ticket, "primary"), _button("Resolve", RESOLVE_TICKET, message.ticket)]
+    elif message.kind is Kind.ANSWER and message.rate:
+        buttons = [_button("Helpful", RATE_GOOD, message.rate), _button("Not helpful", RATE_BAD, message.rate)]
     else:
         return []
     return [{"type": "actions", "block_id": f"{message.kind.value}-{message.ticket or ''}", "elements": buttons}]

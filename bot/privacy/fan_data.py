@@ -169,7 +169,8 @@ class EventsPart:
 
 
 class RatingsPart:
-    """The fan's ratings of answers (`/feedback`, the Helpful buttons): no text."""
+    """The fan's ratings of answers (`/feedback`, the Helpful buttons, `bot.feedback`): no
+    text; the rated answer's opaque id is not exported (it means nothing outside the bot)."""
 
     name = "ratings"
     tables: tuple[Table, ...] = (ratings,)
@@ -177,7 +178,10 @@ class RatingsPart:
     def export(self, connection: Connection, fan: str, key: Optional[bytes]) -> Any:
         rows = connection.execute(select(ratings).where(ratings.c.fan == fan).order_by(ratings.c.at, ratings.c.id)).mappings()
         return [
-            {"at": _when(row["at"]), "rating": row["rating"], "intent": row["intent"], "confidence": row["confidence"]}
+            {
+                "at": _when(row["at"]), "rating": row["rating"], "intent": row["intent"], "confidence": row["confidence"],
+                "platform": row["platform"], "conversation": row["conversation"][:12],
+            }
             for row in rows
         ]
 

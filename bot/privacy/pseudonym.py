@@ -30,3 +30,7 @@ class Pseudonymizer:
     def delivery(self, key: str) -> str:
         """A platform delivery (event id, message key) as the dedupe table keeps it."""
         return self._digest("delivery", key)
+
+    def tag(self, *parts: str) -> str:
+        """A short keyed tag (64 bits) binding `parts`, e.g. a rated answer to its fan."""
+        return self._digest("tag", *parts)[:16]

@@ -7,6 +7,7 @@ single writer and the event loop never blocks on I/O.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import hashlib
 import hmac
 import logging
@@ -36,7 +37,7 @@ from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, ev
 from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
 from bot.privacy.fan_data import set_logging as _store_logging
 from bot.privacy.notify import ERASED, EVERY_FAN, KEYS, PREFERENCE, announce, fan_token
-from bot.privacy.schema import data_keys, desk_posts, desk_removals, dialect_insert, erasures, store_meta, tickets, turns
+from bot.privacy.schema import data_keys, desk_posts, desk_removals, dialect_insert, erasures, ratings, store_meta, tickets, turns
 from bot.privacy.spool import Spool
 
 T = TypeVar("T")
@@ -1099,6 +1100,7 @@ class TranscriptStore:
                     return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
                 events.purge(connection, before, purged, time.time())  # events follow the turns' retention
+                connection.execute(delete(ratings).where(ratings.c.at < calendar.timegm(before.utctimetuple())))  # epoch seconds
                 old = select(tickets.c.id).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
                 expired = desk_posts.c.ticket.in_(old.scalar_subquery())
                 connection.execute(  # the desk copies expire with their ticket: the running bot deletes them

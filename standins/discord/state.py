@@ -32,6 +32,7 @@ from .model import (
     ApiError,
     Json,
     SentMessage,
+    _custom_ids,
     _form_error,
     _Guild,
     _Interaction,
@@ -317,6 +318,10 @@ class _StateMixin:
         if not (content or body.get("embeds") or files or body.get("components") or body.get("sticker_ids")
                 or body.get("poll") or int(body.get("flags") or 0) & LOADING or kind == 18):
             raise ApiError(400, 50006, "Cannot send an empty message")
+        # A component's custom_id is 1-100 characters (Discord "Component Reference"; the
+        # installed discord.py ui/button.py: "Can only be up to 100 characters").
+        if any(not 1 <= len(custom_id) <= 100 for custom_id in _custom_ids(body.get("components") or [])):
+            raise _form_error("components", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
         message = self._base_message(channel_id, self._bot_user(), content, kind=kind)
         message.update({"embeds": body.get("embeds") or [], "components": body.get("components") or [],
                         "flags": int(body.get("flags") or 0), "tts": bool(body.get("tts")),

@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Any, Optional
 
-from .model import VERIFICATION_TOKEN, Delivery, _channel_type
+from .model import VERIFICATION_TOKEN, Delivery, _channel_type, buttons_of
 from .text import check_wire
 
 
@@ -164,7 +164,13 @@ class _EventsMixin:
         timestamp: Optional[str] = None,
     ) -> Delivery:
         """A click on a button of a message (a `block_actions` interactive payload)."""
-        message = dict(self._find(channel_id, message_ts) or {"type": "message", "ts": message_ts, "text": ""})
+        found = self._find(channel_id, message_ts)
+        # A click can only name a button the message carries: Slack sends the element's own
+        # action_id and value (Block Kit "block_actions payload"); a message the stand-in does
+        # not know (posted by an earlier process) stands in with the button as given.
+        if found is not None and found.get("blocks") and (action_id, value) not in buttons_of(found):
+            raise LookupError(f"message {message_ts} has no button {action_id!r} with that value")
+        message = dict(found or {"type": "message", "ts": message_ts, "text": ""})
         thread_ts = thread_ts or message.get("thread_ts")
         if thread_ts:
             message["thread_ts"] = thread_ts

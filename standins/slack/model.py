@@ -123,7 +123,39 @@ def _message_content(args: dict[str, Any]) -> tuple[Optional[str], Optional[list
                 raise _SlackError("invalid_blocks")
             if isinstance(section_text, dict) and len(str(section_text.get("text", ""))) > MAX_SECTION_TEXT_CHARS:
                 raise _SlackError("invalid_blocks")
+            if block["type"] == "actions" and not _valid_actions(block):
+                raise _SlackError("invalid_blocks")
     return (str(text) if text is not None else None), blocks
+
+
+#: Block Kit limits Slack enforces on an actions block and its buttons (installed slack_sdk,
+#: models/blocks/block_elements.py: `action_id_max_length = 255`, ButtonElement
+#: `text_max_length = 75`, `value_max_length = 2000`; blocks.py ActionsBlock: 25 elements).
+MAX_ACTION_ELEMENTS, MAX_ACTION_ID_CHARS, MAX_BUTTON_TEXT_CHARS, MAX_BUTTON_VALUE_CHARS = 25, 255, 75, 2000
+
+
+def _valid_actions(block: dict[str, Any]) -> bool:
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_ACTION_ELEMENTS:
+        return False
+    for element in elements:
+        if not isinstance(element, dict) or element.get("type") != "button":
+            continue
+        label = element.get("text") or {}
+        if not 1 <= len(str(element.get("action_id") or "")) <= MAX_ACTION_ID_CHARS:
+            return False
+        if len(str(element.get("value", ""))) > MAX_BUTTON_VALUE_CHARS or not 1 <= len(str(label.get("text", ""))) <= MAX_BUTTON_TEXT_CHARS:
+            return False
+    return True
+
+
+def buttons_of(message: dict[str, Any]) -> set[tuple[str, str]]:
+    """(action_id, value) of every button on a stored message."""
+    return {
+        (str(e.get("action_id")), str(e.get("value", "")))
+        for block in message.get("blocks") or [] if isinstance(block, dict) and block.get("type") == "actions"
+        for e in block.get("elements") or [] if isinstance(e, dict) and e.get("type") == "button"
+    }
 
 
 def _slack_json(body: dict[str, Any], status: int = 200, headers: Optional[dict[str, str]] = None) -> web.Response:

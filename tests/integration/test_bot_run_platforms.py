@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.privacy.crypto import MasterKeys
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from standins.discord import DiscordStandIn
 from standins.slack import SlackStandIn
 from tests.integration.conftest import MODEL, REPO
@@ -30,6 +31,7 @@ async def test_bot_run_serves_slack_and_discord_with_a_discord_desk(trained_mode
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
         env.update(
             BOT_PSEUDONYM_KEY="run-test-pseudonym-key-0123456789abcdef",
+            **PRIVACY_CONTACTS,
             BOT_MASTER_KEYS=MasterKeys.generate(),
             BOT_STORE_URL=f"sqlite:///{tmp_path}/transcripts.db",
             BOT_HANDOFF_DESK=f"discord:{DESK_ID}",

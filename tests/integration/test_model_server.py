@@ -25,6 +25,7 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
 from bot.testing.model_server import children
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from standins.slack import SlackStandIn
 from tests.integration.conftest import (
     MODEL,
@@ -199,6 +200,7 @@ async def test_bot_run_serves_commands_before_the_model_and_restarts_a_killed_mo
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
         env.update(
             BOT_PSEUDONYM_KEY="ms-test-pseudonym-key-0123456789abcdef",
+            **PRIVACY_CONTACTS,
             BOT_MASTER_KEYS=MasterKeys.generate(),
             BOT_STORE_URL=f"sqlite:///{tmp_path}/transcripts.db",
             SLACK_BOT_TOKEN="xoxb-ms",

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.privacy.crypto import MasterKeys
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.conftest import MODEL, REPO
 
 pytestmark = pytest.mark.integration
@@ -40,6 +41,7 @@ def test_an_unreachable_platform_api_is_one_line_and_exit_2(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
     env.update(
         BOT_PSEUDONYM_KEY="startup-test-pseudonym-key-0123456789abcdef",
+        **PRIVACY_CONTACTS,
         BOT_MASTER_KEYS=MasterKeys.generate(),
         BOT_STORE_URL=f"sqlite:///{tmp_path}/transcripts.db",
     )

@@ -15,6 +15,7 @@ import pytest
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.health import watch_health
 from bot.privacy.store import StoreMissingError, TranscriptStore
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from tests.integration.conftest import MODEL, REPO
 
 pytestmark = pytest.mark.integration
@@ -29,6 +30,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
     base.update(
         BOT_PSEUDONYM_KEY="health-test-pseudonym-key-0123456789",
+        **PRIVACY_CONTACTS,
         BOT_MASTER_KEYS=MasterKeys.generate(),
         BOT_STORE_URL=f"sqlite:///{tmp_path}/data/transcripts.db",
         BOT_SECRETS_DEV_KEYS_FILE=str(tmp_path / "dev.env"),

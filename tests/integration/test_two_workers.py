@@ -25,6 +25,7 @@ from bot.engine.child import free_port
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.schema import data_keys, tickets, turns
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from standins.discord import DiscordStandIn
 from standins.slack import Delivery, SentMessage, SlackStandIn
 from tests.integration.conftest import MODEL, REPO, ModelServer
@@ -156,6 +157,7 @@ async def deployment(database_url: str, model_server: ModelServer, tmp_path: Pat
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
     env.update(
         BOT_PSEUDONYM_KEY=KEY,
+        **PRIVACY_CONTACTS,
         BOT_MASTER_KEYS=MasterKeys.generate(),
         BOT_STORE_URL=database_url,
         BOT_ENGINE_URL=model_server.url,  # one real model server for both workers

@@ -20,6 +20,7 @@ from bot.engine.child import free_port
 from bot.engine.remote import ModelServerEngine
 from bot.leader import AdvisoryLock, Leadership, SoleProcess, leader_lock, while_leading
 from bot.privacy.crypto import MasterKeys
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from connectors.discord_connector import DiscordConnector
 from connectors.discord_gateway import GatewayHolder
 from connectors.health import HealthServer, Readiness
@@ -195,6 +196,7 @@ async def test_two_workers_connect_one_discord_gateway_and_the_other_takes_over_
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
         env.update(
             BOT_PSEUDONYM_KEY="workers-test-pseudonym-key-0123456789abcdef",
+            **PRIVACY_CONTACTS,
             BOT_MASTER_KEYS=MasterKeys.generate(),
             BOT_STORE_URL=database_url,
             BOT_ENGINE_URL=model_server.url,  # both workers share one real model server

@@ -6,6 +6,7 @@ import pytest
 
 from bot.cli import main
 from bot.config import ConfigError, load_config
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from connectors.launch import configured_platforms
 
 SLACK = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}
@@ -49,10 +50,25 @@ def test_bot_run_with_a_platform_refuses_the_generated_dev_keys(
 ) -> None:
     model = tmp_path / "model.tar.gz"
     model.write_bytes(b"not really a model")
-    for name, value in SLACK.items():
+    for name, value in {**SLACK, **PRIVACY_CONTACTS}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("BOT_PSEUDONYM_KEY", raising=False)
     monkeypatch.delenv("BOT_MASTER_KEYS", raising=False)
     assert main(["--model", str(model), "run"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "BOT_PSEUDONYM_KEY is not set" in error
+
+
+@pytest.mark.parametrize("missing", sorted(PRIVACY_CONTACTS))
+def test_bot_run_with_a_platform_refuses_empty_privacy_contacts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str], missing: str  # type: ignore[no-untyped-def]
+) -> None:
+    """Fans on a platform must be told who the controller and the DPO are (GDPR Art. 13)."""
+    model = tmp_path / "model.tar.gz"
+    model.write_bytes(b"not really a model")
+    for name, value in {**SLACK, **PRIVACY_CONTACTS, missing: "  "}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["--model", str(model), "run"]) == 2
+    error = capsys.readouterr().err
+    key = missing.removeprefix("BOT_PRIVACY_").lower()
+    assert error.count("\n") == 1 and error.startswith(f"bot: config error: privacy.{key} is empty")
