@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.engine.child import free_port
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS
 from standins.discord import DiscordStandIn
 from tests.integration.conftest import MODEL, REPO, ModelServer
 from tests.integration.processes import LineReader
@@ -48,7 +49,7 @@ async def test_metrics_of_a_running_bot_count_messages_handoffs_and_latency_with
             BOT_PSEUDONYM_KEY=KEY, BOT_MASTER_KEYS=MasterKeys.generate(), BOT_STORE_URL=f"sqlite:///{tmp_path}/transcripts.db",
             BOT_ENGINE_URL=model_server.url, BOT_ENGINE_TOKEN=model_server.token, BOT_DISCORD_GUILD_ID=str(discord.guild_id),
             BOT_LOGGING_LEVEL="INFO", BOT_HEALTH_PORT=str(port), DISCORD_TOKEN="metrics-token",
-            DISCORD_API_BASE_URL=discord.api_base, DISCORD_GATEWAY_URL=discord.gateway_url,
+            DISCORD_API_BASE_URL=discord.api_base, DISCORD_GATEWAY_URL=discord.gateway_url, **PRIVACY_CONTACTS,
         )
         init = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "db", "init", cwd=REPO, env=env)
         assert await init.wait() == 0
