@@ -212,6 +212,7 @@ class TicketStore:
                 for opening in openings:  # one row per fan without an active ticket
                     if opening.fan not in had and all(opening.fan != other.fan for other in fresh):
                         fresh.append(opening)
+                self._store.hold_keys((opening.fan for opening in fresh), create=True)  # one transaction for all
                 rows = []
                 for opening in fresh:
                     key = self._store.data_key(opening.fan, create=True)

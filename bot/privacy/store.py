@@ -36,7 +36,17 @@ from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, ev
 from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
 from bot.privacy.fan_data import set_logging as _store_logging
 from bot.privacy.notify import ERASED, EVERY_FAN, KEYS, PREFERENCE, announce, fan_token
-from bot.privacy.schema import data_keys, desk_posts, desk_removals, dialect_insert, erasures, store_meta, tickets, turns
+from bot.privacy.schema import (
+    data_keys,
+    desk_posts,
+    desk_removals,
+    dialect_insert,
+    erasures,
+    preferences,
+    store_meta,
+    tickets,
+    turns,
+)
 from bot.privacy.spool import Spool
 
 T = TypeVar("T")
@@ -407,6 +417,7 @@ class TranscriptStore:
         self.broken = False
         self._groups: list[GroupCommit[Any, Any]] = []
         self._turn_writes: GroupCommit[_QueuedTurns, None] = self.group_commit(self._write_groups)
+        self._logging_reads: GroupCommit[str, bool] = self.group_commit(self._read_logging, same_tick=True)
         self._recent = RecentTurns()
         self.audit_log = AuditLog(engine)
         self._on_close: list[Callable[[], None]] = []
@@ -573,6 +584,43 @@ class TranscriptStore:
             if len(self._data_keys) > DATA_KEY_CACHE:
                 self._data_keys.popitem(last=False)
         return key, version
+
+    def hold_keys(self, fans: Iterable[str], create: bool) -> None:
+        """Reads (and with `create`, makes) the data keys of many fans into the cache in one
+        transaction (store thread only): a burst of new fans opening tickets costs one
+        insert, not one transaction each. `data_key` then finds them held."""
+        missing = [fan for fan in dict.fromkeys(fans) if fan not in self._data_keys]
+        if not missing:
+            return
+        generation = self._generation
+        held: dict[str, tuple[bytes, datetime]] = {}
+        created: set[str] = set()
+        with self._keys_engine.begin() as connection:
+            query = select(data_keys.c.fan, data_keys.c.wrapped, data_keys.c.created_at).where(data_keys.c.fan.in_(missing))
+            stored = {row.fan: (row.wrapped, row.created_at) for row in connection.execute(query)}
+            new = [fan for fan in missing if fan not in stored] if create else []
+            if new:
+                version = datetime.utcnow()
+                made = {fan: crypto.new_data_key() for fan in new}
+                # Another process may create a fan's key at the same moment: the first one stays.
+                statement = dialect_insert(connection)(data_keys).on_conflict_do_nothing(index_elements=[data_keys.c.fan])
+                rows = [{"fan": fan, "wrapped": self._master.wrap(key), "created_at": version} for fan, key in made.items()]
+                created = set(connection.execute(statement.returning(data_keys.c.fan), rows).scalars())
+                held.update((fan, (made[fan], version)) for fan in created)
+                if len(created) < len(new):
+                    stored.update(
+                        (row.fan, (row.wrapped, row.created_at))
+                        for row in connection.execute(query.where(data_keys.c.fan.in_([f for f in new if f not in created])))
+                    )
+        held.update((fan, (self._master.unwrap(wrapped), version)) for fan, (wrapped, version) in stored.items())
+        for fan in created:  # nothing of the fan can be stored yet (turns need the key): an exact entry
+            self._recent.start(fan)
+        if generation == self._generation:  # no change announced meanwhile: safe to keep
+            for fan, key in held.items():
+                self._hold_token(fan)
+                self._data_keys[fan] = key
+            while len(self._data_keys) > DATA_KEY_CACHE:
+                self._data_keys.popitem(last=False)
 
     # Changes in other processes (bot.privacy.notify) ------------------------------------
 
@@ -1132,12 +1180,8 @@ class TranscriptStore:
         if cached is not None:
             return cached
 
-        def work() -> bool:
-            with self._engine.connect() as connection:
-                return _stored_logging_enabled(connection, fan)
-
         generation = self._generation
-        enabled = await self.run(work)
+        enabled = await self._logging_reads.submit(fan)
         if generation != self._generation:  # a change was announced meanwhile: do not keep it
             return enabled
         if len(self._logging) > DATA_KEY_CACHE:
@@ -1145,6 +1189,13 @@ class TranscriptStore:
         self._hold_token(fan)
         self._logging[fan] = enabled
         return enabled
+
+    def _read_logging(self, fans: list[str]) -> list[bool]:
+        """Store thread: the choices of the fans asked about meanwhile, in one statement."""
+        with self._engine.connect() as connection:
+            query = select(preferences.c.fan, preferences.c.logging_enabled).where(preferences.c.fan.in_(set(fans)))
+            stored = {fan: bool(enabled) for fan, enabled in connection.execute(query)}
+        return [stored.get(fan, True) for fan in fans]
 
     async def set_logging(self, fan: str, enabled: bool) -> None:
         def work() -> None:
