@@ -20,6 +20,9 @@ from sqlalchemy import delete, func, select
 
 from bot.privacy.schema import conversations, dialect_insert
 
+#: Rows per upsert statement: well under SQLite's and PostgreSQL's limits on bound parameters.
+SAVES_PER_STATEMENT = 500
+
 if TYPE_CHECKING:
     from bot.privacy.store import GroupCommit, TranscriptStore
 
@@ -113,14 +116,16 @@ class ConversationMemory:
     def _write_group(self, saves: list[tuple[str, dict[str, Any]]]) -> list[None]:
         """Store thread: the states saved meanwhile, in one transaction (the last save of a
         conversation wins, as it would one after another)."""
-        latest = dict(saves)
+        rows = [{"conversation": conversation, **values} for conversation, values in dict(saves).items()]
         with self.store.engine.begin() as connection:
-            statement = dialect_insert(connection)(conversations)
-            columns = next(iter(latest.values())).keys()
-            upsert = statement.on_conflict_do_update(
-                index_elements=[conversations.c.conversation], set_={name: statement.excluded[name] for name in columns}
-            )
-            connection.execute(upsert, [{"conversation": conversation, **values} for conversation, values in latest.items()])
+            for start in range(0, len(rows), SAVES_PER_STATEMENT):  # one multi-row statement each
+                statement = dialect_insert(connection)(conversations).values(rows[start : start + SAVES_PER_STATEMENT])
+                connection.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[conversations.c.conversation],
+                        set_={name: statement.excluded[name] for name in rows[0] if name != "conversation"},
+                    )
+                )
         return [None] * len(saves)
 
     async def is_current(self, conversation: str, started: float) -> bool:

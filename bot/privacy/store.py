@@ -239,8 +239,11 @@ class GroupCommit(Generic[I, R]):
                 return
             self._one_by_one(pending)
             return
+        settled_by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], R]]] = {}
         for (_, settled, loop), result in zip(pending, results):
-            loop.call_soon_threadsafe(_settle, settled, result, None)
+            settled_by_loop.setdefault(loop, []).append((settled, result))
+        for loop, outcomes in settled_by_loop.items():  # one wake-up of each loop for the whole group
+            loop.call_soon_threadsafe(_settle_all, outcomes)
 
     def _one_by_one(self, pending: list[tuple[I, asyncio.Future[R], asyncio.AbstractEventLoop]]) -> None:
         """A group failed: each item is retried alone, so one bad item (say, text no encoder
@@ -1253,6 +1256,11 @@ class TranscriptStore:
             self._keys_engine.dispose()
         for callback in self._on_close:
             callback()
+
+
+def _settle_all(outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for settled, result in outcomes:
+        _settle(settled, result, None)
 
 
 def _settle(settled: asyncio.Future[Any], result: Any, error: Optional[BaseException]) -> None:
