@@ -68,7 +68,7 @@ class ConversationMemory:
         self._idle_seconds = idle_seconds
         self._clock = clock  # wall-clock seconds: the rows are compared across processes
         self._store: Optional[TranscriptStore] = None
-        self._loads: Optional[GroupCommit[str, Optional[dict[str, Any]]]] = None
+        self._loads: Optional[GroupCommit[tuple[str, str], Optional[dict[str, Any]]]] = None
         self._saves: Optional[GroupCommit[tuple[str, dict[str, Any]], None]] = None
 
     @property
@@ -81,7 +81,7 @@ class ConversationMemory:
         self._loads = store.group_commit(self._read_group, same_tick=True)
         self._saves = store.group_commit(self._write_group, same_tick=True)
 
-    def _groups(self) -> tuple[GroupCommit[str, Optional[dict[str, Any]]], GroupCommit[tuple[str, dict[str, Any]], None]]:
+    def _groups(self) -> tuple[GroupCommit[tuple[str, str], Optional[dict[str, Any]]], GroupCommit[tuple[str, dict[str, Any]], None]]:
         if self._loads is None or self._saves is None:
             raise RuntimeError("ConversationMemory is used before a Bot bound it to its store")
         return self._loads, self._saves
@@ -96,7 +96,7 @@ class ConversationMemory:
         """The conversation's state, or a new one when there is none or it was idle too long.
         Raises `StoreUnavailable` when the database does not answer."""
         now = self._clock()
-        row = await self._groups()[0].submit(conversation)
+        row = await self._groups()[0].submit((fan, conversation))
         if row is None or row["fan"] != fan or now - row["seen_at"] > self._idle_seconds:
             return ConversationState(started=now)
         return _state(row)
@@ -106,12 +106,14 @@ class ConversationMemory:
         values = _row(state) | {"fan": fan, "seen_at": self._clock()}
         await self._groups()[1].submit((conversation, values))
 
-    def _read_group(self, wanted: list[str]) -> list[Optional[dict[str, Any]]]:
-        """Store thread: the rows of the conversations loaded meanwhile, in one statement."""
+    def _read_group(self, wanted: list[tuple[str, str]]) -> list[Optional[dict[str, Any]]]:
+        """Store thread: the rows of the conversations loaded meanwhile, in one statement, and
+        their fans' `/privacy` choices into the store's cache (read after the reply anyway)."""
         with self.store.engine.connect() as connection:
-            query = select(conversations).where(conversations.c.conversation.in_(set(wanted)))
+            query = select(conversations).where(conversations.c.conversation.in_({conversation for _, conversation in wanted}))
             rows = {row["conversation"]: dict(row) for row in connection.execute(query).mappings()}
-        return [rows.get(conversation) for conversation in wanted]
+            self.store.read_logging_choices((fan for fan, _ in wanted), connection)
+        return [rows.get(conversation) for _, conversation in wanted]
 
     def _write_group(self, saves: list[tuple[str, dict[str, Any]]]) -> list[None]:
         """Store thread: the states saved meanwhile, in one transaction (the last save of a

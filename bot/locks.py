@@ -97,8 +97,8 @@ class FanLocks:
                 return
             try:
                 yield
-            finally:  # shielded so a cancellation cannot leak the lock
-                await asyncio.shield(self._shared.give(key, session))
+            finally:
+                self._shared.give(key, session)
 
     def close(self) -> None:
         if self._shared is not None:
@@ -136,8 +136,11 @@ class SessionLocks:
             await asyncio.sleep(delay)  # another process holds the fan
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 
-    async def give(self, key: int, session: int) -> None:
-        await self._gives.submit((key, session))
+    def give(self, key: int, session: int) -> None:
+        """Queues the release; the holder goes on at once, and no cancellation can stop it.
+        A later try of the key in this process is queued behind it, and would succeed even
+        before it (a session's advisory locks are re-entrant): only other processes wait."""
+        self._gives.submit((key, session))
 
     def _try(self, keys: list[int]) -> list[tuple[bool, int]]:
         if self._connection is None:

@@ -226,7 +226,9 @@ class TicketStore:
                         }
                     )
                 ids = dict(zip((o.fan for o in fresh), _insert(connection, rows) if rows else []))
-                current = _active_rows(connection, fans) if rows else had  # ours, or a rival's where ours was skipped
+                # Read again only when a fan opens twice in the group, or a rival's row made ours skip.
+                again = len(fresh) < len(openings) - sum(o.fan in had for o in openings) or None in ids.values()
+                current = _active_rows(connection, fans) if again else had
                 queue = list(connection.execute(select(tickets.c.id).where(tickets.c.status == Status.OPEN.value).order_by(tickets.c.id)).scalars())
             opened: list[Opened] = []
             for o in openings:

@@ -1193,6 +1193,24 @@ class TranscriptStore:
         self._logging[fan] = enabled
         return enabled
 
+    def read_logging_choices(self, fans: Iterable[str], connection: Connection) -> None:
+        """Reads into the cache the `/privacy` choices of these fans not held yet, in one
+        statement on `connection` (store thread only): a burst's conversation loads bring
+        them along, so the transcript write after each reply needs no trip of its own."""
+        missing = [fan for fan in set(fans) if fan not in self._logging]
+        if not missing:
+            return
+        generation = self._generation
+        query = select(preferences.c.fan, preferences.c.logging_enabled).where(preferences.c.fan.in_(missing))
+        stored = {fan: bool(enabled) for fan, enabled in connection.execute(query)}
+        if generation != self._generation:  # a change was announced meanwhile: do not keep it
+            return
+        if len(self._logging) + len(missing) > DATA_KEY_CACHE:
+            self._logging.clear()
+        for fan in missing:
+            self._hold_token(fan)
+            self._logging[fan] = stored.get(fan, True)
+
     def _read_logging(self, fans: list[str]) -> list[bool]:
         """Store thread: the choices of the fans asked about meanwhile, in one statement."""
         with self._engine.connect() as connection:
