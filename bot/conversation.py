@@ -20,9 +20,6 @@ from sqlalchemy import delete, func, select
 
 from bot.privacy.schema import conversations, dialect_insert
 
-#: Rows per upsert statement: well under SQLite's and PostgreSQL's limits on bound parameters.
-SAVES_PER_STATEMENT = 500
-
 if TYPE_CHECKING:
     from bot.privacy.store import GroupCommit, TranscriptStore
 
@@ -120,14 +117,14 @@ class ConversationMemory:
         conversation wins, as it would one after another)."""
         rows = [{"conversation": conversation, **values} for conversation, values in dict(saves).items()]
         with self.store.engine.begin() as connection:
-            for start in range(0, len(rows), SAVES_PER_STATEMENT):  # one multi-row statement each
-                statement = dialect_insert(connection)(conversations).values(rows[start : start + SAVES_PER_STATEMENT])
-                connection.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=[conversations.c.conversation],
-                        set_={name: statement.excluded[name] for name in rows[0] if name != "conversation"},
-                    )
-                )
+            # One statement executed for many rows: compiled once and cached (a multi-row VALUES
+            # is compiled anew for each group, three times the CPU for 25 rows).
+            statement = dialect_insert(connection)(conversations)
+            upsert = statement.on_conflict_do_update(
+                index_elements=[conversations.c.conversation],
+                set_={name: statement.excluded[name] for name in rows[0] if name != "conversation"},
+            )
+            connection.execute(upsert, rows)
         return [None] * len(saves)
 
     async def is_current(self, conversation: str, started: float) -> bool:

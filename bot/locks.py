@@ -27,6 +27,7 @@ from typing import Optional
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from bot.leader import KEEPALIVES as _KEEPALIVES
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 #: the fan: the first retry is quick (a message takes milliseconds), later ones back off.
 FIRST_RETRY_SECONDS = 0.001
 MAX_RETRY_SECONDS = 0.02
+TRY = text("SELECT k, pg_try_advisory_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)")
+GIVE = text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)")
 
 
 class KeyedLocks:
@@ -143,14 +146,20 @@ class SessionLocks:
         self._gives.submit((key, session))
 
     def _try(self, keys: list[int]) -> list[tuple[bool, int]]:
+        """Lock thread: tries the keys in one statement. A connection found dead (the database
+        restarted, or cut it) is replaced once at once: it held nothing any more."""
+        fresh = self._connection is None
         if self._connection is None:
             self._connection = self._engine.connect()
             self._session += 1
         try:
-            rows = self._connection.execute(
-                text("SELECT k, pg_try_advisory_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"), {"keys": keys}
-            ).all()
-        except Exception:  # whatever it took is released with the connection
+            rows = self._connection.execute(TRY, {"keys": keys}).all()
+        except DBAPIError as error:  # whatever it took is released with the connection
+            self._drop_connection()
+            if fresh or not error.connection_invalidated:
+                raise
+            return self._try(keys)
+        except Exception:
             self._drop_connection()
             raise
         taken = {int(key): bool(ok) for key, ok in rows}
@@ -160,9 +169,7 @@ class SessionLocks:
         keys = [key for key, session in held if session == self._session]
         if keys and self._connection is not None:
             try:
-                self._connection.execute(
-                    text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"), {"keys": keys}
-                )
+                self._connection.execute(GIVE, {"keys": keys})
             except Exception as error:  # nothing may stay held: the connection goes, and every lock with it
                 logger.warning("per-fan database locks not given back (%s); their connection is closed", type(error).__name__)
                 self._drop_connection()
