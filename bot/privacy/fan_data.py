@@ -9,13 +9,15 @@ The wrapped data key is not a part: erasure shreds it first, on its own (crypto-
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Optional, Protocol
 
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from bot.handoff.locations import DeskPost
 from bot.privacy import crypto
 from bot.privacy.schema import consents, conversations, events, preferences, ratings, turns
 
@@ -207,3 +209,32 @@ def everything() -> tuple[FanDataPart, ...]:
 
     return (TurnsPart(), PreferencesPart(), ConversationsPart(), TicketsPart(), RatingsPart(), EventsPart(), ConsentPart())
 
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    """What an erasure deleted: the data key, and rows per part of `bot.privacy.fan_data`."""
+
+    data_keys: int
+    parts: Mapping[str, int] = field(default_factory=dict)
+    #: Tickets that were still open or claimed: the desk is told they were erased.
+    active_tickets: tuple[int, ...] = ()
+    #: Desk messages posted about the fan's tickets: the desks delete them.
+    desk_posts: tuple[DeskPost, ...] = ()
+    #: Finished after a crash: the counts are what this run deleted, not the whole erasure.
+    resumed: bool = False
+
+    @property
+    def turns(self) -> int:
+        return self.parts.get("turns", 0)
+
+    @property
+    def preferences(self) -> int:
+        return self.parts.get("transcript_logging", 0)
+
+    @property
+    def tickets(self) -> int:
+        return self.parts.get("tickets", 0)
+
+    @property
+    def records(self) -> int:
+        return self.data_keys + sum(self.parts.values())
