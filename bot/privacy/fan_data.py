@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Optional, Protocol
+from typing import Any, Optional, Protocol, runtime_checkable
 
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -43,6 +43,16 @@ class FanDataPart(Protocol):
 
     def erase(self, connection: Connection, fan: str) -> Erased:
         """Deletes the part's rows about the fan inside the caller's transaction."""
+
+
+@runtime_checkable
+class Expiring(Protocol):
+    """A part whose rows also expire by age, with the retention purge of turns (its own rule)."""
+
+    name: str
+
+    def purge(self, connection: Connection, before: datetime) -> int:
+        """Deletes the part's rows expired as of `before` inside the caller's transaction; returns how many."""
 
 
 def readable(key: Optional[bytes], body: bytes) -> str:
@@ -222,6 +232,22 @@ class ErasureReceipt:
     desk_posts: tuple[DeskPost, ...] = ()
     #: Finished after a crash: the counts are what this run deleted, not the whole erasure.
     resumed: bool = False
+
+    @classmethod
+    def of(cls, data_keys: int, erased: Mapping[str, Erased], resumed: bool = False) -> ErasureReceipt:
+        """The receipt of the parts' erasures; the tickets part adds what the desks must be told."""
+        tickets = erased.get("tickets")
+        return cls(
+            data_keys=data_keys,
+            parts={name: part.rows for name, part in erased.items()},
+            active_tickets=getattr(tickets, "active", ()),
+            desk_posts=getattr(tickets, "posts", ()),
+            resumed=resumed,
+        )
+
+    def counts(self) -> dict[str, Any]:
+        """What the audit record of the erasure says: counts only."""
+        return {"records": self.records, "turns": self.turns, "tickets": self.tickets}
 
     @property
     def turns(self) -> int:

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
-from sqlalchemy import delete, func, insert, literal, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -43,7 +43,7 @@ from bot.privacy.database import (
     sqlite_file,
     store_exists,
 )
-from bot.privacy.fan_data import ERASE_BATCH, ErasureReceipt, FanDataPart, erase_turns_batch, everything, readable
+from bot.privacy.fan_data import ERASE_BATCH, ErasureReceipt, Expiring, FanDataPart, erase_turns_batch, everything, readable
 from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
 from bot.privacy.fan_data import set_logging as _store_logging
 from bot.privacy.keys import (
@@ -58,13 +58,10 @@ from bot.privacy.keys import (
 from bot.privacy.notify import ERASED, EVERY_FAN, KEYS, PREFERENCE, announce, fan_token
 from bot.privacy.schema import (
     data_keys,
-    desk_posts,
-    desk_removals,
     dialect_insert,
     erasures,
     preferences,
     store_meta,
-    tickets,
     turns,
 )
 from bot.privacy.spool import Spool
@@ -153,7 +150,7 @@ class TranscriptStore:
         the one the store was created with (`KeyMismatchError`), raises before any
         migration or write. With `create` False (a deployment, an operator command), a
         missing or empty database raises `StoreMissingError` instead of becoming a new,
-        empty store: a vanished data folder must not silently lose the tickets and the
+        empty store: a vanished data folder must not silently lose the fans' data and the
         audit chain (`bot db init` creates a store deliberately). Erasures a crash
         interrupted are resumed once the store runs.
         """
@@ -301,8 +298,8 @@ class TranscriptStore:
 
     def hold_keys(self, fans: Iterable[str], create: bool) -> None:
         """Reads (and with `create`, makes) the data keys of many fans into the cache in one
-        transaction (store thread only): a burst of new fans opening tickets costs one
-        insert, not one transaction each. `data_key` then finds them held."""
+        transaction (store thread only): a burst of new fans costs one insert, not one
+        transaction each. `data_key` then finds them held."""
         missing = [fan for fan in dict.fromkeys(fans) if fan not in self._data_keys]
         if not missing:
             return
@@ -735,14 +732,7 @@ class TranscriptStore:
             if self._keys_engine is not self._engine:  # they listen on the transcript database
                 announce(connection, ERASED, fan_token(fan), self._origin)
         self._scrub()
-        tickets_part = erased.get("tickets")
-        receipt = ErasureReceipt(
-            data_keys=keys_deleted,
-            parts={name: part.rows for name, part in erased.items()},
-            active_tickets=getattr(tickets_part, "active", ()),
-            desk_posts=getattr(tickets_part, "posts", ()),
-            resumed=resumed,
-        )
+        receipt = ErasureReceipt.of(keys_deleted, erased, resumed)
         self._erasing[fan] = (job, actor, receipt)
         self._continue_erasure(fan)
         return receipt
@@ -763,7 +753,7 @@ class TranscriptStore:
         """Step 4: every job row of the fan (a repeated request too) and the audit record, in
         one transaction, retried when another process appends to the audit log at the same
         moment. If it still fails, the job stays and a later resume completes it."""
-        detail: dict[str, Any] = {"records": receipt.records, "turns": receipt.turns, "tickets": receipt.tickets}
+        detail: dict[str, Any] = receipt.counts()
         if receipt.resumed:  # the counts are this run's: the interrupted one deleted the rest
             detail["resumed"] = True
         for attempt in range(APPEND_ATTEMPTS):
@@ -850,28 +840,17 @@ class TranscriptStore:
                 return
 
     async def purge(self, before: datetime, dry_run: bool = False) -> int:
-        """Deletes (or, dry, counts) turns older than `before`; returns how many."""
+        """Deletes (or, dry, counts) turns older than `before`; returns how many. The parts that
+        expire by age too (`Expiring`) purge theirs in the same transaction."""
 
         def work() -> int:
             with self._engine.begin() as connection:
                 if dry_run:
                     return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
-                old = select(tickets.c.id).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
-                expired = desk_posts.c.ticket.in_(old.scalar_subquery())
-                connection.execute(  # the desk copies expire with their ticket: the running bot deletes them
-                    insert(desk_removals).from_select(
-                        ["desk", "channel", "message", "ticket", "queued_at"],
-                        select(desk_posts.c.desk, desk_posts.c.channel, desk_posts.c.message, desk_posts.c.ticket,
-                               literal(datetime.utcnow()).label("queued_at")).where(expired),
-                    )
-                )
-                connection.execute(delete(desk_posts).where(expired))
-                closed = connection.execute(
-                    delete(tickets).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
-                ).rowcount
+                expired = {part.name: part.purge(connection, before) for part in self._parts if isinstance(part, Expiring)}
             self._recent.drop_before(before)
-            self.audit_log.record("retention_purge", "operator", {"turns": purged, "tickets": closed})
+            self.audit_log.record("retention_purge", "operator", {"turns": purged, **expired})
             return purged
 
         return await self.run(work)
