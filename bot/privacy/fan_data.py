@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Optional, Protocol, runtime_checkable
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.engine import Connection
 
 from bot.handoff.locations import DeskPost
 from bot.privacy import crypto
+from bot.privacy.preferences import logging_enabled
 from bot.privacy.schema import consents, conversations, events, preferences, ratings, turns
 
 #: Turns deleted in the erasure's own transaction; more are deleted in queued batches.
@@ -114,17 +115,6 @@ class PreferencesPart:
 
     def erase(self, connection: Connection, fan: str) -> Erased:
         return Erased(self.name, int(connection.execute(delete(preferences).where(preferences.c.fan == fan)).rowcount))
-
-
-def logging_enabled(connection: Connection, fan: str) -> bool:
-    value = connection.execute(select(preferences.c.logging_enabled).where(preferences.c.fan == fan)).scalar()
-    return True if value is None else bool(value)
-
-
-def set_logging(connection: Connection, fan: str, enabled: bool) -> None:
-    changed = connection.execute(update(preferences).where(preferences.c.fan == fan).values(logging_enabled=enabled)).rowcount
-    if not changed:
-        connection.execute(insert(preferences).values(fan=fan, logging_enabled=enabled))
 
 
 class ConversationsPart:

@@ -44,8 +44,6 @@ from bot.privacy.database import (
     store_exists,
 )
 from bot.privacy.fan_data import ERASE_BATCH, ErasureReceipt, Expiring, FanDataPart, erase_turns_batch, everything, readable
-from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
-from bot.privacy.fan_data import set_logging as _store_logging
 from bot.privacy.keys import (
     DATA_KEY_CACHE,
     PSEUDONYM_FINGERPRINT,
@@ -56,11 +54,11 @@ from bot.privacy.keys import (
     record_pseudonym_key,
 )
 from bot.privacy.notify import ERASED, EVERY_FAN, KEYS, PREFERENCE, announce, fan_token
+from bot.privacy.preferences import LoggingChoices, read_choices, set_logging
 from bot.privacy.schema import (
     data_keys,
     dialect_insert,
     erasures,
-    preferences,
     store_meta,
     turns,
 )
@@ -98,7 +96,7 @@ class TranscriptStore:
         #: Each cached data key with its version, the row's `created_at`: a key made after an
         #: erasure is another version, so a cache or a queued write of the old one is refused.
         self._data_keys: OrderedDict[str, tuple[bytes, datetime]] = OrderedDict()
-        self._logging: dict[str, bool] = {}
+        self._logging = LoggingChoices()
         # Changes announced by other processes (`bot.privacy.notify`). `_generation` counts
         # them; a queued write remembers the count it was queued at, so a write queued before
         # the fan's erasure elsewhere is dropped. Guarded by `_changes`: the listener thread
@@ -392,7 +390,7 @@ class TranscriptStore:
         if fan is None:  # nothing of this fan held here
             return
         if kind == PREFERENCE:
-            self._logging.pop(fan, None)
+            self._logging.drop(fan)
             return
         held = fan in self._data_keys or fan in self._recent or fan in self._logging
         self._drop_cached(fan)
@@ -414,7 +412,7 @@ class TranscriptStore:
     def _hold_token(self, fan: str) -> None:
         """Remembers the fan's notice token while something of theirs is cached."""
         if len(self._fan_by_token) > 4 * DATA_KEY_CACHE:  # rebuilt from what is still held
-            held = [*list(self._data_keys), *list(self._logging), *self._recent.fans()]
+            held = [*list(self._data_keys), *self._logging.fans(), *self._recent.fans()]
             self._fan_by_token = {fan_token(each): each for each in held}
         self._fan_by_token[fan_token(fan)] = fan
 
@@ -536,7 +534,7 @@ class TranscriptStore:
         if not check_logging:
             return batch
         with self._engine.connect() as connection:
-            allowed = {fan for fan in {turn.fan for turn in batch} if _stored_logging_enabled(connection, fan)}
+            allowed = {fan for fan, enabled in read_choices(connection, (turn.fan for turn in batch)).items() if enabled}
         return tuple(turn for turn in batch if turn.fan in allowed)
 
     def _drain_spool(self) -> None:
@@ -717,7 +715,7 @@ class TranscriptStore:
 
     def _drop_cached(self, fan: str) -> None:
         self._data_keys.pop(fan, None)
-        self._logging.pop(fan, None)
+        self._logging.drop(fan)
         self._recent.drop(fan)
 
     def _execute_erasure(self, job: int, fan: str, actor: str, resumed: bool = False) -> ErasureReceipt:
@@ -877,10 +875,8 @@ class TranscriptStore:
         enabled = await self._logging_reads.submit(fan)
         if generation != self._generation:  # a change was announced meanwhile: do not keep it
             return enabled
-        if len(self._logging) > DATA_KEY_CACHE:
-            self._logging.clear()
         self._hold_token(fan)
-        self._logging[fan] = enabled
+        self._logging.keep({fan: enabled})
         return enabled
 
     def read_logging_choices(self, fans: Iterable[str], connection: Connection) -> None:
@@ -891,30 +887,26 @@ class TranscriptStore:
         if not missing:
             return
         generation = self._generation
-        query = select(preferences.c.fan, preferences.c.logging_enabled).where(preferences.c.fan.in_(missing))
-        stored = {fan: bool(enabled) for fan, enabled in connection.execute(query)}
+        stored = read_choices(connection, missing)
         if generation != self._generation:  # a change was announced meanwhile: do not keep it
             return
-        if len(self._logging) + len(missing) > DATA_KEY_CACHE:
-            self._logging.clear()
         for fan in missing:
             self._hold_token(fan)
-            self._logging[fan] = stored.get(fan, True)
+        self._logging.keep(stored)
 
     def _read_logging(self, fans: list[str]) -> list[bool]:
         """Store thread: the choices of the fans asked about meanwhile, in one statement."""
         with self._engine.connect() as connection:
-            query = select(preferences.c.fan, preferences.c.logging_enabled).where(preferences.c.fan.in_(set(fans)))
-            stored = {fan: bool(enabled) for fan, enabled in connection.execute(query)}
-        return [stored.get(fan, True) for fan in fans]
+            stored = read_choices(connection, fans)
+        return [stored[fan] for fan in fans]
 
     async def set_logging(self, fan: str, enabled: bool) -> None:
         def work() -> None:
             with self._engine.begin() as connection:
-                _store_logging(connection, fan, enabled)
+                set_logging(connection, fan, enabled)
                 announce(connection, PREFERENCE, fan_token(fan), self._origin)
             self._hold_token(fan)
-            self._logging[fan] = enabled
+            self._logging.keep({fan: enabled})
 
         await self.run(work)
 
