@@ -1,18 +1,23 @@
 """The store's keys: the master keys must open a stored data key, and the pseudonym key must be
-the one the store was created with (its fingerprint is recorded), before anything is written.
+the one the store was created with (its fingerprint is recorded), before anything is written;
+and the statements on the data keys (made, read with their version, shredded, rewrapped).
+The store caches the keys it uses (`bot.privacy.store`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import insert, inspect, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import delete, insert, inspect, select, update
+from sqlalchemy.engine import Connection, Engine
 
+from bot.privacy import crypto
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.database import StoreError, describe, first_line
-from bot.privacy.schema import data_keys, store_meta
+from bot.privacy.schema import data_keys, dialect_insert, store_meta
 
 #: Data keys (and per-fan choices, recent turns) held in memory at most, per store.
 DATA_KEY_CACHE = 10_000
@@ -80,3 +85,58 @@ def record_pseudonym_key(engine: Engine, keys_engine: Engine, pseudonym_key: byt
             )
         connection.execute(insert(store_meta).values(name=PSEUDONYM_FINGERPRINT, value=pseudonym_key_fingerprint(pseudonym_key)))
         return True
+
+
+# Data keys: one per fan, wrapped by the master keys; its row's `created_at` is its version. ----
+
+
+def load_keys(
+    connection: Connection, master: MasterKeys, fans: Sequence[str], create: bool
+) -> tuple[dict[str, tuple[bytes, datetime]], set[str]]:
+    """The unwrapped data keys and versions of these fans, read in the caller's transaction in
+    one statement; with `create`, a new key for each fan without one (another process may make
+    a fan's key at the same moment: the first one stays). Returns the keys, and the fans whose
+    key was made here."""
+    wanted = list(dict.fromkeys(fans))
+    query = select(data_keys.c.fan, data_keys.c.wrapped, data_keys.c.created_at).where(data_keys.c.fan.in_(wanted))
+    stored = {row.fan: (row.wrapped, row.created_at) for row in connection.execute(query)}
+    held: dict[str, tuple[bytes, datetime]] = {}
+    created: set[str] = set()
+    new = [fan for fan in wanted if fan not in stored] if create else []
+    if new:
+        version = datetime.utcnow()
+        made = {fan: crypto.new_data_key() for fan in new}
+        statement = dialect_insert(connection)(data_keys).on_conflict_do_nothing(index_elements=[data_keys.c.fan])
+        rows = [{"fan": fan, "wrapped": master.wrap(key), "created_at": version} for fan, key in made.items()]
+        created = set(connection.execute(statement.returning(data_keys.c.fan), rows).scalars())
+        held.update((fan, (made[fan], version)) for fan in created)
+        if len(created) < len(new):  # made by another process first: theirs
+            stored.update(
+                (row.fan, (row.wrapped, row.created_at))
+                for row in connection.execute(query.where(data_keys.c.fan.in_([fan for fan in new if fan not in created])))
+            )
+    held.update((fan, (master.unwrap(wrapped), version)) for fan, (wrapped, version) in stored.items())
+    return held, created
+
+
+def key_versions(connection: Connection, fans: Sequence[str], for_share: bool = False) -> dict[str, datetime]:
+    """The version of each of these fans' key rows that exists; `for_share` (PostgreSQL) locks
+    them until the caller's transaction ends, so an erasure waits for it."""
+    query = select(data_keys.c.fan, data_keys.c.created_at).where(data_keys.c.fan.in_(list(fans)))
+    if for_share:
+        query = query.with_for_update(read=True)
+    return {row.fan: row.created_at for row in connection.execute(query)}
+
+
+def delete_key(connection: Connection, fan: str) -> int:
+    """Crypto-shredding: the fan's data key goes; returns how many rows (0 or 1)."""
+    return int(connection.execute(delete(data_keys).where(data_keys.c.fan == fan)).rowcount)
+
+
+def rewrap_keys(connection: Connection, master: MasterKeys) -> int:
+    """Rewraps every data key under the first master key; returns how many."""
+    rotated = 0
+    for fan, wrapped in connection.execute(select(data_keys.c.fan, data_keys.c.wrapped)).all():
+        connection.execute(update(data_keys).where(data_keys.c.fan == fan).values(wrapped=master.rewrap(wrapped)))
+        rotated += 1
+    return rotated

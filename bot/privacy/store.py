@@ -50,14 +50,16 @@ from bot.privacy.keys import (
     KeyMismatchError,
     check_master_keys,
     check_pseudonym_key,
+    delete_key,
+    key_versions,
+    load_keys,
     pseudonym_key_fingerprint,
     record_pseudonym_key,
+    rewrap_keys,
 )
 from bot.privacy.notify import ERASED, EVERY_FAN, KEYS, PREFERENCE, announce, fan_token
 from bot.privacy.preferences import LoggingChoices, read_choices, set_logging
 from bot.privacy.schema import (
-    data_keys,
-    dialect_insert,
     erasures,
     store_meta,
     turns,
@@ -267,61 +269,22 @@ class TranscriptStore:
         if cached is not None:
             self._data_keys.move_to_end(fan)
             return cached
-        generation = self._generation
-        with self._keys_engine.begin() as connection:
-            row = connection.execute(select(data_keys.c.wrapped, data_keys.c.created_at).where(data_keys.c.fan == fan)).first()
-            if row is None:
-                if not create:
-                    return None
-                key, version = crypto.new_data_key(), datetime.utcnow()
-                # Another process may create the fan's key at the same moment: the first one stays.
-                statement = dialect_insert(connection)(data_keys).values(fan=fan, wrapped=self._master.wrap(key), created_at=version)
-                created = bool(connection.execute(statement.on_conflict_do_nothing(index_elements=[data_keys.c.fan])).rowcount)
-                if not created:
-                    wrapped, version = connection.execute(
-                        select(data_keys.c.wrapped, data_keys.c.created_at).where(data_keys.c.fan == fan)
-                    ).one()
-                    key = self._master.unwrap(wrapped)
-            else:
-                key, version = self._master.unwrap(row.wrapped), row.created_at
-                created = False
-        if created:  # nothing of the fan can be stored yet (turns need the key): an exact entry
-            self._recent.start(fan)
-        if generation == self._generation:  # no change announced meanwhile: safe to keep
-            self._hold_token(fan)
-            self._data_keys[fan] = (key, version)
-            if len(self._data_keys) > DATA_KEY_CACHE:
-                self._data_keys.popitem(last=False)
-        return key, version
+        return self._read_keys([fan], create).get(fan)
 
     def hold_keys(self, fans: Iterable[str], create: bool) -> None:
         """Reads (and with `create`, makes) the data keys of many fans into the cache in one
         transaction (store thread only): a burst of new fans costs one insert, not one
         transaction each. `data_key` then finds them held."""
         missing = [fan for fan in dict.fromkeys(fans) if fan not in self._data_keys]
-        if not missing:
-            return
+        if missing:
+            self._read_keys(missing, create)
+
+    def _read_keys(self, fans: list[str], create: bool) -> dict[str, tuple[bytes, datetime]]:
+        """Store thread: the keys read (made) in one transaction, cached unless a change was
+        announced meanwhile."""
         generation = self._generation
-        held: dict[str, tuple[bytes, datetime]] = {}
-        created: set[str] = set()
         with self._keys_engine.begin() as connection:
-            query = select(data_keys.c.fan, data_keys.c.wrapped, data_keys.c.created_at).where(data_keys.c.fan.in_(missing))
-            stored = {row.fan: (row.wrapped, row.created_at) for row in connection.execute(query)}
-            new = [fan for fan in missing if fan not in stored] if create else []
-            if new:
-                version = datetime.utcnow()
-                made = {fan: crypto.new_data_key() for fan in new}
-                # Another process may create a fan's key at the same moment: the first one stays.
-                statement = dialect_insert(connection)(data_keys).on_conflict_do_nothing(index_elements=[data_keys.c.fan])
-                rows = [{"fan": fan, "wrapped": self._master.wrap(key), "created_at": version} for fan, key in made.items()]
-                created = set(connection.execute(statement.returning(data_keys.c.fan), rows).scalars())
-                held.update((fan, (made[fan], version)) for fan in created)
-                if len(created) < len(new):
-                    stored.update(
-                        (row.fan, (row.wrapped, row.created_at))
-                        for row in connection.execute(query.where(data_keys.c.fan.in_([f for f in new if f not in created])))
-                    )
-        held.update((fan, (self._master.unwrap(wrapped), version)) for fan, (wrapped, version) in stored.items())
+            held, created = load_keys(connection, self._master, fans, create)
         for fan in created:  # nothing of the fan can be stored yet (turns need the key): an exact entry
             self._recent.start(fan)
         if generation == self._generation:  # no change announced meanwhile: safe to keep
@@ -330,6 +293,7 @@ class TranscriptStore:
                 self._data_keys[fan] = key
             while len(self._data_keys) > DATA_KEY_CACHE:
                 self._data_keys.popitem(last=False)
+        return held
 
     # Changes in other processes (bot.privacy.notify) ------------------------------------
 
@@ -485,14 +449,11 @@ class TranscriptStore:
     def _keys_gone(self, connection: Connection, versions: Mapping[str, datetime]) -> set[str]:
         """The fans whose key row is no longer the given version, read in `connection`'s
         transaction when the keys live in the same database (not atomic otherwise)."""
-        query = select(data_keys.c.fan, data_keys.c.created_at).where(data_keys.c.fan.in_(list(versions)))
         if self._keys_engine is self._engine:
-            if connection.dialect.name == "postgresql":
-                query = query.with_for_update(read=True)
-            present = {row.fan: row.created_at for row in connection.execute(query)}
+            present = key_versions(connection, list(versions), for_share=connection.dialect.name == "postgresql")
         else:
             with self._keys_engine.connect() as keys_connection:
-                present = {row.fan: row.created_at for row in keys_connection.execute(query)}
+                present = key_versions(keys_connection, list(versions))
         return {fan for fan, version in versions.items() if present.get(fan) != version}
 
     def _hold_recent(self, fans: set[str]) -> None:
@@ -658,7 +619,7 @@ class TranscriptStore:
             if cached is None or fan in self._erasing:
                 return False
             with self._keys_engine.connect() as connection:
-                version = connection.execute(select(data_keys.c.created_at).where(data_keys.c.fan == fan)).scalar()
+                version = key_versions(connection, [fan]).get(fan)
             if version == cached[1]:
                 return False
             self._drop_cached(fan)  # gone, or erased and made again: another version
@@ -675,12 +636,11 @@ class TranscriptStore:
         held = [fan for fan in set(fans) if fan in self._data_keys or fan in self._recent]
         if not held:
             return
-        query = select(data_keys.c.fan).where(data_keys.c.fan.in_(held))
         if connection is not None and self._keys_engine is self._engine:
-            present = set(connection.execute(query).scalars())
+            present = set(key_versions(connection, held))
         else:
             with self._keys_engine.connect() as keys_connection:
-                present = set(keys_connection.execute(query).scalars())
+                present = set(key_versions(keys_connection, held))
         for fan in held:
             if fan not in present:
                 self._data_keys.pop(fan, None)
@@ -721,7 +681,7 @@ class TranscriptStore:
     def _execute_erasure(self, job: int, fan: str, actor: str, resumed: bool = False) -> ErasureReceipt:
         """Store thread: steps 2 and 3 of `erase`, then the batches and step 4."""
         with self._keys_engine.begin() as connection:
-            keys_deleted = int(connection.execute(delete(data_keys).where(data_keys.c.fan == fan)).rowcount)
+            keys_deleted = delete_key(connection, fan)
             if self._keys_engine is self._engine:  # the other processes learn it as the key goes
                 announce(connection, ERASED, fan_token(fan), self._origin)
         self._drop_cached(fan)
@@ -920,13 +880,8 @@ class TranscriptStore:
         """Rewraps every data key under the first master key; transcript rows stay untouched."""
 
         def work() -> int:
-            rotated = 0
             with self._keys_engine.begin() as connection:
-                for fan, wrapped in connection.execute(select(data_keys.c.fan, data_keys.c.wrapped)).all():
-                    connection.execute(
-                        update(data_keys).where(data_keys.c.fan == fan).values(wrapped=self._master.rewrap(wrapped))
-                    )
-                    rotated += 1
+                rotated = rewrap_keys(connection, self._master)
                 if self._keys_engine is self._engine:
                     announce(connection, KEYS, EVERY_FAN, self._origin)
             if self._keys_engine is not self._engine:
