@@ -141,10 +141,19 @@ class GroupCommit(Generic[I, R]):
             start_flush = len(self._queued) == 1
         if start_flush:
             if self._same_tick:
-                loop.call_soon(self._executor.submit, self._flush)
+                loop.call_soon(self._start)
             else:
-                self._executor.submit(self._flush)
+                self._start()
         return settled
+
+    def _start(self) -> None:
+        try:
+            self._executor.submit(self._flush)
+        except RuntimeError as closed:  # the store was closed: every waiter learns it, none hangs
+            with self._lock:
+                pending, self._queued = self._queued, []
+            for _, settled, _loop in pending:
+                _settle(settled, None, closed)
 
     def _flush(self) -> None:
         with self._lock:
