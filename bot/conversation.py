@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select
 from bot.privacy.schema import conversations, dialect_insert
 
 if TYPE_CHECKING:
-    from bot.privacy.store import TranscriptStore
+    from bot.privacy.store import GroupCommit, TranscriptStore
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,8 @@ class ConversationMemory:
         self._idle_seconds = idle_seconds
         self._clock = clock  # wall-clock seconds: the rows are compared across processes
         self._store: Optional[TranscriptStore] = None
+        self._loads: Optional[GroupCommit[tuple[str, str], Optional[dict[str, Any]]]] = None
+        self._saves: Optional[GroupCommit[tuple[str, dict[str, Any]], None]] = None
 
     @property
     def idle_seconds(self) -> float:
@@ -74,6 +76,14 @@ class ConversationMemory:
 
     def bind(self, store: TranscriptStore) -> None:
         self._store = store
+        # A burst of fans (each awaiting its own) is one read and one transaction, not one each.
+        self._loads = store.group_commit(self._read_group, same_tick=True)
+        self._saves = store.group_commit(self._write_group, same_tick=True)
+
+    def _groups(self) -> tuple[GroupCommit[tuple[str, str], Optional[dict[str, Any]]], GroupCommit[tuple[str, dict[str, Any]], None]]:
+        if self._loads is None or self._saves is None:
+            raise RuntimeError("ConversationMemory is used before a Bot bound it to its store")
+        return self._loads, self._saves
 
     @property
     def store(self) -> TranscriptStore:
@@ -85,13 +95,7 @@ class ConversationMemory:
         """The conversation's state, or a new one when there is none or it was idle too long.
         Raises `StoreUnavailable` when the database does not answer."""
         now = self._clock()
-
-        def read() -> Optional[dict[str, Any]]:
-            with self.store.engine.connect() as connection:
-                row = connection.execute(select(conversations).where(conversations.c.conversation == conversation)).mappings().first()
-            return dict(row) if row is not None else None
-
-        row = await self.store.run(read)
+        row = await self._groups()[0].submit((fan, conversation))
         if row is None or row["fan"] != fan or now - row["seen_at"] > self._idle_seconds:
             return ConversationState(started=now)
         return _state(row)
@@ -99,12 +103,31 @@ class ConversationMemory:
     async def save(self, fan: str, conversation: str, state: ConversationState) -> None:
         """Writes the state back as of now (an insert, or an update of the existing row)."""
         values = _row(state) | {"fan": fan, "seen_at": self._clock()}
-        await self.store.run(lambda: self._upsert(conversation, values))
+        await self._groups()[1].submit((conversation, values))
 
-    def _upsert(self, conversation: str, values: dict[str, Any]) -> None:
+    def _read_group(self, wanted: list[tuple[str, str]]) -> list[Optional[dict[str, Any]]]:
+        """Store thread: the rows of the conversations loaded meanwhile, in one statement, and
+        their fans' `/privacy` choices into the store's cache (read after the reply anyway)."""
+        with self.store.engine.connect() as connection:
+            query = select(conversations).where(conversations.c.conversation.in_({conversation for _, conversation in wanted}))
+            rows = {row["conversation"]: dict(row) for row in connection.execute(query).mappings()}
+            self.store.read_logging_choices((fan for fan, _ in wanted), connection)
+        return [rows.get(conversation) for _, conversation in wanted]
+
+    def _write_group(self, saves: list[tuple[str, dict[str, Any]]]) -> list[None]:
+        """Store thread: the states saved meanwhile, in one transaction (the last save of a
+        conversation wins, as it would one after another)."""
+        rows = [{"conversation": conversation, **values} for conversation, values in dict(saves).items()]
         with self.store.engine.begin() as connection:
-            statement = dialect_insert(connection)(conversations).values(conversation=conversation, **values)
-            connection.execute(statement.on_conflict_do_update(index_elements=[conversations.c.conversation], set_=values))
+            # One statement executed for many rows: compiled once and cached (a multi-row VALUES
+            # is compiled anew for each group, three times the CPU for 25 rows).
+            statement = dialect_insert(connection)(conversations)
+            upsert = statement.on_conflict_do_update(
+                index_elements=[conversations.c.conversation],
+                set_={name: statement.excluded[name] for name in rows[0] if name != "conversation"},
+            )
+            connection.execute(upsert, rows)
+        return [None] * len(saves)
 
     async def is_current(self, conversation: str, started: float) -> bool:
         """Whether the conversation is still the one begun at `started` (not erased, expired

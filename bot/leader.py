@@ -33,7 +33,7 @@ JOBS = "background-jobs"
 DISCORD_GATEWAY = "discord-gateway"
 #: TCP keepalives on the lock's connection, so a leader cut off from the database notices
 #: (and the database drops its lock) within about half a minute, not the kernel's two hours.
-_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3, "connect_timeout": 5}
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3, "connect_timeout": 5}
 
 T = TypeVar("T")
 
@@ -88,7 +88,7 @@ class AdvisoryLock:
         self.name, self.poll_seconds = name, poll_seconds
         self._key = lock_key(name)
         self._engine: Engine = create_engine(
-            url, future=True, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=_KEEPALIVES
+            url, future=True, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=KEEPALIVES
         )
         self._connection: Optional[Connection] = None
         self._leading = False

@@ -1,12 +1,18 @@
 """One fan's messages are handled one at a time, so an erasure cannot race a message of the
 same fan and leave something behind, and two messages cannot both think they are the first.
 
-`KeyedLocks`: one asyncio lock per key, within a process. `FanLocks` adds, on PostgreSQL, a
-transaction-scoped advisory lock (`pg_advisory_xact_lock` on a 64-bit hash of the pseudonym)
-so processes sharing the database take turns too; the server releases it when the holding
-transaction ends, or the holding process dies. The in-process lock stays in front of it, so
-one process opens one transaction per busy fan, not one per waiting message. SQLite is
-single-process (`bot.privacy.single_process`): the in-process lock is enough there.
+`KeyedLocks`: one asyncio lock per key, within a process. `FanLocks` adds, on PostgreSQL, an
+advisory lock on a 64-bit hash of the pseudonym so processes sharing the database take turns
+too. The locks are session-level, all on one connection of the process's own: the locks a
+burst of fans asks for in one event-loop iteration are tried in one statement, and given back
+in one (`pg_try_advisory_lock` / `pg_advisory_unlock` over an array). One transaction-scoped
+lock per fan, each on a pooled connection, cost a connection and three round trips per
+fan on one thread: 115 ms p50 to take the lock in a burst of 25 new fans per process, most of
+it opening connections beyond the pool (docs/benchmarks.md, "The /human burst"). PostgreSQL
+releases a session's locks when its connection closes, so a process that dies, or loses the
+connection, holds nothing. The in-process lock stays in front, so the one session never takes
+a fan's lock twice (a session's advisory locks are re-entrant). SQLite is single-process
+(`bot.privacy.single_process`): the in-process lock is enough there.
 """
 
 from __future__ import annotations
@@ -17,18 +23,24 @@ import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Optional
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
-from bot.privacy.store import OUTAGES
+from bot.leader import KEEPALIVES as _KEEPALIVES
+from bot.privacy.store import OUTAGES, GroupCommit, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
-#: Polling a try-lock instead of blocking keeps a thread free while another process holds
+#: Polling a try-lock instead of blocking keeps the lock thread free while another process holds
 #: the fan: the first retry is quick (a message takes milliseconds), later ones back off.
 FIRST_RETRY_SECONDS = 0.001
 MAX_RETRY_SECONDS = 0.02
+TRY = text("SELECT k, pg_try_advisory_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)")
+GIVE = text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)")
 
 
 class KeyedLocks:
@@ -63,18 +75,12 @@ class FanLocks:
 
     def __init__(self, engine: Engine) -> None:
         self._local = KeyedLocks()
-        self._engine: Engine | None = None
-        if engine.dialect.name == "postgresql":
-            # Its own small pool: a lock holder never waits for a connection the store's
-            # thread needs, and the store's thread never waits for a lock holder's.
-            self._engine = create_engine(engine.url, future=True, pool_pre_ping=True, pool_size=4, max_overflow=60)
-            self._take = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fan-lock")
-            self._release = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fan-unlock")
+        self._shared = SessionLocks(engine) if engine.dialect.name == "postgresql" else None
 
     @property
     def shared(self) -> bool:
         """Whether other processes are locked out too (PostgreSQL)."""
-        return self._engine is not None
+        return self._shared is not None
 
     @asynccontextmanager
     async def hold(self, fan: str) -> AsyncIterator[None]:
@@ -82,54 +88,103 @@ class FanLocks:
         written to the database meanwhile (transcript writes wait in the spool), and the fan
         gets an honest reply rather than none."""
         async with self._local.hold(fan):
-            if self._engine is None:
+            if self._shared is None:
                 yield
                 return
-            loop = asyncio.get_running_loop()
             key = advisory_key(fan)
             try:
-                connection, taken = await loop.run_in_executor(self._take, self._begin, key)
-            except OUTAGES:
+                session = await self._shared.take(key)
+            except (*OUTAGES, StoreUnavailable):
                 logger.warning("per-fan database lock not taken: the database did not answer")
                 yield
                 return
             try:
-                delay = FIRST_RETRY_SECONDS
-                while not taken:  # another process holds the fan
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, MAX_RETRY_SECONDS)
-                    taken = await loop.run_in_executor(self._take, _try_lock, connection, key)
                 yield
-            finally:  # ending the transaction releases the lock; shielded so a cancellation cannot leak it
-                await asyncio.shield(loop.run_in_executor(self._release, _end, connection))
-
-    def _begin(self, key: int) -> tuple[Connection, bool]:
-        """A connection in a transaction, and whether the lock was free (one hop when it is)."""
-        assert self._engine is not None
-        connection = self._engine.connect()
-        try:
-            connection.begin()
-            return connection, _try_lock(connection, key)
-        except BaseException:
-            connection.close()
-            raise
+            finally:
+                self._shared.give(key, session)
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._take.shutdown(wait=True)
-            self._release.shutdown(wait=True)
-            self._engine.dispose()
+        if self._shared is not None:
+            self._shared.close()
 
     def __len__(self) -> int:
         return len(self._local)
 
 
-def _try_lock(connection: Connection, key: int) -> bool:
-    return bool(connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar())
+class SessionLocks:
+    """Session-level advisory locks on one connection and one thread, tried and given back
+    in groups (`GroupCommit`): a burst costs two round trips, not two per fan.
 
+    Each lock taken is told the session it was taken in (a count of connections): after the
+    connection was lost (and the server released everything it held), a give-back from
+    before is not sent to the new connection, where it could release another holder's lock."""
 
-def _end(connection: Connection) -> None:
-    try:
-        connection.rollback()  # nothing was written on it: ending the transaction is the release
-    finally:
-        connection.close()
+    def __init__(self, engine: Engine) -> None:
+        self._engine = create_engine(
+            engine.url, future=True, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args=_KEEPALIVES
+        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fan-locks")
+        self._connection: Optional[Connection] = None
+        self._session = 0
+        self._tries: GroupCommit[int, tuple[bool, int]] = GroupCommit(self._executor, self._try, same_tick=True)
+        self._gives: GroupCommit[tuple[int, int], None] = GroupCommit(self._executor, self._give, same_tick=True)
+
+    async def take(self, key: int) -> int:
+        """Waits until this process holds `key`; returns the session it is held in."""
+        delay = FIRST_RETRY_SECONDS
+        while True:
+            taken, session = await self._tries.submit(key)
+            if taken:
+                return session
+            await asyncio.sleep(delay)  # another process holds the fan
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
+
+    def give(self, key: int, session: int) -> None:
+        """Queues the release; the holder goes on at once, and no cancellation can stop it.
+        A later try of the key in this process is queued behind it, and would succeed even
+        before it (a session's advisory locks are re-entrant): only other processes wait."""
+        self._gives.submit((key, session))
+
+    def _try(self, keys: list[int]) -> list[tuple[bool, int]]:
+        """Lock thread: tries the keys in one statement. A connection found dead (the database
+        restarted, or cut it) is replaced once at once: it held nothing any more."""
+        fresh = self._connection is None
+        if self._connection is None:
+            self._connection = self._engine.connect()
+            self._session += 1
+        try:
+            rows = self._connection.execute(TRY, {"keys": keys}).all()
+        except DBAPIError as error:  # whatever it took is released with the connection
+            self._drop_connection()
+            if fresh or not error.connection_invalidated:
+                raise
+            return self._try(keys)
+        except Exception:
+            self._drop_connection()
+            raise
+        taken = {int(key): bool(ok) for key, ok in rows}
+        return [(taken[key], self._session) for key in keys]
+
+    def _give(self, held: list[tuple[int, int]]) -> list[None]:
+        keys = [key for key, session in held if session == self._session]
+        if keys and self._connection is not None:
+            try:
+                self._connection.execute(GIVE, {"keys": keys})
+            except Exception as error:  # nothing may stay held: the connection goes, and every lock with it
+                logger.warning("per-fan database locks not given back (%s); their connection is closed", type(error).__name__)
+                self._drop_connection()
+        return [None] * len(held)
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.invalidate()
+                connection.close()
+            except Exception:  # already gone
+                pass
+
+    def close(self) -> None:
+        self._executor.submit(self._drop_connection)
+        self._executor.shutdown(wait=True)
+        self._engine.dispose()

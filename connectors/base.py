@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 from typing import Optional, Protocol
@@ -10,11 +11,32 @@ from typing import Optional, Protocol
 import aiohttp
 
 from bot.core import Bot
+from bot.messages import Incoming, Kind, Outgoing
 from connectors.health import Link
+
+logger = logging.getLogger(__name__)
 
 #: What `unreachable` turns into one line: the network failing under an SDK's HTTP call.
 #: Both SDKs speak HTTP through aiohttp.
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+
+#: The fan's answer when handling their message failed in a way the bot did not foresee.
+HANDLING_FAILED_TEXT = (
+    "Sorry, something went wrong on my side with that message. Please try again in a minute, "
+    "or type /human to reach a person."
+)
+
+
+async def replies_to(bot: Bot, incoming: Incoming, max_chars: int, receipts: bool = False) -> list[Outgoing]:
+    """The one error funnel of every connector: the bot's replies to a fan's message, or, when
+    handling it raised, one `error` reply, so a fan is never left without an answer (nor a
+    Discord command "thinking…"). Logged once, by the error's type: never the text or an id."""
+    try:
+        return await bot.handle(incoming, max_chars, receipts=receipts)
+    except Exception as error:
+        logger.error("handling a %s message failed: %s", incoming.platform, type(error).__name__)
+        return [Outgoing(Kind.ERROR, HANDLING_FAILED_TEXT)]
 
 
 class ConnectorError(RuntimeError):

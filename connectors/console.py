@@ -17,6 +17,7 @@ from bot.disclosure import CONSOLE_AI_PREFIX
 from bot.handoff.actions import DeskLineError, ModeratorAction, console_action
 from bot.handoff.desk import ConsoleDesk
 from bot.messages import Incoming, Outgoing
+from connectors.base import replies_to
 from connectors.health import Link
 
 PROMPT = "you> "
@@ -132,7 +133,7 @@ class ConsoleConnector:
                     await self._moderate(bot, moderator_text)
                     continue
                 incoming = Incoming("console", self._user_id, "console", line.rstrip("\n"))
-                await self._deliver(await bot.handle(incoming, self.max_message_chars))
+                await self._deliver(await replies_to(bot, incoming, self.max_message_chars))
         finally:
             timeouts.cancel()
 

@@ -24,7 +24,7 @@ from bot.config import DiscordSettings
 from bot.core import Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.metrics import METRICS
-from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
+from connectors.base import NETWORK_ERRORS, ConnectorError, replies_to, unreachable
 from connectors.discord_desk import DiscordDesk
 from connectors.discord_errors import delivery_errors
 from connectors.discord_render import (
@@ -294,7 +294,7 @@ class DiscordConnector:
         if task is not None:
             self._in_flight.add(task)
         try:
-            replies = await self._bot.handle(incoming, self.max_message_chars, receipts=True)
+            replies = await replies_to(self._bot, incoming, self.max_message_chars, receipts=True)
             await self._router.deliver(replies, answer, incoming.address, self._bot)
         finally:
             self._in_flight.discard(task)

@@ -29,7 +29,7 @@ from bot.config import ConfigError, SlackSettings
 from bot.core import Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.metrics import METRICS
-from connectors.base import NETWORK_ERRORS, ConnectorError, unreachable
+from connectors.base import NETWORK_ERRORS, ConnectorError, replies_to, unreachable
 from connectors.dedupe import slack_message_key
 from connectors.health import Link
 from connectors.long_results import as_file
@@ -279,7 +279,8 @@ class SlackConnector:
         return acked
 
     async def _guarded(self, work: Awaitable[None]) -> None:
-        """One error funnel: a failure is logged once, by type only (no content)."""
+        """What fails outside a fan's message (`replies_to` answers those): a desk action, a
+        click; logged once, by type only (no content)."""
         try:
             await work
         except Exception as error:
@@ -383,7 +384,7 @@ class SlackConnector:
         if task is not None:
             self._in_flight.add(task)
         try:
-            replies = await self._bot.handle(incoming, self.max_message_chars, receipts=True)
+            replies = await replies_to(self._bot, incoming, self.max_message_chars, receipts=True)
             await self._router.deliver(replies, answer, incoming.address, self._bot)
         finally:
             self._in_flight.discard(task)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, insert, literal, select
 from sqlalchemy.engine import Connection
 
 from bot.handoff.locations import DeskPost
@@ -65,6 +65,24 @@ class TicketsPart:
             connection.execute(delete(tickets).where(tickets.c.id.in_(ids)))
         active = tuple(sorted(row.id for row in rows if row.status in ACTIVE_STATUSES))
         return ErasedTickets(self.name, len(ids), active, posts)
+
+
+    def purge(self, connection: Connection, before: datetime) -> int:
+        """Retention: tickets closed before `before` go, with the locations of their desk
+        messages (queued for the running bot to delete those too)."""
+        old = select(tickets.c.id).where(tickets.c.status.not_in(ACTIVE_STATUSES), tickets.c.closed_at < before)
+        expired = desk_posts.c.ticket.in_(old.scalar_subquery())
+        connection.execute(  # the desk copies expire with their ticket: the running bot deletes them
+            insert(desk_removals).from_select(
+                ["desk", "channel", "message", "ticket", "queued_at"],
+                select(desk_posts.c.desk, desk_posts.c.channel, desk_posts.c.message, desk_posts.c.ticket,
+                       literal(datetime.utcnow()).label("queued_at")).where(expired),
+            )
+        )
+        connection.execute(delete(desk_posts).where(expired))
+        return int(
+            connection.execute(delete(tickets).where(tickets.c.status.not_in(ACTIVE_STATUSES), tickets.c.closed_at < before)).rowcount
+        )
 
 
 def _posts_by_ticket(connection: Connection, ids: list[int]) -> dict[int, list[DeskPost]]:

@@ -222,6 +222,7 @@ class TicketStore:
                 for opening in openings:  # one row per fan without an active ticket
                     if opening.fan not in had and all(opening.fan != other.fan for other in fresh):
                         fresh.append(opening)
+                self._store.hold_keys((opening.fan for opening in fresh), create=True)  # one transaction for all
                 rows = []
                 for opening in fresh:
                     key = self._store.data_key(opening.fan, create=True)
@@ -237,7 +238,9 @@ class TicketStore:
                 ids = dict(zip((o.fan for o in fresh), _insert(connection, rows) if rows else []))
                 for opening in fresh:  # recorded where the ticket is decided: once, by whichever process opened it
                     events.add(connection, events.HANDOFF_OPENED, events.epoch(opening.at), platform=opening.route.platform, reason=opening.reason)
-                current = _active_rows(connection, fans) if rows else had  # ours, or a rival's where ours was skipped
+                # Read again only when a fan opens twice in the group, or a rival's row made ours skip.
+                again = len(fresh) < len(openings) - sum(o.fan in had for o in openings) or None in ids.values()
+                current = _active_rows(connection, fans) if again else had
                 queue = list(connection.execute(select(tickets.c.id).where(tickets.c.status == Status.OPEN.value).order_by(tickets.c.id)).scalars())
             opened: list[Opened] = []
             for o in openings:

@@ -9,14 +9,17 @@ The wrapped data key is not a part: erasure shreds it first, on its own (crypto-
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Optional, Protocol
+from typing import Any, Optional, Protocol, runtime_checkable
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.engine import Connection
 
+from bot.handoff.locations import DeskPost
 from bot.privacy import crypto
+from bot.privacy.preferences import logging_enabled
 from bot.privacy.schema import consents, conversations, events, preferences, ratings, turns
 
 #: Turns deleted in the erasure's own transaction; more are deleted in queued batches.
@@ -41,6 +44,16 @@ class FanDataPart(Protocol):
 
     def erase(self, connection: Connection, fan: str) -> Erased:
         """Deletes the part's rows about the fan inside the caller's transaction."""
+
+
+@runtime_checkable
+class Expiring(Protocol):
+    """A part whose rows also expire by age, with the retention purge of turns (its own rule)."""
+
+    name: str
+
+    def purge(self, connection: Connection, before: datetime) -> int:
+        """Deletes the part's rows expired as of `before` inside the caller's transaction; returns how many."""
 
 
 def readable(key: Optional[bytes], body: bytes) -> str:
@@ -102,17 +115,6 @@ class PreferencesPart:
 
     def erase(self, connection: Connection, fan: str) -> Erased:
         return Erased(self.name, int(connection.execute(delete(preferences).where(preferences.c.fan == fan)).rowcount))
-
-
-def logging_enabled(connection: Connection, fan: str) -> bool:
-    value = connection.execute(select(preferences.c.logging_enabled).where(preferences.c.fan == fan)).scalar()
-    return True if value is None else bool(value)
-
-
-def set_logging(connection: Connection, fan: str, enabled: bool) -> None:
-    changed = connection.execute(update(preferences).where(preferences.c.fan == fan).values(logging_enabled=enabled)).rowcount
-    if not changed:
-        connection.execute(insert(preferences).values(fan=fan, logging_enabled=enabled))
 
 
 class ConversationsPart:
@@ -188,6 +190,11 @@ class RatingsPart:
     def erase(self, connection: Connection, fan: str) -> Erased:
         return Erased(self.name, int(connection.execute(delete(ratings).where(ratings.c.fan == fan)).rowcount))
 
+    def purge(self, connection: Connection, before: datetime) -> int:
+        """Ratings follow the turns' retention (`before` is naive UTC, `at` epoch seconds)."""
+        cutoff = before.replace(tzinfo=UTC).timestamp()
+        return int(connection.execute(delete(ratings).where(ratings.c.at < cutoff)).rowcount)
+
 
 class ConsentPart:
     """The fan's answer to the consent question (`[privacy] consent = "opt-in"`)."""
@@ -211,3 +218,48 @@ def everything() -> tuple[FanDataPart, ...]:
 
     return (TurnsPart(), PreferencesPart(), ConversationsPart(), TicketsPart(), RatingsPart(), EventsPart(), ConsentPart())
 
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    """What an erasure deleted: the data key, and rows per part of `bot.privacy.fan_data`."""
+
+    data_keys: int
+    parts: Mapping[str, int] = field(default_factory=dict)
+    #: Tickets that were still open or claimed: the desk is told they were erased.
+    active_tickets: tuple[int, ...] = ()
+    #: Desk messages posted about the fan's tickets: the desks delete them.
+    desk_posts: tuple[DeskPost, ...] = ()
+    #: Finished after a crash: the counts are what this run deleted, not the whole erasure.
+    resumed: bool = False
+
+    @classmethod
+    def of(cls, data_keys: int, erased: Mapping[str, Erased], resumed: bool = False) -> ErasureReceipt:
+        """The receipt of the parts' erasures; the tickets part adds what the desks must be told."""
+        tickets = erased.get("tickets")
+        return cls(
+            data_keys=data_keys,
+            parts={name: part.rows for name, part in erased.items()},
+            active_tickets=getattr(tickets, "active", ()),
+            desk_posts=getattr(tickets, "posts", ()),
+            resumed=resumed,
+        )
+
+    def counts(self) -> dict[str, Any]:
+        """What the audit record of the erasure says: counts only."""
+        return {"records": self.records, "turns": self.turns, "tickets": self.tickets}
+
+    @property
+    def turns(self) -> int:
+        return self.parts.get("turns", 0)
+
+    @property
+    def preferences(self) -> int:
+        return self.parts.get("transcript_logging", 0)
+
+    @property
+    def tickets(self) -> int:
+        return self.parts.get("tickets", 0)
+
+    @property
+    def records(self) -> int:
+        return self.data_keys + sum(self.parts.values())

@@ -1,363 +1,83 @@
 """The transcript store: minimized turns, encrypted per fan, erasable by crypto-shredding.
 
-SQLAlchemy 1.4 Core in its 2.0 style, run on one worker thread per store so SQLite sees a
-single writer and the event loop never blocks on I/O.
+SQLAlchemy Core in its 2.0 style, run on one worker thread per store so SQLite sees a
+single writer and the event loop never blocks on I/O. The parts live beside it: the
+database engine and group commit (`bot.privacy.database`), the key checks
+(`bot.privacy.keys`), turns and recent turns (`bot.privacy.turns`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import calendar
-import hashlib
-import hmac
 import logging
-import os
-import sqlite3
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, Optional, TypeVar
+from typing import Any, Optional, TypeVar
 
-from sqlalchemy import create_engine, delete, event, func, insert, inspect, literal, select, text, update
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.pool import QueuePool
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from bot.handoff.locations import DeskPost
 from bot.privacy import crypto, events, migrate
 from bot.privacy.audit import APPEND_ATTEMPTS, AuditLog
 from bot.privacy.crypto import MasterKeys
-from bot.privacy.fan_data import ERASE_BATCH, FanDataPart, erase_turns_batch, everything, readable
-from bot.privacy.fan_data import logging_enabled as _stored_logging_enabled
-from bot.privacy.fan_data import set_logging as _store_logging
+from bot.privacy.database import (
+    OUTAGES,
+    GroupCommit,
+    StoreError,
+    StoreMissingError,
+    StoreUnavailable,
+    WalCheckpointer,
+    describe,
+    file_identity,
+    first_line,
+    open_engine,
+    require_existing_file,
+    require_schema,
+    sqlite_file,
+    store_exists,
+)
+from bot.privacy.fan_data import ERASE_BATCH, ErasureReceipt, Expiring, FanDataPart, erase_turns_batch, everything, readable
+from bot.privacy.keys import (
+    DATA_KEY_CACHE,
+    PSEUDONYM_FINGERPRINT,
+    KeyMismatchError,
+    check_master_keys,
+    check_pseudonym_key,
+    delete_key,
+    key_versions,
+    load_keys,
+    pseudonym_key_fingerprint,
+    record_pseudonym_key,
+    rewrap_keys,
+)
 from bot.privacy.notify import ERASED, EVERY_FAN, KEYS, PREFERENCE, announce, fan_token
-from bot.privacy.schema import data_keys, desk_posts, desk_removals, dialect_insert, erasures, ratings, store_meta, tickets, turns
+from bot.privacy.preferences import LoggingChoices, read_choices, set_logging
+from bot.privacy.schema import (
+    erasures,
+    store_meta,
+    turns,
+)
 from bot.privacy.spool import Spool
+from bot.privacy.turns import QueuedTurns, RecentTurns, Turn
+
+#: Names imported from here by callers, from before the store's parts had modules of their own.
+__all__ = [
+    "ERASE_BATCH", "OUTAGES", "PSEUDONYM_FINGERPRINT", "ErasureReceipt", "GroupCommit", "KeyMismatchError", "RecentTurns",
+    "StoreError", "StoreMissingError", "StoreUnavailable", "TranscriptStore", "Turn", "open_engine",
+    "pseudonym_key_fingerprint", "store_exists",
+]
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - GroupCommit[I, R]: item in, result out
 R = TypeVar("R")
 logger = logging.getLogger(__name__)
-DATA_KEY_CACHE = 10_000
-
-
-class StoreError(RuntimeError):
-    """The database cannot be opened or used; the message names the URL's database."""
-
-
-class StoreUnavailable(StoreError):
-    """The database did not answer (down, unreachable, locked): try again later."""
-
-
-#: Driver errors that mean "not reachable now" rather than "this statement is wrong".
-OUTAGES = (OperationalError, InterfaceError, DisconnectionError)
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One stored line of a conversation; `text` must already be redacted."""
-
-    fan: str
-    conversation: str
-    role: str  # fan, assistant, moderator
-    kind: str
-    at: datetime
-    text: str
-    intent: Optional[str] = None
-    confidence: Optional[float] = None
-
-
-@dataclass(frozen=True)
-class ErasureReceipt:
-    """What an erasure deleted: the data key, and rows per part of `bot.privacy.fan_data`."""
-
-    data_keys: int
-    parts: Mapping[str, int] = field(default_factory=dict)
-    #: Tickets that were still open or claimed: the desk is told they were erased.
-    active_tickets: tuple[int, ...] = ()
-    #: Desk messages posted about the fan's tickets: the desks delete them.
-    desk_posts: tuple[DeskPost, ...] = ()
-    #: Finished after a crash: the counts are what this run deleted, not the whole erasure.
-    resumed: bool = False
-
-    @property
-    def turns(self) -> int:
-        return self.parts.get("turns", 0)
-
-    @property
-    def preferences(self) -> int:
-        return self.parts.get("transcript_logging", 0)
-
-    @property
-    def tickets(self) -> int:
-        return self.parts.get("tickets", 0)
-
-    @property
-    def records(self) -> int:
-        return self.data_keys + sum(self.parts.values())
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten, not left in free pages
-    # No checkpoint inside a commit: whichever write crossed the WAL limit would pay for
-    # copying it back (hundreds of ms). `_WalCheckpointer` does it beside the writer.
-    cursor.execute("PRAGMA wal_autocheckpoint=0")
-    cursor.close()
-
-
-class _WalCheckpointer:
-    """Checkpoints a SQLite WAL from its own connection every few seconds (PASSIVE mode
-    never blocks the store's writer), so commits never stall on a checkpoint."""
-
-    def __init__(self, path: str, every_seconds: float = 2.0) -> None:
-        self._path = path
-        self._every = every_seconds
-        self._stop = threading.Event()
-        self._failing = False
-        self._thread = threading.Thread(target=self._loop, name="wal-checkpoint", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._every):
-            self.checkpoint()
-
-    def checkpoint(self, truncate: bool = False) -> None:
-        """PASSIVE copies what it can without waiting; TRUNCATE (after a key is shredded)
-        waits for readers and empties the WAL file, so no copy of the key stays there."""
-        try:
-            # mode=rw: never create the file (a removed store must not come back empty).
-            connection = sqlite3.connect(f"file:{self._path}?mode=rw", timeout=1, uri=True)
-            try:
-                connection.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
-            finally:
-                connection.close()
-            self._failing = False
-        except sqlite3.Error:
-            if not self._failing:  # once per failure streak, not every few seconds
-                logger.warning("SQLite WAL checkpoint failed; will retry quietly")
-            self._failing = True
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.checkpoint()
-
-
-def open_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        database = Path(parsed.database)
-        database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not database.exists():  # owner-only; SQLite gives its -wal and -shm files the same mode
-            os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
-    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
-        raise StoreError("an in-memory SQLite store would vanish on exit: use a file, e.g. sqlite:///.data/transcripts.db")
-    if parsed.get_backend_name() != "sqlite":
-        # An unreachable server fails in seconds, not after the operating system's TCP timeout.
-        connect_args = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {}
-        return create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
-    # SQLAlchemy 1.4 opens a new connection per use for SQLite files (NullPool), paying the
-    # pragmas every time: milliseconds per write. Keep connections; the store's single
-    # worker thread is the only writer.
-    engine = create_engine(url, future=True, poolclass=QueuePool, connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-class GroupCommit(Generic[I, R]):
-    """Items queued while the store thread is busy are written together, by one job.
-
-    `write` runs on the store's thread with every item queued since the last group, in
-    submission order, and returns one result per item; when it raises, every item of the
-    group gets the error. A group's job is queued on the store thread when its first item
-    arrives, so the group keeps its place in order with every other store job.
-
-    With `same_tick`, the job is queued at the end of the event loop's current iteration
-    instead, so items submitted by tasks that run in the same iteration (a burst) form one
-    group. Only for items whose submitter awaits the result: a job it queued right after
-    submitting could otherwise overtake the group.
-    """
-
-    def __init__(
-        self, executor: ThreadPoolExecutor, write: Callable[[list[I]], Sequence[R]], same_tick: bool = False
-    ) -> None:
-        self._executor = executor
-        self._write = write
-        self._same_tick = same_tick
-        self._lock = threading.Lock()
-        self._queued: list[tuple[I, asyncio.Future[R], asyncio.AbstractEventLoop]] = []
-
-    @property
-    def pending(self) -> bool:
-        return bool(self._queued)
-
-    def submit(self, item: I) -> asyncio.Future[R]:
-        loop = asyncio.get_running_loop()
-        settled: asyncio.Future[R] = loop.create_future()
-        with self._lock:
-            self._queued.append((item, settled, loop))
-            start_flush = len(self._queued) == 1
-        if start_flush:
-            if self._same_tick:
-                loop.call_soon(self._executor.submit, self._flush)
-            else:
-                self._executor.submit(self._flush)
-        return settled
-
-    def _flush(self) -> None:
-        with self._lock:
-            pending, self._queued = self._queued, []
-        try:
-            results = self._write([item for item, _, _ in pending])
-        except OUTAGES as failure:  # the database is away: every waiter learns it, honestly named
-            unavailable = StoreUnavailable(f"the database did not answer: {type(failure).__name__}")
-            for _, settled, loop in pending:
-                loop.call_soon_threadsafe(_settle, settled, None, unavailable)
-            return
-        except Exception as failure:
-            if len(pending) == 1:
-                _, settled, loop = pending[0]
-                loop.call_soon_threadsafe(_settle, settled, None, failure)
-                return
-            self._one_by_one(pending)
-            return
-        for (_, settled, loop), result in zip(pending, results):
-            loop.call_soon_threadsafe(_settle, settled, result, None)
-
-    def _one_by_one(self, pending: list[tuple[I, asyncio.Future[R], asyncio.AbstractEventLoop]]) -> None:
-        """A group failed: each item is retried alone, so one bad item (say, text no encoder
-        accepts) fails only its own waiter and never takes the rest of the group with it."""
-        failed = 0
-        for item, settled, loop in pending:
-            try:
-                [result] = self._write([item])
-            except Exception as failure:
-                failed += 1
-                loop.call_soon_threadsafe(_settle, settled, None, failure)
-            else:
-                loop.call_soon_threadsafe(_settle, settled, result, None)
-        logger.error("a group commit failed; %d of %d item(s) failed again alone and were dropped", failed, len(pending))
-
-
-@dataclass(frozen=True)
-class _QueuedTurns:
-    """A batch waiting for the group commit, with what was known when it was queued."""
-
-    batch: tuple[Turn, ...]
-    check_logging: bool
-    generation: int  # `TranscriptStore._generation` then: later changes elsewhere are honoured
-    versions: Mapping[str, datetime]  # the fans' cached key versions then
-
-
-@dataclass
-class _Recent:
-    turns: deque[dict[str, Any]]
-    disclosed: Optional[datetime]
-    seen: float
-
-
-class RecentTurns:
-    """Each active fan's last stored turns and first stored disclosure time, in memory,
-    so a handoff packet needs no read of the store.
-
-    An entry exists only while it mirrors the store exactly: it starts empty when the
-    fan's data key is made (nothing can be stored before), or from a store read; every
-    committed write is appended; an erasure drops it, a purge drops it when it reached
-    back past the cutoff. Fans idle for `idle_seconds` (the conversation idle limit) and
-    the least recently active beyond `max_fans` are dropped; a fan without an entry is
-    read from the store. Store thread only. `limit` 0 keeps nothing.
-    """
-
-    def __init__(
-        self, limit: int = 0, idle_seconds: float = 0.0, max_fans: int = DATA_KEY_CACHE,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.limit = limit
-        self._idle_seconds = idle_seconds
-        self._max_fans = max_fans
-        self._monotonic = monotonic
-        self._fans: OrderedDict[str, _Recent] = OrderedDict()
-
-    def __contains__(self, fan: object) -> bool:
-        self._expire()
-        return fan in self._fans
-
-    def __len__(self) -> int:
-        self._expire()
-        return len(self._fans)
-
-    def get(self, fan: str, limit: int) -> Optional[tuple[list[dict[str, Any]], Optional[datetime]]]:
-        """The fan's last `limit` turns (oldest first) and first disclosure, or None."""
-        self._expire()
-        entry = self._fans.get(fan)
-        if entry is None or limit > self.limit:
-            return None
-        self._touch(fan, entry)
-        shown = list(entry.turns)[-limit:] if limit > 0 else []
-        return [dict(turn) for turn in shown], entry.disclosed
-
-    def start(self, fan: str, turns: Sequence[dict[str, Any]] = (), disclosed: Optional[datetime] = None) -> None:
-        """A complete entry: `turns` are the fan's last stored turns (at least `limit` of
-        them, or all there are), `disclosed` their first stored disclosure."""
-        if not self.limit:
-            return
-        entry = _Recent(deque((dict(turn) for turn in turns), maxlen=self.limit), disclosed, 0.0)
-        self._fans[fan] = entry
-        self._touch(fan, entry)
-        while len(self._fans) > self._max_fans:
-            self._fans.popitem(last=False)
-
-    def add(self, batch: Iterable[Turn]) -> None:
-        """Committed turns, in order; only fans with an entry are kept."""
-        if not self._fans:
-            return
-        for turn in batch:
-            entry = self._fans.get(turn.fan)
-            if entry is None:
-                continue
-            entry.turns.append({"role": turn.role, "kind": turn.kind, "at": turn.at, "text": turn.text})
-            if turn.kind == "disclosure" and (entry.disclosed is None or turn.at < entry.disclosed):
-                entry.disclosed = turn.at
-            self._touch(turn.fan, entry)
-        self._expire()
-
-    def drop(self, fan: str) -> None:
-        self._fans.pop(fan, None)
-
-    def drop_before(self, before: datetime) -> None:
-        """After a purge of turns older than `before`: entries holding one are no longer exact."""
-        for fan in [
-            fan for fan, entry in self._fans.items()
-            if (entry.disclosed is not None and entry.disclosed < before) or any(t["at"] < before for t in entry.turns)
-        ]:
-            del self._fans[fan]
-
-    def clear(self) -> None:
-        self._fans.clear()
-
-    def fans(self) -> list[str]:
-        return list(self._fans)
-
-    def _touch(self, fan: str, entry: _Recent) -> None:
-        entry.seen = self._monotonic()
-        self._fans.move_to_end(fan)
-
-    def _expire(self) -> None:
-        cutoff = self._monotonic() - self._idle_seconds
-        while self._fans:
-            fan, entry = next(iter(self._fans.items()))
-            if entry.seen >= cutoff:
-                return
-            del self._fans[fan]
 
 
 class TranscriptStore:
@@ -378,7 +98,7 @@ class TranscriptStore:
         #: Each cached data key with its version, the row's `created_at`: a key made after an
         #: erasure is another version, so a cache or a queued write of the old one is refused.
         self._data_keys: OrderedDict[str, tuple[bytes, datetime]] = OrderedDict()
-        self._logging: dict[str, bool] = {}
+        self._logging = LoggingChoices()
         # Changes announced by other processes (`bot.privacy.notify`). `_generation` counts
         # them; a queued write remembers the count it was queued at, so a write queued before
         # the fan's erasure elsewhere is dropped. Guarded by `_changes`: the listener thread
@@ -397,17 +117,18 @@ class TranscriptStore:
         #: Fans whose erasure is deleting rows in batches: their job id, actor and receipt.
         self._erasing: dict[str, tuple[int, str, ErasureReceipt]] = {}
         self._checkpointers = [
-            _WalCheckpointer(str(database))
-            for database in {_sqlite_file(engine), _sqlite_file(keys_engine)}
+            WalCheckpointer(str(database))
+            for database in {sqlite_file(engine), sqlite_file(keys_engine)}
             if database is not None
         ]
-        self._files = {path: _identity(path) for path in (_sqlite_file(engine), _sqlite_file(keys_engine)) if path}
+        self._files = {path: file_identity(path) for path in (sqlite_file(engine), sqlite_file(keys_engine)) if path}
         self.problem: Optional[str] = None  # set by `check_health` while the store is unusable
         #: The SQLite file was removed or replaced under the running bot: nothing written now
         #: would survive, so the bot says so to every fan until it is restarted (sticky).
         self.broken = False
         self._groups: list[GroupCommit[Any, Any]] = []
-        self._turn_writes: GroupCommit[_QueuedTurns, None] = self.group_commit(self._write_groups)
+        self._turn_writes: GroupCommit[QueuedTurns, None] = self.group_commit(self._write_groups)
+        self._logging_reads: GroupCommit[str, bool] = self.group_commit(self._read_logging, same_tick=True)
         self._recent = RecentTurns()
         self.audit_log = AuditLog(engine)
         self._on_close: list[Callable[[], None]] = []
@@ -429,35 +150,35 @@ class TranscriptStore:
         the one the store was created with (`KeyMismatchError`), raises before any
         migration or write. With `create` False (a deployment, an operator command), a
         missing or empty database raises `StoreMissingError` instead of becoming a new,
-        empty store: a vanished data folder must not silently lose the tickets and the
+        empty store: a vanished data folder must not silently lose the fans' data and the
         audit chain (`bot db init` creates a store deliberately). Erasures a crash
         interrupted are resumed once the store runs.
         """
         if not create:
             for each in {url, keys_url or url}:
-                _require_existing_file(each)
+                require_existing_file(each)
         try:
             engine = open_engine(url)
             keys_engine = engine if not keys_url or keys_url == url else open_engine(keys_url)
         except StoreError:
             raise
         except Exception as error:  # driver errors carry passwords in URLs: name the database only
-            raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
+            raise StoreError(f"cannot open the store ({describe(url)}): {type(error).__name__}: {first_line(error)}") from None
         if not create:
-            _require_schema(engine, "transcripts", url)
-            _require_schema(keys_engine, "keys", keys_url or url)
-        _check_master_keys(keys_engine, master)  # before any migration, thread or write
+            require_schema(engine, "transcripts", url)
+            require_schema(keys_engine, "keys", keys_url or url)
+        check_master_keys(keys_engine, master)  # before any migration, thread or write
         if pseudonym_key is not None:
-            _check_pseudonym_key(engine, pseudonym_key)
+            check_pseudonym_key(engine, pseudonym_key)
         try:
             migrate.upgrade(engine, "transcripts")
             migrate.upgrade(keys_engine, "keys")
             if pseudonym_key is not None:
-                _record_pseudonym_key(engine, keys_engine, pseudonym_key, adopt_pseudonym_key)
+                record_pseudonym_key(engine, keys_engine, pseudonym_key, adopt_pseudonym_key)
         except KeyMismatchError:
             raise
         except Exception as error:
-            raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
+            raise StoreError(f"cannot open the store ({describe(url)}): {type(error).__name__}: {first_line(error)}") from None
         store = cls(engine, keys_engine, master, spool=Spool(spool_path, master) if spool_path else None)
         store._executor.submit(store._resume_erasures_logged)
         return store
@@ -511,7 +232,7 @@ class TranscriptStore:
 
         def probe() -> Optional[str]:
             for path, identity in self._files.items():
-                current = _identity(path)
+                current = file_identity(path)
                 if current is None:
                     self.broken = True
                     return f"the SQLite file {path} was removed while the bot runs"
@@ -532,7 +253,7 @@ class TranscriptStore:
         except TimeoutError:
             self.problem = f"the database did not answer within {timeout:g} s"
         except Exception as error:
-            self.problem = f"a test write failed: {type(error).__name__}: {_first_line(error)}"[:300]
+            self.problem = f"a test write failed: {type(error).__name__}: {first_line(error)}"[:300]
         return self.problem
 
     # Data keys -------------------------------------------------------------------------
@@ -548,32 +269,31 @@ class TranscriptStore:
         if cached is not None:
             self._data_keys.move_to_end(fan)
             return cached
+        return self._read_keys([fan], create).get(fan)
+
+    def hold_keys(self, fans: Iterable[str], create: bool) -> None:
+        """Reads (and with `create`, makes) the data keys of many fans into the cache in one
+        transaction (store thread only): a burst of new fans costs one insert, not one
+        transaction each. `data_key` then finds them held."""
+        missing = [fan for fan in dict.fromkeys(fans) if fan not in self._data_keys]
+        if missing:
+            self._read_keys(missing, create)
+
+    def _read_keys(self, fans: list[str], create: bool) -> dict[str, tuple[bytes, datetime]]:
+        """Store thread: the keys read (made) in one transaction, cached unless a change was
+        announced meanwhile."""
         generation = self._generation
         with self._keys_engine.begin() as connection:
-            row = connection.execute(select(data_keys.c.wrapped, data_keys.c.created_at).where(data_keys.c.fan == fan)).first()
-            if row is None:
-                if not create:
-                    return None
-                key, version = crypto.new_data_key(), datetime.utcnow()
-                # Another process may create the fan's key at the same moment: the first one stays.
-                statement = dialect_insert(connection)(data_keys).values(fan=fan, wrapped=self._master.wrap(key), created_at=version)
-                created = bool(connection.execute(statement.on_conflict_do_nothing(index_elements=[data_keys.c.fan])).rowcount)
-                if not created:
-                    wrapped, version = connection.execute(
-                        select(data_keys.c.wrapped, data_keys.c.created_at).where(data_keys.c.fan == fan)
-                    ).one()
-                    key = self._master.unwrap(wrapped)
-            else:
-                key, version = self._master.unwrap(row.wrapped), row.created_at
-                created = False
-        if created:  # nothing of the fan can be stored yet (turns need the key): an exact entry
+            held, created = load_keys(connection, self._master, fans, create)
+        for fan in created:  # nothing of the fan can be stored yet (turns need the key): an exact entry
             self._recent.start(fan)
         if generation == self._generation:  # no change announced meanwhile: safe to keep
-            self._hold_token(fan)
-            self._data_keys[fan] = (key, version)
-            if len(self._data_keys) > DATA_KEY_CACHE:
+            for fan, key in held.items():
+                self._hold_token(fan)
+                self._data_keys[fan] = key
+            while len(self._data_keys) > DATA_KEY_CACHE:
                 self._data_keys.popitem(last=False)
-        return key, version
+        return held
 
     # Changes in other processes (bot.privacy.notify) ------------------------------------
 
@@ -634,7 +354,7 @@ class TranscriptStore:
         if fan is None:  # nothing of this fan held here
             return
         if kind == PREFERENCE:
-            self._logging.pop(fan, None)
+            self._logging.drop(fan)
             return
         held = fan in self._data_keys or fan in self._recent or fan in self._logging
         self._drop_cached(fan)
@@ -656,7 +376,7 @@ class TranscriptStore:
     def _hold_token(self, fan: str) -> None:
         """Remembers the fan's notice token while something of theirs is cached."""
         if len(self._fan_by_token) > 4 * DATA_KEY_CACHE:  # rebuilt from what is still held
-            held = [*list(self._data_keys), *list(self._logging), *self._recent.fans()]
+            held = [*list(self._data_keys), *self._logging.fans(), *self._recent.fans()]
             self._fan_by_token = {fan_token(each): each for each in held}
         self._fan_by_token[fan_token(fan)] = fan
 
@@ -729,14 +449,11 @@ class TranscriptStore:
     def _keys_gone(self, connection: Connection, versions: Mapping[str, datetime]) -> set[str]:
         """The fans whose key row is no longer the given version, read in `connection`'s
         transaction when the keys live in the same database (not atomic otherwise)."""
-        query = select(data_keys.c.fan, data_keys.c.created_at).where(data_keys.c.fan.in_(list(versions)))
         if self._keys_engine is self._engine:
-            if connection.dialect.name == "postgresql":
-                query = query.with_for_update(read=True)
-            present = {row.fan: row.created_at for row in connection.execute(query)}
+            present = key_versions(connection, list(versions), for_share=connection.dialect.name == "postgresql")
         else:
             with self._keys_engine.connect() as keys_connection:
-                present = {row.fan: row.created_at for row in keys_connection.execute(query)}
+                present = key_versions(keys_connection, list(versions))
         return {fan for fan, version in versions.items() if present.get(fan) != version}
 
     def _hold_recent(self, fans: set[str]) -> None:
@@ -752,7 +469,7 @@ class TranscriptStore:
         except Exception as error:  # only a cache: the packet will read the store instead
             logger.warning("could not read a fan's recent turns into memory: %s", type(error).__name__)
 
-    def _write_groups(self, groups: list[_QueuedTurns]) -> list[None]:
+    def _write_groups(self, groups: list[QueuedTurns]) -> list[None]:
         """Store thread: spooled batches first (they are older), then this group. When the
         database does not answer and a spool is configured, the group waits in the spool.
         What changed in another process since a batch was queued is honoured (`_fresh`)."""
@@ -778,7 +495,7 @@ class TranscriptStore:
         if not check_logging:
             return batch
         with self._engine.connect() as connection:
-            allowed = {fan for fan in {turn.fan for turn in batch} if _stored_logging_enabled(connection, fan)}
+            allowed = {fan for fan, enabled in read_choices(connection, (turn.fan for turn in batch)).items() if enabled}
         return tuple(turn for turn in batch if turn.fan in allowed)
 
     def _drain_spool(self) -> None:
@@ -803,7 +520,7 @@ class TranscriptStore:
         """
         versions = {turn.fan: cached[1] for turn in batch if (cached := self._data_keys.get(turn.fan)) is not None}
         with self._changes:  # in order with `changed` and the clearing in `_write_groups`
-            return self._turn_writes.submit(_QueuedTurns(batch, check_logging, self._generation, versions))
+            return self._turn_writes.submit(QueuedTurns(batch, check_logging, self._generation, versions))
 
     async def append(self, *batch: Turn) -> None:
         if batch:
@@ -903,7 +620,7 @@ class TranscriptStore:
             if cached is None or fan in self._erasing:
                 return False
             with self._keys_engine.connect() as connection:
-                version = connection.execute(select(data_keys.c.created_at).where(data_keys.c.fan == fan)).scalar()
+                version = key_versions(connection, [fan]).get(fan)
             if version == cached[1]:
                 return False
             self._drop_cached(fan)  # gone, or erased and made again: another version
@@ -920,12 +637,11 @@ class TranscriptStore:
         held = [fan for fan in set(fans) if fan in self._data_keys or fan in self._recent]
         if not held:
             return
-        query = select(data_keys.c.fan).where(data_keys.c.fan.in_(held))
         if connection is not None and self._keys_engine is self._engine:
-            present = set(connection.execute(query).scalars())
+            present = set(key_versions(connection, held))
         else:
             with self._keys_engine.connect() as keys_connection:
-                present = set(keys_connection.execute(query).scalars())
+                present = set(key_versions(keys_connection, held))
         for fan in held:
             if fan not in present:
                 self._data_keys.pop(fan, None)
@@ -960,13 +676,13 @@ class TranscriptStore:
 
     def _drop_cached(self, fan: str) -> None:
         self._data_keys.pop(fan, None)
-        self._logging.pop(fan, None)
+        self._logging.drop(fan)
         self._recent.drop(fan)
 
     def _execute_erasure(self, job: int, fan: str, actor: str, resumed: bool = False) -> ErasureReceipt:
         """Store thread: steps 2 and 3 of `erase`, then the batches and step 4."""
         with self._keys_engine.begin() as connection:
-            keys_deleted = int(connection.execute(delete(data_keys).where(data_keys.c.fan == fan)).rowcount)
+            keys_deleted = delete_key(connection, fan)
             if self._keys_engine is self._engine:  # the other processes learn it as the key goes
                 announce(connection, ERASED, fan_token(fan), self._origin)
         self._drop_cached(fan)
@@ -975,14 +691,7 @@ class TranscriptStore:
             if self._keys_engine is not self._engine:  # they listen on the transcript database
                 announce(connection, ERASED, fan_token(fan), self._origin)
         self._scrub()
-        tickets_part = erased.get("tickets")
-        receipt = ErasureReceipt(
-            data_keys=keys_deleted,
-            parts={name: part.rows for name, part in erased.items()},
-            active_tickets=getattr(tickets_part, "active", ()),
-            desk_posts=getattr(tickets_part, "posts", ()),
-            resumed=resumed,
-        )
+        receipt = ErasureReceipt.of(keys_deleted, erased, resumed)
         self._erasing[fan] = (job, actor, receipt)
         self._continue_erasure(fan)
         return receipt
@@ -1003,7 +712,7 @@ class TranscriptStore:
         """Step 4: every job row of the fan (a repeated request too) and the audit record, in
         one transaction, retried when another process appends to the audit log at the same
         moment. If it still fails, the job stays and a later resume completes it."""
-        detail: dict[str, Any] = {"records": receipt.records, "turns": receipt.turns, "tickets": receipt.tickets}
+        detail: dict[str, Any] = receipt.counts()
         if receipt.resumed:  # the counts are this run's: the interrupted one deleted the rest
             detail["resumed"] = True
         for attempt in range(APPEND_ATTEMPTS):
@@ -1092,7 +801,8 @@ class TranscriptStore:
                 return
 
     async def purge(self, before: datetime, dry_run: bool = False) -> int:
-        """Deletes (or, dry, counts) turns older than `before`; returns how many."""
+        """Deletes (or, dry, counts) turns older than `before`; returns how many. The parts that
+        expire by age too (`Expiring`) purge theirs in the same transaction."""
 
         def work() -> int:
             with self._engine.begin() as connection:
@@ -1100,22 +810,9 @@ class TranscriptStore:
                     return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
                 events.purge(connection, before, purged, time.time())  # events follow the turns' retention
-                connection.execute(delete(ratings).where(ratings.c.at < calendar.timegm(before.utctimetuple())))  # epoch seconds
-                old = select(tickets.c.id).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
-                expired = desk_posts.c.ticket.in_(old.scalar_subquery())
-                connection.execute(  # the desk copies expire with their ticket: the running bot deletes them
-                    insert(desk_removals).from_select(
-                        ["desk", "channel", "message", "ticket", "queued_at"],
-                        select(desk_posts.c.desk, desk_posts.c.channel, desk_posts.c.message, desk_posts.c.ticket,
-                               literal(datetime.utcnow()).label("queued_at")).where(expired),
-                    )
-                )
-                connection.execute(delete(desk_posts).where(expired))
-                closed = connection.execute(
-                    delete(tickets).where(tickets.c.status.not_in(["open", "claimed"]), tickets.c.closed_at < before)
-                ).rowcount
+                expired = {part.name: part.purge(connection, before) for part in self._parts if isinstance(part, Expiring)}
             self._recent.drop_before(before)
-            self.audit_log.record("retention_purge", "operator", {"turns": purged, "tickets": closed})
+            self.audit_log.record("retention_purge", "operator", {"turns": purged, **expired})
             return purged
 
         return await self.run(work)
@@ -1138,28 +835,43 @@ class TranscriptStore:
         if cached is not None:
             return cached
 
-        def work() -> bool:
-            with self._engine.connect() as connection:
-                return _stored_logging_enabled(connection, fan)
-
         generation = self._generation
-        enabled = await self.run(work)
+        enabled = await self._logging_reads.submit(fan)
         if generation != self._generation:  # a change was announced meanwhile: do not keep it
             return enabled
-        if len(self._logging) > DATA_KEY_CACHE:
-            self._logging.clear()
         self._hold_token(fan)
-        self._logging[fan] = enabled
+        self._logging.keep({fan: enabled})
         return enabled
+
+    def read_logging_choices(self, fans: Iterable[str], connection: Connection) -> None:
+        """Reads into the cache the `/privacy` choices of these fans not held yet, in one
+        statement on `connection` (store thread only): a burst's conversation loads bring
+        them along, so the transcript write after each reply needs no trip of its own."""
+        missing = [fan for fan in set(fans) if fan not in self._logging]
+        if not missing:
+            return
+        generation = self._generation
+        stored = read_choices(connection, missing)
+        if generation != self._generation:  # a change was announced meanwhile: do not keep it
+            return
+        for fan in missing:
+            self._hold_token(fan)
+        self._logging.keep(stored)
+
+    def _read_logging(self, fans: list[str]) -> list[bool]:
+        """Store thread: the choices of the fans asked about meanwhile, in one statement."""
+        with self._engine.connect() as connection:
+            stored = read_choices(connection, fans)
+        return [stored[fan] for fan in fans]
 
     async def set_logging(self, fan: str, enabled: bool) -> None:
         def work() -> None:
             with self._engine.begin() as connection:
-                _store_logging(connection, fan, enabled)
+                set_logging(connection, fan, enabled)
                 events.add(connection, events.PRIVACY_ON if enabled else events.PRIVACY_OFF, time.time())  # no fan
                 announce(connection, PREFERENCE, fan_token(fan), self._origin)
             self._hold_token(fan)
-            self._logging[fan] = enabled
+            self._logging.keep({fan: enabled})
 
         await self.run(work)
 
@@ -1173,13 +885,8 @@ class TranscriptStore:
         """Rewraps every data key under the first master key; transcript rows stay untouched."""
 
         def work() -> int:
-            rotated = 0
             with self._keys_engine.begin() as connection:
-                for fan, wrapped in connection.execute(select(data_keys.c.fan, data_keys.c.wrapped)).all():
-                    connection.execute(
-                        update(data_keys).where(data_keys.c.fan == fan).values(wrapped=self._master.rewrap(wrapped))
-                    )
-                    rotated += 1
+                rotated = rewrap_keys(connection, self._master)
                 if self._keys_engine is self._engine:
                     announce(connection, KEYS, EVERY_FAN, self._origin)
             if self._keys_engine is not self._engine:
@@ -1209,150 +916,3 @@ class TranscriptStore:
             self._keys_engine.dispose()
         for callback in self._on_close:
             callback()
-
-
-def _settle(settled: asyncio.Future[Any], result: Any, error: Optional[BaseException]) -> None:
-    if settled.cancelled():
-        return
-    if error is None:
-        settled.set_result(result)
-    else:
-        settled.set_exception(error)
-
-
-class StoreMissingError(StoreError):
-    """A deployment or operator command found no store where the config points."""
-
-
-def _missing(url: str) -> StoreMissingError:
-    return StoreMissingError(
-        f"no store at {_describe(url)} (a missing or empty database): restore it from a backup, fix [store] url, "
-        "or create a new store deliberately with `bot db init`"
-    )
-
-
-def _require_existing_file(url: str) -> None:
-    database = _sqlite_path(url)
-    if database is not None and not database.is_file():
-        raise _missing(url)
-
-
-def _require_schema(engine: Engine, role: str, url: str) -> None:
-    try:
-        with engine.connect() as connection:
-            present = inspect(connection).has_table(f"alembic_version_{role}")
-    except Exception as error:
-        raise StoreError(f"cannot open the store ({_describe(url)}): {type(error).__name__}: {_first_line(error)}") from None
-    if not present:
-        raise _missing(url)
-
-
-def store_exists(url: str, keys_url: Optional[str] = None) -> bool:
-    """Whether a store (its schema) is already at `url`; creates nothing."""
-    for each in {url, keys_url or url}:
-        try:
-            _require_existing_file(each)
-            engine = open_engine(each)
-        except StoreError:
-            return False
-        try:
-            _require_schema(engine, "transcripts" if each == url else "keys", each)
-        except StoreError:
-            return False
-        finally:
-            engine.dispose()
-    return True
-
-
-def _sqlite_path(url: str) -> Optional[Path]:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-        return None
-    return Path(parsed.database)
-
-
-class KeyMismatchError(RuntimeError):
-    """BOT_PSEUDONYM_KEY is not the key the store was created with; one line for the operator."""
-
-
-PSEUDONYM_FINGERPRINT = "pseudonym_key_fingerprint"
-
-
-def pseudonym_key_fingerprint(pseudonym_key: bytes) -> str:
-    """HMAC-SHA256 of a fixed label under the key: identifies the key, reveals nothing of it."""
-    return hmac.new(pseudonym_key, b"fan-assistant pseudonym key fingerprint v1", hashlib.sha256).hexdigest()
-
-
-def _check_master_keys(keys_engine: Engine, master: MasterKeys) -> None:
-    """Raises `MasterKeyError` unless the master keys open a stored data key (if any).
-    Reads only, and only a table that exists: it runs before any migration."""
-    try:
-        with keys_engine.connect() as connection:
-            if not inspect(connection).has_table("data_keys"):
-                return
-            sample = connection.execute(select(data_keys.c.wrapped).limit(1)).scalar()
-    except Exception as error:
-        raise StoreError(f"cannot open the store ({_describe(str(keys_engine.url))}): {type(error).__name__}: {_first_line(error)}") from None
-    if sample is not None:
-        master.unwrap(sample)
-
-
-def _check_pseudonym_key(engine: Engine, pseudonym_key: bytes) -> None:
-    """Raises `KeyMismatchError` when the store records another pseudonym key's fingerprint.
-    A store from before migration 0003 has none yet: it records this key's on opening."""
-    try:
-        with engine.connect() as connection:
-            if not inspect(connection).has_table("store_meta"):
-                return
-            stored = connection.execute(select(store_meta.c.value).where(store_meta.c.name == PSEUDONYM_FINGERPRINT)).scalar()
-    except Exception as error:
-        raise StoreError(f"cannot open the store ({_describe(str(engine.url))}): {type(error).__name__}: {_first_line(error)}") from None
-    if stored is not None and not hmac.compare_digest(stored, pseudonym_key_fingerprint(pseudonym_key)):
-        raise KeyMismatchError(
-            "BOT_PSEUDONYM_KEY is not the key this store was created with (fingerprints differ): "
-            "every fan would look new and erasures would miss them; use the store's key"
-        )
-
-
-def _record_pseudonym_key(engine: Engine, keys_engine: Engine, pseudonym_key: bytes, adopt: bool) -> bool:
-    """Records the key's fingerprint in a store that has none: a new or empty store at once;
-    a store from before fingerprints that already holds data only when `adopt` (`bot db
-    upgrade`, the operator's deliberate step), since nothing stored can tell a right key from
-    a wrong one and the first key to open it would otherwise be taken for the store's.
-    Returns whether it recorded one; raises `KeyMismatchError` when it may not."""
-    with engine.begin() as connection:
-        stored = connection.execute(select(store_meta.c.value).where(store_meta.c.name == PSEUDONYM_FINGERPRINT)).scalar()
-        if stored is not None:
-            return False
-        with keys_engine.connect() as keys_connection:
-            holds_data = keys_connection.execute(select(data_keys.c.fan).limit(1)).first() is not None
-        if holds_data and not adopt:
-            raise KeyMismatchError(
-                "this store predates pseudonym key fingerprints and already holds data: run `bot db upgrade` once "
-                "with the store's own BOT_PSEUDONYM_KEY to record it (a wrong key would make every fan look new)"
-            )
-        connection.execute(insert(store_meta).values(name=PSEUDONYM_FINGERPRINT, value=pseudonym_key_fingerprint(pseudonym_key)))
-        return True
-
-
-def _identity(path: str) -> Optional[tuple[int, int]]:
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return (status.st_dev, status.st_ino)
-
-
-def _sqlite_file(engine: Engine) -> Optional[str]:
-    return engine.url.database if engine.url.get_backend_name() == "sqlite" else None
-
-
-def _describe(url: str) -> str:
-    parsed = make_url(url)
-    return f"{parsed.get_backend_name()} database {parsed.database or ''}".strip()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else ""
-

@@ -316,3 +316,13 @@ async def test_a_new_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path, 
     await store.aclose()
     for path in (tmp_path / "private").iterdir():
         assert path.stat().st_mode & 0o077 == 0, path.name
+
+
+async def test_a_message_after_the_store_closed_fails_at_once_rather_than_waiting_forever(database_url: str, master: MasterKeys) -> None:
+    """Grouped reads and writes (a burst's loads, saves and /privacy reads) are queued at the
+    end of the loop's iteration: a store closed by then must fail them, not leave them waiting."""
+    store = TranscriptStore.open(database_url, None, master)
+    bot = new_bot(store)
+    await store.aclose()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        await asyncio.wait_for(bot.handle(Incoming("slack", "U0CLOSED", "D1", "hello")), 30)  # a guard against a hang, not a measure

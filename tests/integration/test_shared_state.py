@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from bot.config import AssistantSettings, HandoffSettings, SlackSettings
 from bot.conversation import ConversationMemory
@@ -71,6 +72,18 @@ async def test_why_explains_the_answer_given_by_the_other_process(stores) -> Non
     assert why.kind is Kind.EXPLANATION and why.intent == "faq_login" and why.confidence == pytest.approx(0.9)
 
 
+async def test_a_burst_of_fans_each_keeps_their_own_state(stores) -> None:  # type: ignore[no-untyped-def]
+    """Loads and saves arriving at once are read and written together (one statement for the
+    burst): each fan still meets their own state, on the other process too."""
+    a, b = two_bots(stores)
+    said = {f"U{n}": ("I forgot my password", "faq_login") if n % 2 else ("I want a refund", "faq_billing") for n in range(20)}
+    first = await asyncio.gather(*(a.handle(fan_says(text, user=user)) for user, (text, _) in said.items()))
+    assert all(kinds(replies)[0] == "disclosure" for replies in first)
+    whys = await asyncio.gather(*(b.handle(fan_says("/why", user=user)) for user in said))
+    assert [kinds(replies) for replies in whys] == [["explanation"]] * len(said)  # none a first contact again
+    assert [why.intent for [why] in whys] == [intent for _, intent in said.values()]  # each their own answer explained
+
+
 async def test_a_handoff_offer_made_in_one_process_is_accepted_in_the_other(stores) -> None:  # type: ignore[no-untyped-def]
     a, b = two_bots(stores)
     offered = await a.handle(fan_says("this is useless"))  # FakeEngine: complaint -> an offer of a person
@@ -115,6 +128,28 @@ async def test_one_fans_messages_in_two_processes_take_turns(stores) -> None:  #
     await b.drain()
     fan = Pseudonymizer(KEY).fan("slack", "U1")
     assert await stores[0].count_turns(fan) == 5  # both messages, both answers, one disclosure: no write lost to a key race
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_fans_still_take_turns_after_the_lock_connections_were_cut(stores, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """The per-fan locks live on one connection per process: when the database cuts it (a
+    restart, an administrator), the next message reconnects rather than going unlocked."""
+    engine = SlowEngine()
+    a, b = two_bots(stores, engine)
+    await asyncio.gather(a.handle(fan_says("hello")), b.handle(fan_says("hello", user="U2")))  # both lock connections open
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT", future=True)
+    with admin.connect() as connection:
+        cut = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE '%pg_advisory_unlock%' AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+    admin.dispose()
+    assert cut == 2
+    engine.most = 0
+    await asyncio.gather(a.handle(fan_says("I forgot my password")), b.handle(fan_says("and my email")))
+    assert engine.most == 1  # never both at once
 
 
 async def test_a_slack_retry_reaching_the_other_process_gets_no_second_reply(stores) -> None:  # type: ignore[no-untyped-def]

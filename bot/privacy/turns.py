@@ -1,0 +1,140 @@
+"""Turns: one stored line of a conversation, a batch queued for the group commit, and each
+active fan's recent turns held in memory for handoff packets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional
+
+from bot.privacy.keys import DATA_KEY_CACHE
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One stored line of a conversation; `text` must already be redacted."""
+
+    fan: str
+    conversation: str
+    role: str  # fan, assistant, moderator
+    kind: str
+    at: datetime
+    text: str
+    intent: Optional[str] = None
+    confidence: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class QueuedTurns:
+    """A batch waiting for the group commit, with what was known when it was queued."""
+
+    batch: tuple[Turn, ...]
+    check_logging: bool
+    generation: int  # `TranscriptStore._generation` then: later changes elsewhere are honoured
+    versions: Mapping[str, datetime]  # the fans' cached key versions then
+
+
+@dataclass
+class _Recent:
+    turns: deque[dict[str, Any]]
+    disclosed: Optional[datetime]
+    seen: float
+
+
+class RecentTurns:
+    """Each active fan's last stored turns and first stored disclosure time, in memory,
+    so a handoff packet needs no read of the store.
+
+    An entry exists only while it mirrors the store exactly: it starts empty when the
+    fan's data key is made (nothing can be stored before), or from a store read; every
+    committed write is appended; an erasure drops it, a purge drops it when it reached
+    back past the cutoff. Fans idle for `idle_seconds` (the conversation idle limit) and
+    the least recently active beyond `max_fans` are dropped; a fan without an entry is
+    read from the store. Store thread only. `limit` 0 keeps nothing.
+    """
+
+    def __init__(
+        self, limit: int = 0, idle_seconds: float = 0.0, max_fans: int = DATA_KEY_CACHE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self._idle_seconds = idle_seconds
+        self._max_fans = max_fans
+        self._monotonic = monotonic
+        self._fans: OrderedDict[str, _Recent] = OrderedDict()
+
+    def __contains__(self, fan: object) -> bool:
+        self._expire()
+        return fan in self._fans
+
+    def __len__(self) -> int:
+        self._expire()
+        return len(self._fans)
+
+    def get(self, fan: str, limit: int) -> Optional[tuple[list[dict[str, Any]], Optional[datetime]]]:
+        """The fan's last `limit` turns (oldest first) and first disclosure, or None."""
+        self._expire()
+        entry = self._fans.get(fan)
+        if entry is None or limit > self.limit:
+            return None
+        self._touch(fan, entry)
+        shown = list(entry.turns)[-limit:] if limit > 0 else []
+        return [dict(turn) for turn in shown], entry.disclosed
+
+    def start(self, fan: str, turns: Sequence[dict[str, Any]] = (), disclosed: Optional[datetime] = None) -> None:
+        """A complete entry: `turns` are the fan's last stored turns (at least `limit` of
+        them, or all there are), `disclosed` their first stored disclosure."""
+        if not self.limit:
+            return
+        entry = _Recent(deque((dict(turn) for turn in turns), maxlen=self.limit), disclosed, 0.0)
+        self._fans[fan] = entry
+        self._touch(fan, entry)
+        while len(self._fans) > self._max_fans:
+            self._fans.popitem(last=False)
+
+    def add(self, batch: Iterable[Turn]) -> None:
+        """Committed turns, in order; only fans with an entry are kept."""
+        if not self._fans:
+            return
+        for turn in batch:
+            entry = self._fans.get(turn.fan)
+            if entry is None:
+                continue
+            entry.turns.append({"role": turn.role, "kind": turn.kind, "at": turn.at, "text": turn.text})
+            if turn.kind == "disclosure" and (entry.disclosed is None or turn.at < entry.disclosed):
+                entry.disclosed = turn.at
+            self._touch(turn.fan, entry)
+        self._expire()
+
+    def drop(self, fan: str) -> None:
+        self._fans.pop(fan, None)
+
+    def drop_before(self, before: datetime) -> None:
+        """After a purge of turns older than `before`: entries holding one are no longer exact."""
+        for fan in [
+            fan for fan, entry in self._fans.items()
+            if (entry.disclosed is not None and entry.disclosed < before) or any(t["at"] < before for t in entry.turns)
+        ]:
+            del self._fans[fan]
+
+    def clear(self) -> None:
+        self._fans.clear()
+
+    def fans(self) -> list[str]:
+        return list(self._fans)
+
+    def _touch(self, fan: str, entry: _Recent) -> None:
+        entry.seen = self._monotonic()
+        self._fans.move_to_end(fan)
+
+    def _expire(self) -> None:
+        cutoff = self._monotonic() - self._idle_seconds
+        while self._fans:
+            fan, entry = next(iter(self._fans.items()))
+            if entry.seen >= cutoff:
+                return
+            del self._fans[fan]

@@ -1,0 +1,91 @@
+"""One error funnel for every connector (issue 16 item 4): an exception while handling a fan's
+message gives the fan an `error` reply, and never leaves a Discord command "thinking…"; it is
+logged once, by type, never with the text or an id. Real slack-bolt (Socket Mode and HTTP)
+and discord.py against the stand-ins, and the console, with a dialogue engine whose `forget`
+fails the way no guard in the core expects (the fault is in the engine's double, not in our code)."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+
+import pytest
+
+from bot.config import AssistantSettings
+from bot.conversation import ConversationMemory
+from bot.core import Bot
+from bot.privacy.pseudonym import Pseudonymizer
+from bot.privacy.store import TranscriptStore
+from bot.testing.fake_engine import FakeEngine
+from connectors.base import HANDLING_FAILED_TEXT
+from connectors.console import ConsoleConnector
+from tests.integration import test_discord_connector as discord_tests
+from tests.integration import test_slack_connector as slack_tests
+
+pytestmark = pytest.mark.integration
+WORDS = "the-fans-own-words-7f3a"
+FAILED = HANDLING_FAILED_TEXT.split(".")[0]  # "Sorry, something went wrong on my side with that message"
+
+
+@dataclass
+class ForgetFails(FakeEngine):
+    """An engine whose `forget` raises what nothing in the core catches, quoting content."""
+
+    async def forget(self, pseudonym: str) -> int:
+        raise RuntimeError(f"forget failed for {pseudonym}: {WORDS}")
+
+
+def funnel_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "message failed" in r.getMessage() or "event failed" in r.getMessage()]
+
+
+def assert_logged_once_without_content(caplog: pytest.LogCaptureFixture, platform: str, user: str, failures: int) -> None:
+    records = funnel_records(caplog)
+    assert [r.getMessage() for r in records] == [f"handling a {platform} message failed: RuntimeError"] * failures
+    shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not any(WORDS in line or user in line or "forget-me" in line for line in shown)
+    assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.INFO)  # no traceback quoting it either
+
+
+@pytest.mark.parametrize("mode", ["socket", "http"])
+async def test_slack_fans_get_an_error_reply_for_a_message_and_a_command(
+    mode: str, store: TranscriptStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async for world in slack_tests.start_world(mode, ForgetFails(), store):  # type: ignore[arg-type]  # any DialogueEngine
+        await world.standin.send_dm(slack_tests.FAN, "/forget-me confirm")
+        [reply] = await world.sent_to(world.dm(), contains=FAILED)
+        assert reply.method == "chat.postMessage"
+        await world.standin.send_command("/forget-me", "confirm", slack_tests.FAN, world.dm())
+        answer = await world.standin.wait_for_sent(lambda m: m.method == "response_url" and FAILED in (m.text or ""), timeout=20)
+        assert answer[0].response_type == "ephemeral"
+        await world.settled()
+        assert_logged_once_without_content(caplog, "slack", slack_tests.FAN, failures=2)
+
+
+async def test_discord_fans_get_an_error_reply_and_a_deferred_command_is_followed_up(
+    store: TranscriptStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with discord_tests.discord_world(ForgetFails(), store) as world:  # type: ignore[arg-type]  # any DialogueEngine
+        await world.standin.send_dm(discord_tests.FAN, "/forget-me confirm")
+        await world.sent(world.dm(), contains=FAILED)
+        await world.standin.click_button(discord_tests.FAN, "forget_me:confirm", None, world.dm(), guild=False)
+        followup = await world.sent(kind="followup", contains=FAILED)
+        assert followup[-1].ephemeral
+        deferred = [m for m in world.standin.sent if m.kind == "interaction_response"]
+        assert deferred and deferred[-1].callback_type == 5  # "thinking…", then the follow-up ends it
+        await world.settled()
+        assert_logged_once_without_content(caplog, "discord", str(discord_tests.FAN), failures=2)
+
+
+async def test_the_console_answers_with_an_error_and_goes_on(store: TranscriptStore, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    bot = Bot(ForgetFails(), Pseudonymizer(b"funnel-test-pseudonym-key-0123456789ab"), AssistantSettings(), ConversationMemory(1800), store)
+    out = io.StringIO()
+    await ConsoleConnector(stdin=io.StringIO("/forget-me confirm\nhello\n"), stdout=out, user_id="console-fan").run(bot)
+    printed = out.getvalue()
+    assert FAILED in printed
+    assert "[greet answer]" in printed.split(FAILED, 1)[1]  # the next line was still answered
+    assert_logged_once_without_content(caplog, "console", "console-fan", failures=1)
