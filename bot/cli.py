@@ -33,6 +33,8 @@ from connectors.base import ConnectorError
 EXIT_USAGE = 2
 #: Replay's clock: fixed start, one second per input line, so runs are reproducible.
 REPLAY_EPOCH = datetime(2026, 1, 1)
+#: `bot report --since`: at most a hundred years back.
+MAX_SINCE_DAYS = 36_500
 
 
 class OperatorError(RuntimeError):
@@ -250,8 +252,8 @@ async def _report(config: Config, store: TranscriptStore, args: argparse.Namespa
     """`bot report`: the summary on stdout; `--json` and `--html` files on request."""
     from bot.report import build, render_text
 
-    if not args.since > 0:
-        raise OperatorError(f"--since {args.since:g}: give a positive number of days")
+    if not 0 < args.since <= MAX_SINCE_DAYS:  # inf, nan and 1e400 too: a datetime cannot go back that far
+        raise OperatorError(f"--since {args.since:g}: give a number of days above 0 and at most {MAX_SINCE_DAYS:,}")
     nlu = None
     if args.nlu is not None:
         try:

@@ -110,7 +110,11 @@ def test_report_refuses_what_the_operator_can_fix_in_one_line(
     monkeypatch.setenv("BOT_MASTER_KEYS", masters)
     (tmp_path / "nlu.json").write_text("{}", encoding="utf-8")
     for args, said in (
-        (["--since", "0"], "--since 0: give a positive number of days"),
+        (["--since", "0"], "--since 0: give a number of days above 0"),
+        (["--since", "inf"], "--since inf: give a number of days above 0 and at most 36,500"),
+        (["--since", "1e9"], "--since 1e+09: give a number of days"),
+        (["--since", "1e400"], "--since inf: give a number of days"),
+        (["--since", "nan"], "--since nan: give a number of days"),
         (["--nlu", str(tmp_path / "nlu.json")], "not a `bot audit nlu --json` result"),
         (["--html", str(tmp_path / "missing" / "r.html")], "cannot write"),
     ):
