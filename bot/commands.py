@@ -7,6 +7,7 @@ Anything that starts with "/" is a command; it never reaches the model (Rasa wou
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Optional
 
@@ -70,6 +71,10 @@ def parse_command(text: str) -> Command:
     return Command(name, argument)
 
 
+async def _nothing() -> None:
+    return None
+
+
 class CommandHandlers:
     """Answers the fan's commands."""
 
@@ -94,6 +99,9 @@ class CommandHandlers:
         self._notice = notice
         self._consent = consent
         self._feedback = feedback
+        #: Awaited before an export reads the store: the reply events still buffered in
+        #: memory (`bot.privacy.events.EventLog`) are written first, so `/my-data` holds them.
+        self.before_export: Callable[[], Awaitable[None]] = _nothing
 
     async def run(self, command: Command, sender: Sender, state: ConversationState) -> list[Outgoing]:
         fan = sender.fan
@@ -159,9 +167,7 @@ class CommandHandlers:
         receipt = await self._store.erase(fan)
         removal = await self._handoff.remove_desk_copies(receipt.desk_posts)
         dialogues = await self._engine.forget(fan)
-        conversations = receipt.parts.get("conversations", 0)  # deleted with the rest, in one transaction
         total = receipt.records + dialogues
-        tickets = f", {receipt.tickets} handoff ticket(s)" if receipt.tickets else ""
         desk = ""
         if receipt.desk_posts:
             desk = (
@@ -178,16 +184,15 @@ class CommandHandlers:
         return [
             Outgoing(
                 Kind.ERASURE_DONE,
-                f"Done: I erased {total} record(s) I held about you: your encryption key "
-                f"({receipt.data_keys}), {receipt.turns} stored message(s), your privacy setting "
-                f"({receipt.preferences}){tickets}, the AI model's in-memory history ({dialogues}) and the state of "
-                f"{conversations} conversation(s).{desk} Copies in backups can no longer be decrypted without the "
+                f"Done: I erased {total} record(s) I held about you: {receipt.itemised()} and the AI model's "
+                f"in-memory history ({dialogues}).{desk} Copies in backups can no longer be decrypted without the "
                 "erased key. Your next message starts afresh.",
             ),
             *self._handoff.erased(receipt.active_tickets),
         ]
 
     async def my_data(self, fan: str) -> list[Outgoing]:
+        await self.before_export()
         export = await self._store.export(fan)
         export["held_in_memory"] = {
             "dialogue_history": "your recent messages, kept by the AI model in memory only, "

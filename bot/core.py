@@ -116,6 +116,7 @@ class Bot:
         store.keep_recent(handoff.history_turns, memory.idle_seconds)  # handoff packets without a store read
         self._transcript = TranscriptWriter(store, clock)
         self.events = EventLog(store)  # minimized events for `bot report` (bot.privacy.events)
+        self._commands.before_export = self.events.drain  # /my-data holds the events still buffered
         self._locks = FanLocks(store.engine)
         store.when_erased_elsewhere(self._forget_erased_elsewhere)  # PostgreSQL notices (bot.privacy.notify)
         #: Deliveries already handled, shared by every process (the connectors ask it).

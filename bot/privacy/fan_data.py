@@ -219,6 +219,18 @@ def everything() -> tuple[FanDataPart, ...]:
     return (TurnsPart(), PreferencesPart(), ConversationsPart(), TicketsPart(), RatingsPart(), EventsPart(), ConsentPart())
 
 
+#: How the fan's erasure receipt names each part's rows (`ErasureReceipt.itemised`).
+RECEIPT_NAMES = {
+    "turns": "stored messages",
+    "transcript_logging": "your privacy setting",
+    "conversations": "conversation states",
+    "tickets": "handoff tickets",
+    "ratings": "your ratings of my answers",
+    "events": "report events (which kind of reply you got, when)",
+    "consent": "your consent record",
+}
+
+
 @dataclass(frozen=True)
 class ErasureReceipt:
     """What an erasure deleted: the data key, and rows per part of `bot.privacy.fan_data`."""
@@ -243,6 +255,12 @@ class ErasureReceipt:
             desk_posts=getattr(tickets, "posts", ()),
             resumed=resumed,
         )
+
+    def itemised(self) -> str:
+        """Every count that makes up `records`, named: the items add up to the total."""
+        items = [f"your encryption key ({self.data_keys})"]
+        items += [f"{RECEIPT_NAMES.get(name, name)} ({rows})" for name, rows in self.parts.items()]
+        return ", ".join(items)
 
     def counts(self) -> dict[str, Any]:
         """What the audit record of the erasure says: counts only."""

@@ -6,6 +6,7 @@ its published JSON Schema with the Art. 13/15 facts."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -89,9 +90,16 @@ async def test_feedback_rates_the_last_answer_once_and_is_exported_and_erased(
 
     export = json.loads((await say(bot, new_user, "/my-data"))[0].text)
     assert [(r["rating"], r["intent"]) for r in export["ratings"]] == [("good", "faq_login")]
+    # The reply events still buffered in memory are written before the export reads (QA 17, item 2).
+    assert [e["reason"] for e in export["events"]] == ["disclosure", "answer", "feedback", "feedback"]
     await say(bot, new_user, "/forget-me")
     done = await say(bot, new_user, "/forget-me confirm")
     assert kinds(done) == ["erasure_done"]
+    # The receipt names every count it adds up (QA 17, item 8): ratings, events, consent included.
+    listed = done[0].text.split(" Copies in backups")[0]
+    total = int(re.search(r"erased (\d+) record", listed)[1])  # type: ignore[index]
+    assert "ratings of my answers (1)" in listed and "report events" in listed and "consent record (0)" in listed
+    assert sum(int(n) for n in re.findall(r"\((\d+)\)", listed)) == total
     await bot.drain()
     assert await rows(store, ratings, new_user) == []
 

@@ -134,7 +134,7 @@ async def test_forget_me_asks_then_erases_everything_and_next_message_is_first_c
     assert kinds(await bot.handle(fan("/forget-me"))) == ["erasure_confirm_request"]
     done = await bot.handle(fan("/forget-me confirm"))
     assert kinds(done) == ["erasure_done"]
-    assert "2 conversation(s)" in done[0].text
+    assert "conversation states (2)" in done[0].text
     assert engine.history_of(pseudonym) is None
     assert kinds(await bot.handle(fan("hello")))[0] == "disclosure"
     again = await bot.handle(fan("/forget-me confirm"))
