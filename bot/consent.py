@@ -26,9 +26,12 @@ from typing import Optional
 from sqlalchemy import select
 
 from bot.conversation import ConversationState
+from bot.privacy.events import Event, conversation_id
 from bot.privacy.schema import consents, dialect_insert
 from bot.privacy.store import TranscriptStore
 
+#: Reply events held in memory per not-consenting conversation (a bound, not a policy).
+HELD_EVENTS = 200
 QUESTION_TEXT = (
     "Before I keep anything about you: may I store minimized, encrypted copies of our messages, your "
     "privacy choices and your ratings of my answers (see /privacy for who, why and how long)? "
@@ -52,6 +55,8 @@ class Consent:
         #: conversation pseudonym -> (fan, state, last seen): not-yet-consented fans only.
         self._held: dict[str, tuple[str, ConversationState, float]] = {}
         self._asked: set[str] = set()
+        #: conversation pseudonym -> the reply events held with its state (`bot.privacy.events`).
+        self._held_events: dict[str, tuple[Event, ...]] = {}
 
     async def choice(self, fan: str) -> Optional[str]:
         """"yes", "no" or None (never answered). Read per message: another process may have
@@ -102,9 +107,24 @@ class Consent:
             for key, (_, _, seen) in list(self._held.items()):
                 if now - seen > self._idle:
                     del self._held[key]
+                    self._held_events.pop(key, None)
+
+    def take_events(self, fan: str, conversation: str, started: float) -> tuple[Event, ...]:
+        """The reply events held for this conversation (removed from memory), when they belong
+        to the fan and this start of it; otherwise none (an expired conversation's are dropped)."""
+        held = self._held_events.pop(conversation, ())
+        session = conversation_id(conversation, started)
+        return tuple(event for event in held if event.fan == fan and event.conversation == session)
+
+    def hold_events(self, conversation: str, held: tuple[Event, ...]) -> None:
+        """Keeps a not-consenting conversation's reply events with its state, at most
+        `HELD_EVENTS` (the first: the disclosure is among them); dropped with the state."""
+        if held and conversation in self._held:
+            self._held_events[conversation] = held[:HELD_EVENTS]
 
     def drop(self, fan: str) -> None:
         """Forgets what memory holds about the fan (a yes moves it to the store; an erasure)."""
         for key in [k for k, (owner, _, _) in self._held.items() if owner == fan]:
             del self._held[key]
+            self._held_events.pop(key, None)
         self._asked.discard(fan)

@@ -145,6 +145,7 @@ class Bot:
             stores = await self._consented(fan) == "yes"  # opt-in: nothing is written before a yes
             held = None if stores else self._consent.held(fan, conversation)  # a withdrawn fan: stored state, read only
             state = held or await self._conversation(fan, conversation)
+            earlier = self._consent.take_events(fan, conversation, state.started) if held else ()  # opt-in: before the yes
             first_contact = not state.disclosed
             state.disclosed = True
             sender = Sender(fan, conversation, incoming.address, first_contact)
@@ -167,11 +168,14 @@ class Bot:
                     state.ask_back = "consent"
                     replies.append(Outgoing(Kind.CONSENT_REQUEST, CONSENT_QUESTION_TEXT))
                 self._consent.hold(fan, conversation, state)
+                now = self.events.held(incoming.platform, fan, conversation, state.started, replies)
+                if choice != "no":  # written with a yes; a no drops them
+                    self._consent.hold_events(conversation, earlier + now)
             else:
                 await self._remember(fan, conversation, state)
                 kept = [r for r in replies if r.kind is not Kind.DISCLOSURE] if receipts else replies
                 await self._transcript.record(fan, conversation, exchange.fan_text, incoming.attachments, kept)
-                self.events.replies(incoming.platform, fan, conversation, state.started, replies)
+                self.events.replies(incoming.platform, fan, conversation, state.started, replies, earlier)
             METRICS.replied(time.perf_counter() - arrived)
             return replies
 

@@ -167,10 +167,28 @@ class EventLog:
         self._buffer: list[Event] = []
         self._timer: Optional[asyncio.TimerHandle] = None
 
-    def replies(self, platform: str, fan: str, conversation: str, started: float, replies: Sequence[Outgoing]) -> None:
-        """One event per assistant message to the fan (moderators' words and desk posts are not the assistant's)."""
+    def replies(
+        self, platform: str, fan: str, conversation: str, started: float, replies: Sequence[Outgoing],
+        earlier: Sequence[Event] = (),
+    ) -> None:
+        """One event per assistant message to the fan (moderators' words and desk posts are not
+        the assistant's), after the `earlier` ones `held` returned (opt-in: before the yes)."""
         if not self.enabled:
             return
+        self._buffer.extend(earlier)
+        self._buffer.extend(self.held(platform, fan, conversation, started, replies))
+        if len(self._buffer) >= FLUSH_EVENTS:
+            self.flush()
+        elif self._buffer and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+
+    def held(self, platform: str, fan: str, conversation: str, started: float, replies: Sequence[Outgoing]) -> tuple[Event, ...]:
+        """The reply events of an exchange, counted (`/metrics`) but not written: under
+        `[privacy] consent = "opt-in"` they wait in memory with the conversation's held state
+        (`bot.consent.Consent`) and are written with the yes (`replies(earlier=...)`), so the
+        report sees the disclosure that opened the conversation; a no drops them."""
+        if not self.enabled:
+            return ()
         at = self.clock()
         session = conversation_id(conversation, started)
         batch = tuple(
@@ -180,11 +198,7 @@ class EventLog:
         )
         for event in batch:
             _notify(event)
-        self._buffer.extend(batch)
-        if len(self._buffer) >= FLUSH_EVENTS:
-            self.flush()
-        elif self._buffer and self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+        return batch
 
     def flush(self) -> None:
         """Queues the buffered reply events for writing now."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from bot.config import AssistantSettings, HandoffSettings
+from bot.config import AssistantSettings, HandoffSettings, PrivacySettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.engine.remote import ModelServerEngine
@@ -182,3 +182,34 @@ async def test_report_of_a_replayed_month_shows_the_true_counts_and_no_fan(
     secrets = fan_ids | {pseudonyms.conversation("replay", "direct", f) for f in FANS} | session_ids | set(FANS)
     assert not [s for s in secrets if s.encode() in scanned]
     assert not [t for t in texts if t.encode() in scanned or json.dumps(t)[1:-1].encode() in scanned]
+
+
+async def test_under_opt_in_the_disclosure_before_the_yes_is_counted(
+    database_url: str, model_engine: ModelServerEngine  # noqa: F811
+) -> None:
+    """QA 17, item 1: the replies before the yes are held in memory with the conversation and
+    written with the yes (nothing before it: tests/integration/test_fan_voice.py scans the
+    bytes), so the report sees the disclosure first; a no drops them."""
+    store = TranscriptStore.open(database_url, None, MasterKeys.parse(MasterKeys.generate()), KEY)
+    privacy = PrivacySettings(consent="opt-in", controller="Fan Club Ltd", contact="privacy@example.org", dpo_contact="dpo@example.org")
+    bot = Bot(model_engine, Pseudonymizer(KEY), AssistantSettings(), ConversationMemory(1800), store, privacy=privacy)
+    try:
+        for fan, answer in (("optin-yes-fan-41c9", "yes"), ("optin-no-fan-41c9", "no")):
+            await bot.drain()
+            with store.engine.connect() as connection:
+                before = connection.execute(select(events)).all()
+            first = await bot.handle(Incoming("replay", fan, "direct", "my stream keeps buffering"))
+            assert [r.kind for r in first][0] is Kind.DISCLOSURE and first[-1].kind is Kind.CONSENT_REQUEST
+            await bot.drain()
+            with store.engine.connect() as connection:
+                assert connection.execute(select(events)).all() == before  # nothing before the yes
+            await bot.handle(Incoming("replay", fan, "direct", answer))
+            await bot.handle(Incoming("replay", fan, "direct", "how do I reset my password"))
+        await bot.drain()
+        with store.engine.connect() as connection:
+            report = build(connection, store.audit_log, since_days=30, now=datetime.utcnow(), retention_days=30)
+            named = connection.execute(select(events.c.reason).where(events.c.fan.is_not(None)).order_by(events.c.id)).scalars().all()
+    finally:
+        await store.aclose()
+    assert report["disclosure"]["conversations"] == 1 and report["disclosure"]["coverage"] == 1.0, report["disclosure"]
+    assert named[:3] == ["disclosure", "answer", "consent_request"] and "privacy_notice" in named
