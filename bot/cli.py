@@ -305,7 +305,7 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
     """The store commands: each opens (and migrates) the store, acts, and closes it."""
     from bot.app import local_secrets, open_store
     from bot.privacy.pseudonym import Pseudonymizer
-    from bot.privacy.retention import cutoff
+    from bot.privacy.retention import cutoff, would_purge
 
     secrets = local_secrets(config)
     if args.command == "db" and args.action == "init":
@@ -323,9 +323,13 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
             print(f"bot: rewrapped {await store.rotate_keys()} data key(s) under the first master key", file=sys.stderr)
         elif args.command == "purge":
             before = cutoff(config.privacy.retention_days, datetime.utcnow())
-            count = await store.purge(before, dry_run=args.dry_run)
-            verb = "would delete" if args.dry_run else "deleted"
-            print(f"bot: {verb} {count} turn(s) older than {before.isoformat(timespec='seconds')}Z")
+            if args.dry_run:  # everything the purge deletes, not only the turns
+                counts = await would_purge(store, before)
+                listed = ", ".join(f"{n} {name.rstrip('s')}(s)" for name, n in counts.items())
+                print(f"bot: would delete {listed} older than {before.isoformat(timespec='seconds')}Z")
+            else:
+                count = await store.purge(before)
+                print(f"bot: deleted {count} turn(s) older than {before.isoformat(timespec='seconds')}Z")
         elif args.command == "report":
             await _report(config, store, args)
         elif args.command == "handoff" and args.action == "release":

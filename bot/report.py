@@ -279,6 +279,7 @@ def render_text(report: dict[str, Any]) -> str:
     d, a, h, p, c = report["disclosure"], report["answers"], report["handoffs"], report["privacy"], report["audit_chain"]
     lines = [
         f"Report {report['period']['since']} .. {report['period']['until']} ({report['period']['days']:g} days)",
+        "AI disclosure first: no conversations in the period" if not d["conversations"] else
         f"AI disclosure first: {percent_text(d['coverage'])} of {d['conversations']} conversation(s), {d['exceptions']} exception(s)",
         f"Replies: {report['replies']['total']}; answers {a['answers']}, fallbacks {a['fallbacks']} ({percent_text(a['fallback_rate'])})",
         f"Ratings: {a['ratings']['good']} helpful, {a['ratings']['bad']} not helpful ({percent_text(a['helpful_rate'])} helpful)",

@@ -25,7 +25,7 @@ STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; margin-top: 1.6em; }
 table { border-collapse: collapse; margin: .5em 0; } td, th { padding: .2em .8em; border-bottom: 1px solid #eee; text-align: left; }
-td.n { text-align: right; } .bad { color: #a00; font-weight: bold; } .ok { color: #070; font-weight: bold; }
+td.n { text-align: right; } .bad { color: #a00; font-weight: bold; } .ok { color: #070; font-weight: bold; } .none { color: #555; }
 figure { margin: 1em 0; } img { max-width: 100%; } .hash { font-family: monospace; word-break: break-all; }
 """
 TOP_INTENTS = 12
@@ -139,6 +139,11 @@ def render_html(report: dict[str, Any]) -> str:
     d, a, h, p, c = report["disclosure"], report["answers"], report["handoffs"], report["privacy"], report["audit_chain"]
     period = report["period"]
     coverage_ok = d["exceptions"] == 0
+    disclosure = (  # nothing to judge is neither a success nor a failure
+        "<p class=none>No conversations in this period: nothing to check.</p>" if not d["conversations"] else
+        f"<p class=\"{'ok' if coverage_ok else 'bad'}\">{percent_text(d['coverage'])} of {d['conversations']} conversation(s) "
+        f"began with the AI disclosure; {d['exceptions']} exception(s).</p>"
+    )
     intents = "".join(
         f"<tr><td>{html.escape(r['intent'])}</td><td class=n>{r['answers']}</td><td class=n>{r['fallbacks']}</td>"
         f"<td class=n>{percent_text(r['fallback_rate'])}</td><td class=n>{'-' if r['confidence']['p50'] is None else format(r['confidence']['p50'], '.2f')}</td>"
@@ -158,8 +163,7 @@ def render_html(report: dict[str, Any]) -> str:
 <p>{html.escape(period['since'])} to {html.escape(period['until'])} ({period['days']:g} days). Generated from stored metadata
 only: no message was decrypted, and fans appear only as counts.</p>
 <h2>AI disclosure</h2>
-<p class="{'ok' if coverage_ok else 'bad'}">{percent_text(d['coverage'])} of {d['conversations']} conversation(s) began with the AI disclosure;
-{d['exceptions']} exception(s).</p>
+{disclosure}
 <h2>Answers</h2>
 {_table([("assistant messages", report['replies']['total']), ("answers", a['answers']), ("fallbacks", a['fallbacks']),
          ("fallback rate", percent_text(a['fallback_rate'])), ("rated helpful / not helpful", f"{a['ratings']['good']} / {a['ratings']['bad']}"),

@@ -13,7 +13,8 @@ from sqlalchemy import insert, select
 from bot.messages import Kind, Outgoing
 from bot.privacy import events as ev
 from bot.privacy.events import EventLog
-from bot.privacy.schema import conversations, events
+from bot.privacy.retention import would_purge
+from bot.privacy.schema import conversations, events, ratings
 from bot.privacy.store import TranscriptStore
 from tests.integration.databases import database_url, stores  # noqa: F401 - the fixtures
 from tests.integration.test_delivery import DESK, GENERAL, MODERATOR, slack_world, store  # noqa: F401 - store: the fixture
@@ -82,7 +83,16 @@ async def test_retention_deletes_old_events_and_records_the_purge(stores: tuple[
     with store.engine.begin() as connection:
         ev.add(connection, ev.HANDOFF_OPENED, ev.epoch(old), platform="slack", reason="asked")
         ev.add(connection, ev.HANDOFF_OPENED, ev.epoch(recent), platform="slack", reason="asked")
-    assert await store.purge(datetime.utcnow() - timedelta(days=30)) == 0
+        connection.execute(insert(ratings).values(  # ratings expire with the turns too
+            at=ev.epoch(old), fan=FAN, conversation=CONVERSATION, platform="slack", answer="a0", intent="greet", confidence=0.9, rating="good",
+        ))
+    before = datetime.utcnow() - timedelta(days=30)
+    # `bot purge --dry-run` counts what the purge deletes, not only turns (QA 17, item 11), and deletes nothing.
+    assert await would_purge(store, before) == {"turns": 0, "events": 1, "tickets": 0, "ratings": 1}
+    assert await would_purge(store, before) == {"turns": 0, "events": 1, "tickets": 0, "ratings": 1}
+    assert await store.purge(before) == 0
+    with store.engine.connect() as connection:
+        assert connection.execute(select(ratings)).all() == []
     rows = _rows(store)
     assert [(r["kind"], r["count"]) for r in rows] == [(ev.HANDOFF_OPENED, None), (ev.PURGE, 0)]
     assert rows[0]["at"] == ev.epoch(recent)

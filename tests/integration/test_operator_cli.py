@@ -56,7 +56,7 @@ def test_export_forget_audit_rotate_and_purge(deployment: dict[str, str], tmp_pa
     assert "[EMAIL]" in exported.stdout and "ann@example.com" not in exported.stdout
 
     dry = operator("purge", "--dry-run", env=deployment)
-    assert dry.returncode == 0 and "would delete 0 turn(s)" in dry.stdout
+    assert dry.returncode == 0 and "would delete 0 turn(s), 0 event(s), 0 ticket(s), 0 rating(s)" in dry.stdout
 
     new = MasterKeys.generate()
     rotated = operator("keys", "rotate", env={**deployment, "BOT_MASTER_KEYS": f"{new},{deployment['BOT_MASTER_KEYS']}"})

@@ -23,7 +23,7 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.schema import events, ratings
 from bot.privacy.store import TranscriptStore
-from bot.report import build
+from bot.report import build, render_text
 from bot.report_html import render_html
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
 
@@ -213,3 +213,17 @@ async def test_under_opt_in_the_disclosure_before_the_yes_is_counted(
         await store.aclose()
     assert report["disclosure"]["conversations"] == 1 and report["disclosure"]["coverage"] == 1.0, report["disclosure"]
     assert named[:3] == ["disclosure", "answer", "consent_request"] and "privacy_notice" in named
+
+
+async def test_an_empty_report_says_no_conversations_neutrally(database_url: str) -> None:  # noqa: F811
+    """QA 17, item 11: nothing to check is neither a success (green) nor a failure (red)."""
+    store = TranscriptStore.open(database_url, None, MasterKeys.parse(MasterKeys.generate()), KEY)
+    try:
+        with store.engine.connect() as connection:
+            report = build(connection, store.audit_log, since_days=30, now=datetime.utcnow(), retention_days=30)
+    finally:
+        await store.aclose()
+    assert "AI disclosure first: no conversations in the period" in render_text(report).splitlines()
+    page = render_html(report)
+    section = page.split("<h2>AI disclosure</h2>")[1].split("<h2>")[0]
+    assert "No conversations in this period" in section and "class=\"ok\"" not in section and "class=\"bad\"" not in section
