@@ -197,10 +197,31 @@ class Bot:
         async with self._locks.hold(fan):  # never written after an erasure of the fan
             try:
                 await self._drop_if_erased_elsewhere(fan)
-                return await self._commands.rate(Sender(fan, conversation, address), token, rating)
+                replies = await self._commands.rate(Sender(fan, conversation, address), token, rating)
+                await self._count_replies(address.platform, fan, conversation, replies)
+                return replies
             except StoreUnavailable:
                 logger.error("the store did not answer while recording a rating")
                 return [Outgoing(Kind.ERROR, STORE_DOWN_TEXT)]
+
+    async def _count_replies(self, platform: str, fan: str, conversation: str, replies: list[Outgoing]) -> None:
+        """A click's acknowledgement is a reply like any other (events, `/metrics`): written
+        when the fan's data may be stored, held with the conversation under opt-in before the
+        yes, counted only otherwise."""
+        choice = await self._consented(fan)
+        if choice == "yes":
+            try:
+                started = (await self._memory.load(fan, conversation)).started  # the conversation's start names its events
+            except StoreUnavailable:
+                started = 0.0  # written without the fan (no conversation started then)
+            self.events.replies(platform, fan, conversation, started, replies)
+            return
+        held = self._consent.held(fan, conversation) if choice != "no" else None
+        if held is None:
+            self.events.held(platform, fan, conversation, 0.0, replies)  # counted, never written
+            return
+        earlier = self._consent.take_events(fan, conversation, held.started)
+        self._consent.hold_events(conversation, earlier + self.events.held(platform, fan, conversation, held.started, replies))
 
     async def _conversation(self, fan: str, conversation: str) -> ConversationState:
         """The conversation's shared state; a new one (a first contact: the disclosure goes

@@ -52,6 +52,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 START_TIMEOUT_SECONDS = 30.0
 #: Interaction tokens last 15 minutes; keep a margin.
 INTERACTION_TTL_SECONDS = 14 * 60
+UNKNOWN_BUTTON_TEXT = "Sorry, I don't recognise that button (it may be from an older version of me). Please type your request instead."
 DMS_CLOSED_TEXT = (
     "I couldn't send you that privately because your direct messages are closed. "
     "Use the slash command instead (for example /my-data): its answer is visible only to you."
@@ -240,35 +241,44 @@ class DiscordConnector:
         await self._handle(incoming, answer)
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Button clicks (slash commands are the tree's): erasure confirmation and the desk."""
+        """Button clicks (slash commands are the tree's): erasure confirmation, yes/no answers,
+        ratings and the desk. Every click is answered within Discord's 3 seconds (an unanswered
+        one shows the clicker "This interaction failed"), one whose custom_id this bot does not
+        understand with a one-line ephemeral error."""
         if interaction.type is not discord.InteractionType.component or interaction.data is None:
             return
+        arrived = time.perf_counter()
         custom_id = str(interaction.data.get("custom_id", ""))
+        rating, _, token = custom_id.removeprefix(RATE_PREFIX).partition(":")
+        desk_action = custom_id.split(":")
         if custom_id in (CONFIRM_ERASURE, CANCEL_ERASURE):
-            await self._slash(interaction, "/forget-me confirm" if custom_id == CONFIRM_ERASURE else "/forget-me cancel")
+            await self._slash(interaction, "/forget-me confirm" if custom_id == CONFIRM_ERASURE else "/forget-me cancel", arrived)
         elif custom_id in (ANSWER_YES, ANSWER_NO):  # the fan's answer to a pending yes/no question
-            await self._slash(interaction, "yes" if custom_id == ANSWER_YES else "no")
-        elif custom_id.startswith(RATE_PREFIX):  # "Helpful" / "Not helpful" on an answer
-            await self._rate(interaction, custom_id.removeprefix(RATE_PREFIX))
-        elif custom_id.startswith(TICKET_ACTION_PREFIX) and self.desk is not None and self._bot is not None:
-            _, action, ticket = custom_id.split(":", 2)
-            await self.desk.on_button(self._bot, self._router, interaction, action, ticket)
+            await self._slash(interaction, "yes" if custom_id == ANSWER_YES else "no", arrived)
+        elif custom_id.startswith(RATE_PREFIX) and rating in ("good", "bad") and token:  # "Helpful" / "Not helpful"
+            await self._rate(interaction, rating, token, arrived)
+        elif len(desk_action) == 3 and custom_id.startswith(TICKET_ACTION_PREFIX) and self.desk is not None and self._bot is not None:
+            await self.desk.on_button(self._bot, self._router, interaction, desk_action[1], desk_action[2],
+                                      deferred=lambda: METRICS.acked(self.name, time.perf_counter() - arrived))
+        else:  # a button of another version or app, or a forged custom_id: never "interaction failed"
+            await interaction.response.send_message(UNKNOWN_BUTTON_TEXT, ephemeral=True)
+            METRICS.acked(self.name, time.perf_counter() - arrived)
 
-    async def _rate(self, interaction: discord.Interaction, payload: str) -> None:
+    async def _rate(self, interaction: discord.Interaction, rating: str, token: str, arrived: float) -> None:
         """Deferred at once, ephemeral (flags 64): the acknowledgement reaches only the fan who
         clicked. The conversation is the DM or the channel the answer is in, as for messages."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        METRICS.acked(self.name, time.perf_counter() - arrived)
         if self._bot is None:
             return
-        rating, _, token = payload.partition(":")
         conversation = DM if interaction.guild_id is None else str(interaction.channel_id)
         address = Address(self.name, str(interaction.user.id), conversation)
         replies = await self._bot.rate(address, token, rating)
         await self._router.deliver(replies, lambda reply: self._followup(interaction, reply), address, self._bot)
 
-    async def _slash(self, interaction: discord.Interaction, text: str) -> None:
+    async def _slash(self, interaction: discord.Interaction, text: str, arrived: Optional[float] = None) -> None:
         """Deferred at once (within Discord's 3 seconds); results follow, visible to the fan only."""
-        arrived = time.perf_counter()
+        arrived = time.perf_counter() if arrived is None else arrived
         await interaction.response.defer(ephemeral=True, thinking=True)
         METRICS.acked(self.name, time.perf_counter() - arrived)
         self._remember_interaction(interaction)

@@ -14,7 +14,7 @@ Who may act: members holding `[discord] moderator_role`; this desk's rule only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Optional, Union
 
@@ -222,10 +222,15 @@ class DiscordDesk:
             return Reply(to_plain(message, parsed.text, self._client))
         return parsed
 
-    async def on_button(self, bot: Bot, router: Router, interaction: discord.Interaction, action: str, value: str) -> None:
-        """Claim / Resolve: answered at once (deferred); the ticket is the one stored at the
-        clicked message (or its thread); refusals only to the presser (ephemeral)."""
+    async def on_button(
+        self, bot: Bot, router: Router, interaction: discord.Interaction, action: str, value: str,
+        deferred: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Claim / Resolve: answered at once (deferred, then `deferred()`: the ack metric); the
+        ticket is the one stored at the clicked message (or its thread); refusals only to the
+        presser (ephemeral)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        deferred()
         ticket = None
         if interaction.message is not None:
             ticket = await self.tickets.at_message(DESK, str(self.channel_id), str(interaction.message.id))

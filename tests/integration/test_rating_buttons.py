@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.engine.remote import ModelServerEngine
+from bot.messages import Kind
+from bot.metrics import METRICS
 from bot.privacy.pseudonym import Pseudonymizer
-from bot.privacy.schema import ratings
+from bot.privacy.schema import events, ratings
 from bot.privacy.store import TranscriptStore
 from tests.integration.test_discord_connector import FAN as DISCORD_FAN
 from tests.integration.test_discord_connector import KEY as DISCORD_KEY
@@ -75,9 +77,12 @@ async def test_discord_answers_carry_rating_buttons_and_a_click_is_answered_ephe
     custom_ids = [c["custom_id"] for row in answer.components for c in row["components"]]
     assert [c.split(":")[:2] for c in custom_ids] == [["fb", "good"], ["fb", "bad"]]
     assert all(len(c) <= 100 for c in custom_ids)
+    acks, acknowledged = _discord_acks(), _messages("feedback")
     await discord.standin.click_button(DISCORD_FAN, custom_ids[0], answer.message_id, discord.dm(), guild=False)
     thanks = await discord.sent(kind="followup", contains="helped")
     assert thanks[-1].ephemeral
+    # The deferral is an ack like a slash command's; the acknowledgement a reply like any other (QA 17, item 7).
+    assert _discord_acks() == acks + 1 and _messages("feedback") == acknowledged + 1
     deferred = [m for m in discord.standin.sent if m.kind == "interaction_response"]
     assert deferred and deferred[-1].ephemeral  # flags 64: only the fan sees it
     fan = Pseudonymizer(DISCORD_KEY).fan("discord", str(DISCORD_FAN))
@@ -90,3 +95,25 @@ async def test_discord_answers_carry_rating_buttons_and_a_click_is_answered_ephe
     await discord.sent(kind="followup", contains="nothing was stored")
     await discord.settled()
     assert [(who, rating) for who, rating, _ in await stored(store)] == [(fan, "good")]
+    with store.engine.connect() as connection:
+        written = connection.execute(select(events.c.reason, events.c.fan).where(events.c.reason == "feedback")).all()
+    assert (Kind.FEEDBACK.value, fan) in written  # in the report and in /my-data
+
+    # A custom_id the bot does not understand is answered (never "This interaction failed"): one
+    # ephemeral line, a CHANNEL_MESSAGE_WITH_SOURCE (type 4) callback within Discord's 3 seconds.
+    for custom_id in ("fb", "fb:good", "fb:meh:" + custom_ids[0].split(":", 2)[2], "xx:good:abc", "ticket:claim"):
+        acks = _discord_acks()
+        interaction = await discord.standin.click_button(DISCORD_FAN, custom_id, None, discord.dm(), guild=False)
+        [answered] = await discord.standin.wait_for_sent(lambda m, i=interaction: m.interaction_id == i, timeout=20)  # type: ignore[misc]
+        assert (answered.kind, answered.callback_type, answered.ephemeral) == ("interaction_response", 4, True), custom_id
+        assert "don't recognise that button" in (answered.content or "") and "\n" not in (answered.content or "")
+        await discord.settled()  # the connector observes the ack once the callback's HTTP response is back
+        assert _discord_acks() == acks + 1, custom_id
+
+
+def _discord_acks() -> float:
+    return METRICS.registry.get_sample_value("fan_assistant_ack_latency_seconds_count", {"platform": "discord"}) or 0.0
+
+
+def _messages(kind: str) -> float:
+    return METRICS.registry.get_sample_value("fan_assistant_messages_total", {"platform": "discord", "kind": kind}) or 0.0
