@@ -12,6 +12,7 @@ from bot.config import Config
 from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.engine import DialogueEngine
+from bot.privacy.events import epoch
 from bot.privacy.local_files import private_spool, private_sqlite
 from bot.privacy.notify import listen_for_changes
 from bot.privacy.pseudonym import Pseudonymizer
@@ -78,7 +79,8 @@ def build_bot(
     store: TranscriptStore,
     clock: Callable[[], datetime] = datetime.utcnow,
 ) -> Bot:
-    memory = ConversationMemory(idle_seconds=config.assistant.conversation_idle_minutes * 60)
+    # The conversations' timestamps on the bot's clock too (a replay's, `bot.replay.ReplayClock`).
+    memory = ConversationMemory(idle_seconds=config.assistant.conversation_idle_minutes * 60, clock=lambda: epoch(clock()))
     configure_redaction(config.privacy.phone_regions)
     return Bot(
         engine,

@@ -16,8 +16,9 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -31,7 +32,7 @@ from bot.privacy.store import TranscriptStore
 from connectors.base import ConnectorError
 
 EXIT_USAGE = 2
-#: Replay's clock: fixed start, one second per input line, so runs are reproducible.
+#: Replay's clock (`bot.replay.ReplayClock`): fixed start, one second per input line, so runs are reproducible.
 REPLAY_EPOCH = datetime(2026, 1, 1)
 #: `bot report --since`: at most a hundred years back.
 MAX_SINCE_DAYS = 36_500
@@ -213,7 +214,8 @@ def _replay_store_url(url: Optional[str]) -> Iterator[str]:
 
 async def _replay(config: Config, script: str, out_path: Optional[Path], store_url: Optional[str]) -> int:
     from bot.app import build_bot, local_secrets, open_store
-    from bot.replay import replay
+    from bot.privacy import events
+    from bot.replay import ReplayClock, replay
 
     with contextlib.ExitStack() as stack:
         try:
@@ -225,13 +227,15 @@ async def _replay(config: Config, script: str, out_path: Optional[Path], store_u
         require_model(config)
         secrets = local_secrets(config)
         store = open_store(config, secrets, stack.enter_context(_replay_store_url(store_url)))
-        ticks = iter(range(10**9))
+        clock = ReplayClock(REPLAY_EPOCH)
+        events.use_clock(clock.epoch)  # privacy operations' events too: one clock for the whole run
         try:
             async with open_engine(config, wait_ready=True) as engine:
-                bot = build_bot(config, secrets, engine, store, clock=lambda: REPLAY_EPOCH + timedelta(seconds=next(ticks)))
-                malformed = await replay(bot, source, out, sys.stderr)
+                bot = build_bot(config, secrets, engine, store, clock=clock)
+                malformed = await replay(bot, source, out, sys.stderr, clock=clock)
         finally:
             await store.aclose()
+            events.use_clock(time.time)
     if malformed:
         print(f"bot replay: {malformed} malformed line(s) skipped", file=sys.stderr)
     return 1 if malformed else 0

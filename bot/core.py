@@ -30,7 +30,7 @@ from bot.locks import FanLocks
 from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.metrics import METRICS
 from bot.normalize import normalize
-from bot.privacy.events import EventLog
+from bot.privacy.events import EventLog, epoch
 from bot.privacy.notice import PrivacyNotice
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import StoreUnavailable, TranscriptStore
@@ -107,15 +107,18 @@ class Bot:
         self._handoff = Handoff(handoff, store, pseudonyms, clock)
         privacy = privacy or PrivacySettings(retention_days=retention_days)
         notice = PrivacyNotice(privacy, memory.idle_seconds / 60)
-        self._consent = Consent(store, privacy.consent, notice.version, memory.idle_seconds)
-        self._feedback = Feedback(store, pseudonyms)
+        #: The bot's clock in epoch seconds, for everything it timestamps that way (events,
+        #: consent, ratings): one clock, so a replay is deterministic and its report coherent.
+        self._epoch: Callable[[], float] = lambda: epoch(clock())
+        self._consent = Consent(store, privacy.consent, notice.version, memory.idle_seconds, clock=self._epoch)
+        self._feedback = Feedback(store, pseudonyms, clock=self._epoch)
         self._commands = CommandHandlers(
             settings, engine, memory, store, retention_days, self._handoff, notice, self._consent, self._feedback
         )
         self._store = store
         store.keep_recent(handoff.history_turns, memory.idle_seconds)  # handoff packets without a store read
         self._transcript = TranscriptWriter(store, clock)
-        self.events = EventLog(store)  # minimized events for `bot report` (bot.privacy.events)
+        self.events = EventLog(store, clock=self._epoch)  # minimized events for `bot report` (bot.privacy.events)
         self._commands.before_export = self.events.drain  # /my-data holds the events still buffered
         self._locks = FanLocks(store.engine)
         store.when_erased_elsewhere(self._forget_erased_elsewhere)  # PostgreSQL notices (bot.privacy.notify)
@@ -229,7 +232,7 @@ class Bot:
         try:
             return await self._memory.load(fan, conversation)
         except StoreUnavailable:
-            return ConversationState(started=time.time())
+            return ConversationState(started=self._epoch())
 
     async def _remember(self, fan: str, conversation: str, state: ConversationState) -> None:
         try:

@@ -1,7 +1,10 @@
 """Scripted conversations: JSON lines in, one JSON line per message the bot sends out.
 
 The output names kinds, intents and confidences, so a script can pin the assistant's
-behaviour without pinning its wording. The same input and model give the same output.
+behaviour without pinning its wording. The same input and model give the same output: every
+timestamp the bot keeps (turns, conversations, tickets, events, ratings, consent) comes from
+one `ReplayClock`, which moves one second per script line and reads the same within a line
+however often it is read.
 """
 
 from __future__ import annotations
@@ -10,15 +13,35 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Optional, TextIO, Union
 
 from bot.core import Bot
 from bot.handoff.actions import DeskLineError, console_action
 from bot.messages import Incoming, Kind, Outgoing, valid_unicode
+from bot.privacy.events import epoch
 
 REPLAY_PLATFORM = "replay"
 #: A ticket number as a script gives it: ASCII digits only ("²" is a digit to `str.isdigit`).
 TICKET = re.compile(r"#?[0-9]{1,18}")
+
+
+class ReplayClock:
+    """The bot's clock in a replay: `start`, plus one second per `tick` (per script line).
+    Reading it does not move it, so a part of the bot that reads the time once more (an event,
+    a rating) moves no other timestamp, and every part can use it."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def __call__(self) -> datetime:
+        return self._now
+
+    def epoch(self) -> float:
+        return epoch(self._now)
+
+    def tick(self, seconds: float = 1.0) -> None:
+        self._now += timedelta(seconds=seconds)
 
 
 class ReplayLineError(ValueError):
@@ -94,14 +117,18 @@ def output_line(reply: Outgoing, actor: str) -> str:
 
 
 async def replay(
-    bot: Bot, lines: Iterable[Union[str, bytes]], out: TextIO, err: TextIO, max_chars: Optional[int] = None
+    bot: Bot, lines: Iterable[Union[str, bytes]], out: TextIO, err: TextIO, max_chars: Optional[int] = None,
+    clock: Optional[ReplayClock] = None,
 ) -> int:
     """Plays every line (text, or bytes read in binary so that invalid UTF-8 is one bad line,
-    not the end of the run); returns the number of malformed lines (each reported on `err`)."""
+    not the end of the run); returns the number of malformed lines (each reported on `err`).
+    `clock`, the bot's, moves one second per line."""
     malformed = 0
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
+        if clock is not None:
+            clock.tick()
         for notice in await bot.expire_handoffs():
             print(output_line(notice, ""), file=out, flush=True)
         try:

@@ -63,12 +63,15 @@ def build(
     purge_interval_minutes: float = 60.0,
     nlu_audit: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
-    """The report as a JSON-ready dict; `now` is a naive UTC datetime (the store's convention)."""
-    until = ev.epoch(now)
+    """The report as a JSON-ready dict; `now` is a naive UTC datetime (the store's convention).
+    The period ends at the newest recorded event (at most `now`): about now for a live store;
+    for a store `bot replay` wrote on its clock, the end of the replay, so a report over a
+    replayed month shows that month. The retention check is against `now`."""
+    until = _latest(connection, ev.epoch(now))
     since = until - since_days * 86400
     report: dict[str, Any] = {
         "schema": SCHEMA,
-        "generated_at": _iso(until),
+        "generated_at": _iso(ev.epoch(now)),
         "period": {"since": _iso(since), "until": _iso(until), "days": since_days},
         "disclosure": _disclosure(connection, since, until),
     }
@@ -79,6 +82,12 @@ def build(
     report["audit_chain"] = {"intact": audit.ok, "records": audit.records, "head": audit.head, "problem": audit.problem}
     report["nlu_audit"] = nlu_audit
     return report
+
+
+def _latest(connection: Connection, now: float) -> float:
+    """The newest event's time, at most `now` (`now` in an empty store)."""
+    newest = connection.execute(select(func.max(events.c.at)).where(events.c.at <= now)).scalar()
+    return float(newest) if newest is not None else now
 
 
 def _disclosure(connection: Connection, since: float, until: float) -> dict[str, Any]:
@@ -96,7 +105,7 @@ def _disclosure(connection: Connection, since: float, until: float) -> dict[str,
         (str(kind), int(n))
         for kind, n in connection.execute(
             select(numbered.c.reason, func.count())
-            .where(numbered.c.n == 1, numbered.c.at >= since, numbered.c.at < until)
+            .where(numbered.c.n == 1, numbered.c.at >= since, numbered.c.at <= until)
             .group_by(numbered.c.reason)
         ).all()
     )
@@ -114,7 +123,7 @@ def _disclosure(connection: Connection, since: float, until: float) -> dict[str,
 def _answers(connection: Connection, since: float, until: float) -> dict[str, Any]:
     rows = connection.execute(
         select(events.c.at, events.c.reason, events.c.intent, events.c.confidence).where(
-            events.c.kind == ev.REPLY, events.c.at >= since, events.c.at < until
+            events.c.kind == ev.REPLY, events.c.at >= since, events.c.at <= until
         )
     ).all()
     by_kind: Counter[str] = Counter()
@@ -136,7 +145,7 @@ def _answers(connection: Connection, since: float, until: float) -> dict[str, An
     rated: dict[str, Counter[str]] = defaultdict(Counter)
     for intent, rating, n in connection.execute(
         select(ratings.c.intent, ratings.c.rating, func.count())
-        .where(ratings.c.at >= since, ratings.c.at < until)
+        .where(ratings.c.at >= since, ratings.c.at <= until)
         .group_by(ratings.c.intent, ratings.c.rating)
     ).all():
         rated[intent or "none"][rating] += int(n)
@@ -194,7 +203,7 @@ def _histogram(values: Sequence[float]) -> list[int]:
 def _handoffs(connection: Connection, since: float, until: float) -> dict[str, Any]:
     rows = connection.execute(
         select(events.c.kind, events.c.reason, events.c.seconds).where(
-            events.c.kind.like("handoff%"), events.c.at >= since, events.c.at < until
+            events.c.kind.like("handoff%"), events.c.at >= since, events.c.at <= until
         )
     ).all()
     seconds: dict[str, list[float]] = defaultdict(list)
@@ -230,7 +239,7 @@ def _privacy(
     rows = connection.execute(
         select(events.c.kind, events.c.reason, events.c.seconds, events.c.count).where(
             events.c.kind.in_([ev.EXPORT, ev.ERASURE, ev.PRIVACY_OFF, ev.PRIVACY_ON, ev.PURGE]),
-            events.c.at >= since, events.c.at < until,
+            events.c.at >= since, events.c.at <= until,
         )
     ).all()
     count: Counter[str] = Counter()

@@ -67,6 +67,21 @@ PURGE = "purge"
 FLUSH_SECONDS = 1.0
 FLUSH_EVENTS = 500
 
+#: Epoch seconds of the events written without a reading of the caller's (privacy operations,
+#: retention purges): the wall clock, or `bot replay`'s clock during a replay (`use_clock`).
+_clock: Callable[[], float] = time.time
+
+
+def now() -> float:
+    return _clock()
+
+
+def use_clock(clock: Callable[[], float]) -> None:
+    """Sets the process's event clock (`bot replay` only: the bot's clock for a whole run)."""
+    global _clock
+    _clock = clock
+
+
 #: Called with each event as it is recorded in this process (`bot.metrics` counts them).
 Observer = Callable[["Event"], None]
 _observers: list[Observer] = []
@@ -136,13 +151,13 @@ def _rolled_back(connection: Connection) -> None:
 def record(engine: Engine, kind: str, **fields: Any) -> None:
     """Writes one event in a transaction of its own, now (store thread)."""
     with engine.begin() as connection:
-        add(connection, kind, time.time(), **fields)
+        add(connection, kind, now(), **fields)
 
 
 def erased(connection: Connection, requested: Optional[datetime], actor: str) -> None:
     """An erasure completed (in its last transaction): who asked and how long it took, no fan."""
     seconds = (datetime.utcnow() - requested).total_seconds() if requested is not None else None
-    add(connection, ERASURE, time.time(), reason=actor if actor in ("fan", "operator") else "moderator", seconds=seconds)
+    add(connection, ERASURE, now(), reason=actor if actor in ("fan", "operator") else "moderator", seconds=seconds)
 
 
 def purge(connection: Connection, before: datetime, turns_purged: int, at: float) -> int:
@@ -158,8 +173,8 @@ class EventLog:
 
     def __init__(self, store: TranscriptStore, clock: Callable[[], float] = time.time, enabled: bool = True) -> None:
         self._store = store
-        #: Epoch seconds of a reply event. Not the bot's clock: `bot replay` ticks that one per
-        #: reading, and an extra reading would move every later timestamp of a replay.
+        #: Epoch seconds of a reply event: the bot's clock (`Bot` passes it; a replay's does not
+        #: move when read, `bot.replay.ReplayClock`).
         self.clock = clock
         self.enabled = enabled
         self._group = store.group_commit(self._write)

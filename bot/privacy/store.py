@@ -809,7 +809,7 @@ class TranscriptStore:
                 if dry_run:
                     return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
-                events.purge(connection, before, purged, time.time())  # events follow the turns' retention
+                events.purge(connection, before, purged, events.now())  # events follow the turns' retention
                 expired = {part.name: part.purge(connection, before) for part in self._parts if isinstance(part, Expiring)}
             self._recent.drop_before(before)
             self.audit_log.record("retention_purge", "operator", {"turns": purged, **expired})
@@ -868,7 +868,7 @@ class TranscriptStore:
         def work() -> None:
             with self._engine.begin() as connection:
                 set_logging(connection, fan, enabled)
-                events.add(connection, events.PRIVACY_ON if enabled else events.PRIVACY_OFF, time.time())  # no fan
+                events.add(connection, events.PRIVACY_ON if enabled else events.PRIVACY_OFF, events.now())  # no fan
                 announce(connection, PREFERENCE, fan_token(fan), self._origin)
             self._hold_token(fan)
             self._logging.keep({fan: enabled})

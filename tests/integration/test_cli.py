@@ -107,3 +107,41 @@ def test_missing_model_is_one_line_and_exit_2(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and "bot train" in run.stderr
+
+
+def test_a_replay_is_byte_identical_on_one_clock_and_its_report_shows_it(trained_model: Path, tmp_path: Path) -> None:
+    """QA 17, item 5: turns, conversations, tickets, events, ratings and consent all on the
+    replay's clock (one second per line): the same script twice gives the same bytes, /my-data
+    (every stored timestamp) included, and `bot report` with its default period shows the replay."""
+    script = tmp_path / "month.jsonl"
+    lines = [
+        {"user": "ann", "text": "how do I reset my password"},
+        {"user": "ann", "text": "/feedback good"},
+        {"user": "ann", "text": "/human"},
+        {"moderator": "mod1", "ticket": "last", "text": "/claim Alex"},
+        {"moderator": "mod1", "ticket": "last", "text": "Hi, a person here."},
+        {"moderator": "mod1", "ticket": "last", "text": "/resolve"},
+        {"user": "bob", "text": "hello"},
+        {"user": "bob", "text": "/privacy off"},
+        {"user": "ann", "text": "/my-data"},
+    ]
+    script.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    env = {"BOT_HANDOFF_MODERATORS": "mod1", "BOT_SECRETS_DEV_KEYS_FILE": str(tmp_path / "keys.env")}
+    runs = []
+    for n in (1, 2):  # two stores, one set of keys
+        runs.append(bot("replay", str(script), "--store-url", f"sqlite:///{tmp_path}/r{n}.db", tmp_path=tmp_path, extra_env=env))
+        assert runs[-1].returncode == 0, runs[-1].stderr
+    assert runs[0].stdout == runs[1].stdout
+    export = json.loads(json.loads(runs[0].stdout.splitlines()[-1])["text"])
+    assert export["ratings"][0]["at"].startswith("2026-01-01T00:00:02") and export["events"][0]["at"].startswith("2026-01-01T00:00:01")
+
+    report = tmp_path / "report.json"
+    shown = bot("report", "--json", str(report), tmp_path=tmp_path, extra_env={**env, "BOT_STORE_URL": f"sqlite:///{tmp_path}/r1.db"})
+    assert shown.returncode == 0, shown.stderr
+    figures = json.loads(report.read_text(encoding="utf-8"))
+    assert figures["period"]["until"] == "2026-01-01T00:00:09Z"  # the replay's last line
+    assert figures["disclosure"]["coverage"] == 1.0 and figures["disclosure"]["conversations"] == 1  # bob keeps no transcript
+    handoffs = figures["handoffs"]
+    assert (handoffs["opened"], handoffs["claimed"], handoffs["resolved"]) == (1, 1, 1)
+    assert handoffs["time_to_claim_seconds"]["p50"] == 1.0 and handoffs["time_to_resolve_seconds"]["p50"] == 3.0  # lines apart
+    assert (figures["privacy"]["exports"], figures["privacy"]["privacy_off"], figures["answers"]["ratings"]["good"]) == (1, 1, 1)

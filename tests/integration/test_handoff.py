@@ -203,7 +203,7 @@ async def test_erasure_during_an_open_handoff_tells_the_desk(url: str, master: M
         ("user", "ann", "answer"),
     ]
     assert "erased at the fan's request" in lines[6]["text"]
-    assert "1 handoff ticket(s)" in lines[5]["text"]
+    assert "handoff tickets (1)" in lines[5]["text"]
     assert await store.count_turns() == 3  # only what came after the erasure: disclosure, message, answer
     await store.aclose()
 

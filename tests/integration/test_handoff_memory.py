@@ -31,19 +31,26 @@ MODERATORS = tuple(f"mod{i}" for i in range(60))
 
 
 class Clock:
+    """As `bot replay`'s: reading it does not move it; every message (`say`) a second later."""
+
     def __init__(self) -> None:
         self.now = datetime(2026, 1, 1)
 
     def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)  # every message a second later: distinct times
         return self.now
 
 
+_CLOCKS: dict[int, Clock] = {}
+
+
 def make_bot(store: TranscriptStore, clock: Optional[Clock] = None) -> Bot:
-    return Bot(
+    clock = clock or Clock()
+    bot = Bot(
         FakeEngine(), Pseudonymizer(KEY), AssistantSettings(), ConversationMemory(3600), store,
-        clock=clock or Clock(), handoff=HandoffSettings(moderators=MODERATORS, history_turns=HISTORY),
+        clock=clock, handoff=HandoffSettings(moderators=MODERATORS, history_turns=HISTORY),
     )
+    _CLOCKS[id(bot)] = clock
+    return bot
 
 
 def fan(user: str) -> str:
@@ -51,6 +58,7 @@ def fan(user: str) -> str:
 
 
 async def say(bot: Bot, user: str, text: str) -> list[Outgoing]:
+    _CLOCKS[id(bot)].now += timedelta(seconds=1)  # every message a second later: distinct times
     return await bot.handle(Incoming("test", user, "D1", text))
 
 

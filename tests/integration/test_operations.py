@@ -143,7 +143,7 @@ def test_bot_purge_deletes_old_turns_and_prints_the_count(
     monkeypatch.setenv("BOT_PSEUDONYM_KEY", KEY)
     monkeypatch.setenv("BOT_MASTER_KEYS", masters)
     assert main(["purge", "--dry-run"]) == 0
-    assert capfd.readouterr().out.startswith(f"bot: would delete {old_count} turn(s) older than ")
+    assert capfd.readouterr().out.startswith(f"bot: would delete {old_count} turn(s), ")  # and the events, tickets, ratings
     assert main(["purge"]) == 0
     assert capfd.readouterr().out.startswith(f"bot: deleted {old_count} turn(s) older than ")
     assert main(["purge"]) == 0

@@ -59,7 +59,6 @@ async def test_report_of_a_replayed_month_shows_the_true_counts_and_no_fan(
     memory = ConversationMemory(idle_seconds=1800, clock=clock.epoch)
     bot = Bot(model_engine, pseudonyms, AssistantSettings(), memory, store, clock=clock,
               handoff=HandoffSettings(moderators=("mod-1",)))
-    bot.events.clock = clock.epoch  # reply events on the replay clock too
     sent: defaultdict[str, list[Outgoing]] = defaultdict(list)
     conversations: Counter[str] = Counter()
     texts: set[str] = set()
