@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "/why": ("",),
     "/feedback": ("good", "bad"),
 }
+#: What a command that needs an argument does, for the line shown when it comes without one.
+_PURPOSE = {"/feedback": "it rates my last answer"}
 _ALIASES = {"/forget_me": "/forget-me", "/forgetme": "/forget-me", "/my_data": "/my-data", "/mydata": "/my-data"}
 
 
@@ -66,6 +68,8 @@ def parse_command(text: str) -> Command:
     allowed = COMMANDS[name]
     if argument not in allowed:
         options = " or ".join(f"{name} {a}".strip() for a in allowed)
+        if not argument:  # a bare command that needs an argument: say how to use it, not what it "does not take"
+            raise CommandError(f"Use {options}: {_PURPOSE.get(name, 'it needs one of these')}.")
         raise CommandError(f"{name} does not take {argument!r}. Use {options}.")
     return Command(name, argument)
 

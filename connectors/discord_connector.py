@@ -13,7 +13,6 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any, Optional
 
 import discord
@@ -318,7 +317,7 @@ class DiscordConnector:
         result = as_file(reply, len(pieces), "attached here")
         with delivery_errors():
             if result is not None:  # ephemeral follow-ups may carry files: only the fan sees it
-                note = render(replace(reply, text=result.note))[0]
+                note = render(result.notice(reply))[0]
                 await interaction.followup.send(note, file=discord.File(io.BytesIO(result.content), filename=result.filename),
                                                 ephemeral=True, allowed_mentions=NO_PINGS)
                 return
@@ -335,7 +334,7 @@ class DiscordConnector:
                 view = buttons(reply)
                 result = as_file(reply, len(pieces), "attached here")
                 if result is not None:
-                    note = render(replace(reply, text=result.note))[0]
+                    note = render(result.notice(reply))[0]
                     await channel.send(note, file=discord.File(io.BytesIO(result.content), filename=result.filename), allowed_mentions=NO_PINGS)
                     return True
                 for index, piece in enumerate(pieces):

@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import aiohttp
@@ -425,7 +425,7 @@ class SlackConnector:
                 channel=await self._dm_channel(user), filename=result.filename, content=result.content,
                 title=result.filename, initial_comment="Here is the file you asked for.",
             )
-        return replace(message, text=result.note)
+        return result.notice(message)
 
     async def send_to(self, address: Address, message: Outgoing) -> None:
         """A message for a fan who is not being answered right now (a moderator's reply, a
