@@ -112,13 +112,15 @@ class CommandHandlers:
         if command.name == "/feedback":
             last = state.last_answer
             token = last.rate if last is not None and last.source == "model" else None
-            return await self.rate(sender, token, command.argument)
+            return await self.rate(sender, state.started, token, command.argument)
         return self.why(state)
 
-    async def rate(self, sender: Sender, token: Optional[str], rating: str) -> list[Outgoing]:
-        """A rating of one answer (`/feedback`, or a button whose token the connector passes)."""
+    async def rate(self, sender: Sender, started: float, token: Optional[str], rating: str) -> list[Outgoing]:
+        """A rating of one answer (`/feedback`, or a button whose token the connector passes)
+        in the conversation as it is now (begun at `started`)."""
         return await self._feedback.rate(
-            sender.fan, sender.conversation, sender.address.platform, token, rating, lambda: self.storage_refusal(sender.fan)
+            sender.fan, sender.conversation, started, sender.address.platform, token, rating,
+            lambda: self.storage_refusal(sender.fan),
         )
 
     async def storage_refusal(self, fan: str) -> Optional[str]:

@@ -186,13 +186,16 @@ class Bot:
 
     async def rate(self, address: Address, token: str, rating: str) -> list[Outgoing]:
         """A click on "Helpful" / "Not helpful": `token` is the button's untrusted payload
-        (`bot.feedback` checks it belongs to this fan and conversation)."""
+        (`bot.feedback` checks it belongs to this fan and to this conversation as it is now:
+        not one erased or expired since the answer)."""
         fan = self._pseudonyms.fan(address.platform, address.user_id)
         conversation = self._pseudonyms.conversation(address.platform, address.conversation_id, address.user_id)
         async with self._locks.hold(fan):  # never written after an erasure of the fan
             try:
                 await self._drop_if_erased_elsewhere(fan)
-                return await self._commands.rate(Sender(fan, conversation, address), token, rating)
+                held = None if await self._consented(fan) == "yes" else self._consent.held(fan, conversation)
+                state = held or await self._memory.load(fan, conversation)  # read only: a click starts nothing
+                return await self._commands.rate(Sender(fan, conversation, address), state.started, token, rating)
             except StoreUnavailable:
                 logger.error("the store did not answer while recording a rating")
                 return [Outgoing(Kind.ERROR, STORE_DOWN_TEXT)]
@@ -371,7 +374,7 @@ class Bot:
             return self._fallback(state, result)
 
         state.consecutive_fallbacks = 0
-        rate = self._feedback.token(fan, sender.conversation, intent, result.confidence)  # the fan may rate it
+        rate = self._feedback.token(fan, sender.conversation, state.started, intent, result.confidence)  # the fan may rate it
         state.last_answer = Explanation("model", intent, result.confidence, rate=rate)
         texts = (bot_challenge_text(self._settings),) if intent == "bot_challenge" else result.texts
         replies = [Outgoing(Kind.ANSWER, t, intent=intent, confidence=result.confidence) for t in texts]

@@ -118,6 +118,27 @@ async def test_untrusted_rating_payloads_store_nothing(model_engine: ModelServer
     assert len(await rows(store, ratings, new_user)) == 1
 
 
+async def test_a_rating_button_from_before_an_erasure_is_refused_afterwards(
+    model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
+) -> None:
+    """QA 17 item 12: the token is bound to the conversation's start, which `/forget-me` deletes."""
+    bot = new_bot(model_engine, store)
+    token = next(r.rate for r in await say(bot, new_user, QUESTION) if r.rate)
+    assert token is not None
+    here = Address("console", new_user, "console")
+    await say(bot, new_user, "/forget-me")
+    assert kinds(await say(bot, new_user, "/forget-me confirm")) == ["erasure_done"]
+    await bot.drain()
+    for _ in range(2):  # right after the erasure, and once the fan has begun a new conversation
+        refused = await bot.rate(here, token, "good")
+        assert kinds(refused) == ["error"] and "could not be checked" in refused[0].text and "\n" not in refused[0].text
+        await say(bot, new_user, "hello")
+    await bot.drain()
+    assert await rows(store, ratings, new_user) == []
+    fresh = next(r.rate for r in await say(bot, new_user, QUESTION) if r.rate)  # the new conversation's answers rate as before
+    assert kinds(await bot.rate(here, str(fresh), "good")) == ["feedback"]
+
+
 async def test_with_privacy_off_a_rating_is_acknowledged_but_not_kept(
     model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
 ) -> None:
