@@ -194,12 +194,7 @@ class CommandHandlers:
         ]
 
     async def my_data(self, fan: str) -> list[Outgoing]:
-        export = await self._store.export(fan)
-        export["held_in_memory"] = {
-            "dialogue_history": "your recent messages, kept by the AI model in memory only, "
-            f"dropped after {self._idle_minutes()} idle minutes or on /forget-me",
-        }
-        export["about_this_data"] = self._notice.about()  # GDPR Art. 15(1)(a)-(h), CCPA right to know
+        export = self._notice.access(await self._store.export(fan), live=True)  # the same facts as `bot export`
         return [Outgoing(Kind.DATA_EXPORT, json.dumps(export, indent=2, sort_keys=True, ensure_ascii=False))]
 
     async def privacy(self, fan: str, argument: str = "") -> list[Outgoing]:
@@ -228,9 +223,6 @@ class CommandHandlers:
         if last is None:
             return [Outgoing(Kind.EXPLANATION, "There is no answer of mine to explain yet in this conversation.")]
         return [Outgoing(Kind.EXPLANATION, explain(last), intent=last.intent, confidence=last.confidence)]
-
-    def _idle_minutes(self) -> str:
-        return f"{self._memory.idle_seconds / 60:g}"
 
 
 def explain(last: Explanation) -> str:

@@ -255,6 +255,26 @@ async def test_my_data_matches_the_published_schema_and_holds_every_erased_part(
         jsonschema.validate({k: v for k, v in export.items() if k != "ratings"}, SCHEMA, cls=jsonschema.Draft202012Validator)
 
 
+async def test_my_data_before_consent_says_nothing_is_logged(
+    model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
+) -> None:
+    """QA 17 item 4: under opt-in, before any answer to the consent question, the export
+    says logging has not started (not the stored default "on") and what memory holds."""
+    bot = new_bot(model_engine, store, consent="opt-in")
+    await say(bot, new_user, QUESTION)
+    export = json.loads((await say(bot, new_user, "/my-data"))[0].text)
+    jsonschema.validate(export, SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert export["transcript_logging"] == "waiting_for_consent" and export["consent"] is None
+    assert export["turns"] == [] and export["ratings"] == [] and export["encryption_key"] == "none"
+    assert "until you agree" in export["held_in_memory"]["conversation_state"]
+    await say(bot, new_user, "/privacy off")  # declined: recorded, and logging is off
+    export = json.loads((await say(bot, new_user, "/my-data"))[0].text)
+    assert (export["transcript_logging"], export["consent"]["choice"]) == ("off", "no")
+    await say(bot, new_user, "/privacy on")
+    export = json.loads((await say(bot, new_user, "/my-data"))[0].text)
+    assert export["transcript_logging"] == "on" and "conversation_state" not in export["held_in_memory"]
+
+
 async def test_ratings_expire_with_the_retention_purge(model_engine: ModelServerEngine, store: TranscriptStore, new_user: str) -> None:
     from datetime import datetime, timedelta
 
