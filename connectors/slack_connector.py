@@ -21,6 +21,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -70,6 +72,36 @@ IGNORED_SUBTYPES = frozenset({
     "group_topic", "group_purpose", "group_name", "group_archive", "group_unarchive",
     "pinned_item", "unpinned_item", "ekm_access_denied", "channel_posting_permissions",
 })
+
+
+def usable_actions(body: Any) -> bool:
+    """Whether a payload Bolt would dispatch as `block_actions` names a clicked element and a
+    user. Bolt reads `body["actions"][0]` eagerly, for every listener matcher and every
+    middleware's arguments alike (slack_bolt/request/payload_utils.py `to_action`,
+    kwargs_injection/async_utils.py, listener_matcher/builtins.py `_block_action`), so an
+    empty `actions` list raises inside `async_dispatch`, which answers 500 and logs a
+    traceback at ERROR; an element without a string `action_id` fails the same way."""
+    if not isinstance(body, dict) or body.get("type") != "block_actions" or "actions" not in body:
+        return True  # not an action (Bolt's `is_block_actions` needs the key): Bolt's own path
+    actions, user = body["actions"], body.get("user")
+    return (
+        isinstance(actions, list) and bool(actions)
+        and all(isinstance(action, dict) and isinstance(action.get("action_id"), str) for action in actions)
+        and isinstance(user, dict) and isinstance(user.get("id"), str)
+    )  # fmt: skip
+
+
+class _App(AsyncApp):
+    """Bolt's app, with malformed action payloads stopped before Bolt reads them. Both modes
+    dispatch here (HTTP after our signature check, Socket Mode from its authenticated link):
+    such a payload is acknowledged with 200, so Slack does not retry it, and ignored, with one
+    WARNING line and no content."""
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        if not usable_actions(req.body):
+            logger.warning("ignored a Slack block_actions payload without a usable action")
+            return BoltResponse(status=200, body="")
+        return await super().async_dispatch(req)
 
 
 @dataclass(frozen=True)
@@ -135,7 +167,7 @@ class SlackConnector:
         # p99 under load (docs/benchmarks.md). With process_before_response Bolt answers as soon as
         # the listener returns, and each listener here acks and hands its work to a task at once
         # (`_acking`), so the ack waits on nothing.
-        self.app = AsyncApp(
+        self.app = _App(
             client=self.client, signing_secret=tokens.signing_secret or "socket-mode", logger=sdk_logger,
             process_before_response=True,
         )  # fmt: skip
