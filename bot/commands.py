@@ -43,6 +43,8 @@ class Sender:
     conversation: str
     address: Address
     first_contact: bool = False  # the AI disclosure goes out with this message's replies
+    #: Opt-in: the consent question was asked in this process and no answer is recorded yet.
+    consent_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,16 @@ class CommandHandlers:
         if self._consent.opt_in and await self._consent.choice(fan) != "yes":
             return "consent"
         return None if await self._store.logging_enabled(fan) else "off"
+
+    async def consent_click(self, fan: str, yes: bool) -> list[Outgoing]:
+        """A click on the consent question's Yes / No: the answer while none is recorded;
+        after that, what is recorded and how to change it (an old button changes nothing)."""
+        if not self._consent.opt_in:
+            return [Outgoing(Kind.PRIVACY_NOTICE, consent_texts.NOT_ASKED_TEXT)]
+        choice = await self._consent.choice(fan)
+        if choice is None:
+            return await self.consent(fan, yes)
+        return [Outgoing(Kind.PRIVACY_NOTICE, consent_texts.recorded_text(choice))]
 
     async def consent(self, fan: str, yes: bool) -> list[Outgoing]:
         """The answer to the opt-in consent question (a yes/no, or `/privacy on|off`)."""

@@ -15,6 +15,7 @@ from typing import Optional
 
 from bot.commands import CommandError, CommandHandlers, Sender, is_command, parse_command
 from bot.config import AssistantSettings, HandoffSettings, PrivacySettings
+from bot.consent import AGAIN_TEXT as CONSENT_AGAIN_TEXT
 from bot.consent import QUESTION_TEXT as CONSENT_QUESTION_TEXT
 from bot.consent import Consent
 from bot.conversation import ConversationMemory, ConversationState, Explanation
@@ -141,12 +142,13 @@ class Bot:
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
         async with self._locks.hold(fan):  # across processes on PostgreSQL
             await self._drop_if_erased_elsewhere(fan)
-            stores = await self._consented(fan) == "yes"  # opt-in: nothing is written before a yes
+            consented = await self._consented(fan)
+            stores = consented == "yes"  # opt-in: nothing is written before a yes
             held = None if stores else self._consent.held(fan, conversation)  # a withdrawn fan: stored state, read only
             state = held or await self._conversation(fan, conversation)
             first_contact = not state.disclosed
             state.disclosed = True
-            sender = Sender(fan, conversation, incoming.address, first_contact)
+            sender = Sender(fan, conversation, incoming.address, first_contact, consented is None and self._consent.was_asked(fan))
             try:
                 if self._store.broken:  # its file is gone: nothing done now would be kept or found again
                     raise StoreUnavailable("the store's file was removed or replaced")
@@ -298,6 +300,10 @@ class Bot:
     ) -> Exchange:
         text = incoming.text.strip()
         limit = min(self._settings.max_message_chars, max_chars or self._settings.max_message_chars)
+        if incoming.answers == "consent":  # the consent question's own button: never mistaken for another question
+            if state.ask_back == "consent":
+                state.clear_pending()
+            return Exchange(await self._commands.consent_click(sender.fan, text == "yes"))
         if not normalize(text).strip():  # nothing but spaces or invisible characters (U+200B, U+FEFF...)
             what = "Attachments aren't something I can read" if incoming.attachments else "Your message was empty"
             return Exchange([Outgoing(Kind.ERROR, f"{what}: please send your question as text.")])
@@ -326,8 +332,10 @@ class Bot:
             state.consecutive_fallbacks = 0
             state.last_answer = Explanation("guard", "bot_challenge", None)
             return [Outgoing(Kind.ANSWER, bot_challenge_text(self._settings), intent="bot_challenge")]
-        answer = yes_or_no(text) if state.pending else None
+        answer = yes_or_no(text) if state.pending or sender.consent_open else None
         if answer is not None:
+            if not state.pending:  # the consent question lapsed: asked again rather than inferred
+                return [self._consent_again(state)]
             return await self._resolve(sender, state, answer)
         if state.pending and unclear_answer(text):  # "maybe", "no, yes": never taken as either
             if not state.asked_again:
@@ -354,6 +362,8 @@ class Bot:
         if intent in ("affirm", "deny"):
             if state.pending:
                 return await self._resolve(sender, state, intent == "affirm")
+            if sender.consent_open:
+                return [self._consent_again(state)]
             return [Outgoing(Kind.ANSWER, NOTHING_PENDING_TEXT, intent=intent, confidence=result.confidence)]
         if state.pending:
             if intent in FALLBACK_INTENTS or intent is None:
@@ -422,6 +432,13 @@ class Bot:
         else:
             text, kind = ASK_BACK_TEXT[state.ask_back or "human"], Kind.ASK_BACK
         return Outgoing(kind, (ASK_AGAIN_TEXT + text) if again else text)
+
+    def _consent_again(self, state: ConversationState) -> Outgoing:
+        """A yes or no with no question pending while the consent question, asked earlier in
+        this process, has no answer: it may have been meant for that one (`bot.consent`)."""
+        state.clear_pending()
+        state.ask_back = "consent"
+        return Outgoing(Kind.CONSENT_REQUEST, CONSENT_AGAIN_TEXT + CONSENT_QUESTION_TEXT)
 
     def _fallback(self, state: ConversationState, result: EngineResult) -> list[Outgoing]:
         state.consecutive_fallbacks += 1

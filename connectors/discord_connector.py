@@ -31,6 +31,8 @@ from connectors.discord_render import (
     ANSWER_YES,
     CANCEL_ERASURE,
     CONFIRM_ERASURE,
+    CONSENT_NO,
+    CONSENT_YES,
     NO_PINGS,
     RATE_PREFIX,
     TICKET_ACTION_PREFIX,
@@ -247,6 +249,8 @@ class DiscordConnector:
             await self._slash(interaction, "/forget-me confirm" if custom_id == CONFIRM_ERASURE else "/forget-me cancel")
         elif custom_id in (ANSWER_YES, ANSWER_NO):  # the fan's answer to a pending yes/no question
             await self._slash(interaction, "yes" if custom_id == ANSWER_YES else "no")
+        elif custom_id in (CONSENT_YES, CONSENT_NO):  # the consent question's own buttons (bot.consent)
+            await self._slash(interaction, "yes" if custom_id == CONSENT_YES else "no", answers="consent")
         elif custom_id.startswith(RATE_PREFIX):  # "Helpful" / "Not helpful" on an answer
             await self._rate(interaction, custom_id.removeprefix(RATE_PREFIX))
         elif custom_id.startswith(TICKET_ACTION_PREFIX) and self.desk is not None and self._bot is not None:
@@ -265,13 +269,13 @@ class DiscordConnector:
         replies = await self._bot.rate(address, token, rating)
         await self._router.deliver(replies, lambda reply: self._followup(interaction, reply), address, self._bot)
 
-    async def _slash(self, interaction: discord.Interaction, text: str) -> None:
+    async def _slash(self, interaction: discord.Interaction, text: str, answers: Optional[str] = None) -> None:
         """Deferred at once (within Discord's 3 seconds); results follow, visible to the fan only."""
         arrived = time.perf_counter()
         await interaction.response.defer(ephemeral=True, thinking=True)
         METRICS.acked(self.name, time.perf_counter() - arrived)
         self._remember_interaction(interaction)
-        incoming = Incoming(self.name, str(interaction.user.id), DM, text.strip())
+        incoming = Incoming(self.name, str(interaction.user.id), DM, text.strip(), answers=answers)
         await self._handle(incoming, lambda reply: self._followup(interaction, reply))
 
     def _remember_interaction(self, interaction: discord.Interaction) -> None:

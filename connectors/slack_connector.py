@@ -45,6 +45,8 @@ from connectors.slack_render import (
     CANCEL_ERASURE,
     CLAIM_TICKET,
     CONFIRM_ERASURE,
+    CONSENT_NO,
+    CONSENT_YES,
     RATE_BAD,
     RATE_GOOD,
     RESOLVE_TICKET,
@@ -285,7 +287,7 @@ class SlackConnector:
         self.app.event("app_mention")(self._acking(self._on_mention))
         for command in COMMANDS:
             self.app.command(command)(self._acking(self._on_command))
-        for erasure_or_answer in (CONFIRM_ERASURE, CANCEL_ERASURE, ANSWER_YES, ANSWER_NO):  # a click becomes the fan's words
+        for erasure_or_answer in (CONFIRM_ERASURE, CANCEL_ERASURE, ANSWER_YES, ANSWER_NO, CONSENT_YES, CONSENT_NO):  # a click becomes the fan's words
             self.app.action(erasure_or_answer)(self._acking(self._on_erasure_button))
         for rating in (RATE_GOOD, RATE_BAD):
             self.app.action(rating)(self._acking(self._on_rating_button))
@@ -379,9 +381,12 @@ class SlackConnector:
         await ack()
         if not await self._first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
             return
-        text = {CONFIRM_ERASURE: "/forget-me confirm", CANCEL_ERASURE: "/forget-me cancel", ANSWER_YES: "yes", ANSWER_NO: "no"}[action["action_id"]]
+        action_id = action["action_id"]
+        text = {CONFIRM_ERASURE: "/forget-me confirm", CANCEL_ERASURE: "/forget-me cancel", ANSWER_YES: "yes", ANSWER_NO: "no",
+                CONSENT_YES: "yes", CONSENT_NO: "no"}[action_id]  # fmt: skip
+        answers = "consent" if action_id in (CONSENT_YES, CONSENT_NO) else None
         user = body["user"]["id"]
-        await self._handle(Incoming(self.name, user, DM, text), lambda m: self._respond(respond, m, user))
+        await self._handle(Incoming(self.name, user, DM, text, answers=answers), lambda m: self._respond(respond, m, user))
 
     async def _on_rating_button(
         self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]

@@ -226,6 +226,37 @@ async def test_opt_in_a_yes_answers_the_question_and_a_no_is_recorded(
     assert len(export["turns"]) == kept and export["consent"]["choice"] == "no"
 
 
+async def test_opt_in_the_consent_question_stays_answerable_after_other_messages(
+    model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
+) -> None:
+    """QA 17 item 3: once the fan wrote something else, a bare yes or no meets the consent
+    question again (never "no question waiting"), and the next yes or no is the answer."""
+    bot = new_bot(model_engine, store, consent="opt-in")
+    assert kinds(await say(bot, new_user, QUESTION))[-1] == "consent_request"
+    assert "consent_request" not in kinds(await say(bot, new_user, "when is the next episode?"))  # the question lapses
+    again = await say(bot, new_user, "yes")
+    assert kinds(again) == ["consent_request"] and again[0].text.startswith("If that was meant for my question")
+    assert await rows(store, consents, new_user) == []  # asked again, not inferred
+    assert kinds(await say(bot, new_user, "yes")) == ["privacy_notice"]
+    assert [r["choice"] for r in await rows(store, consents, new_user)] == ["yes"]
+    assert "no question of mine" in (await say(bot, new_user, "yes"))[0].text  # answered: nothing is open any more
+
+
+async def test_opt_in_the_consent_buttons_answer_once_then_say_what_is_recorded(
+    model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
+) -> None:
+    """QA 17 item 3: the question's own Yes / No answer it even after it lapsed; an old
+    button clicked later changes nothing and says what is recorded."""
+    bot = new_bot(model_engine, store, consent="opt-in")
+    await say(bot, new_user, QUESTION)
+    await say(bot, new_user, "when is the next episode?")
+    click = await bot.handle(Incoming("console", new_user, "console", "no", answers="consent"))
+    assert kinds(click) == ["privacy_notice"] and "keep nothing" in click[0].text
+    later = await bot.handle(Incoming("console", new_user, "console", "yes", answers="consent"))
+    assert kinds(later) == ["privacy_notice"] and later[0].text.startswith("Your answer is already recorded: no.")
+    assert [r["choice"] for r in await rows(store, consents, new_user)] == ["no"]
+
+
 # Item 4: the export and its schema -----------------------------------------------------------
 
 

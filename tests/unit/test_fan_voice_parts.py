@@ -40,9 +40,9 @@ def test_rating_buttons_only_on_rateable_answers_and_yes_no_on_the_consent_quest
         assert discord_render.buttons(unrated) is None
     question = Outgoing(Kind.CONSENT_REQUEST, "may I store?")
     [asked] = [b for b in slack_render.render(question)[0]["blocks"] if b["type"] == "actions"]
-    assert [e["action_id"] for e in asked["elements"]] == [slack_render.ANSWER_YES, slack_render.ANSWER_NO]
+    assert [e["action_id"] for e in asked["elements"]] == [slack_render.CONSENT_YES, slack_render.CONSENT_NO]
     consent_view = discord_render.buttons(question)
-    assert consent_view is not None and [getattr(i, "custom_id", None) for i in consent_view.children] == ["answer:yes", "answer:no"]
+    assert consent_view is not None and [getattr(i, "custom_id", None) for i in consent_view.children] == ["consent:yes", "consent:no"]
 
 
 def test_the_notice_version_follows_its_facts_and_placeholders_are_labelled() -> None:
