@@ -13,7 +13,6 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any, Optional
 
 import discord
@@ -32,6 +31,8 @@ from connectors.discord_render import (
     ANSWER_YES,
     CANCEL_ERASURE,
     CONFIRM_ERASURE,
+    CONSENT_NO,
+    CONSENT_YES,
     NO_PINGS,
     RATE_PREFIX,
     TICKET_ACTION_PREFIX,
@@ -248,6 +249,8 @@ class DiscordConnector:
             await self._slash(interaction, "/forget-me confirm" if custom_id == CONFIRM_ERASURE else "/forget-me cancel")
         elif custom_id in (ANSWER_YES, ANSWER_NO):  # the fan's answer to a pending yes/no question
             await self._slash(interaction, "yes" if custom_id == ANSWER_YES else "no")
+        elif custom_id in (CONSENT_YES, CONSENT_NO):  # the consent question's own buttons (bot.consent)
+            await self._slash(interaction, "yes" if custom_id == CONSENT_YES else "no", answers="consent")
         elif custom_id.startswith(RATE_PREFIX):  # "Helpful" / "Not helpful" on an answer
             await self._rate(interaction, custom_id.removeprefix(RATE_PREFIX))
         elif custom_id.startswith(TICKET_ACTION_PREFIX) and self.desk is not None and self._bot is not None:
@@ -266,13 +269,13 @@ class DiscordConnector:
         replies = await self._bot.rate(address, token, rating)
         await self._router.deliver(replies, lambda reply: self._followup(interaction, reply), address, self._bot)
 
-    async def _slash(self, interaction: discord.Interaction, text: str) -> None:
+    async def _slash(self, interaction: discord.Interaction, text: str, answers: Optional[str] = None) -> None:
         """Deferred at once (within Discord's 3 seconds); results follow, visible to the fan only."""
         arrived = time.perf_counter()
         await interaction.response.defer(ephemeral=True, thinking=True)
         METRICS.acked(self.name, time.perf_counter() - arrived)
         self._remember_interaction(interaction)
-        incoming = Incoming(self.name, str(interaction.user.id), DM, text.strip())
+        incoming = Incoming(self.name, str(interaction.user.id), DM, text.strip(), answers=answers)
         await self._handle(incoming, lambda reply: self._followup(interaction, reply))
 
     def _remember_interaction(self, interaction: discord.Interaction) -> None:
@@ -318,7 +321,7 @@ class DiscordConnector:
         result = as_file(reply, len(pieces), "attached here")
         with delivery_errors():
             if result is not None:  # ephemeral follow-ups may carry files: only the fan sees it
-                note = render(replace(reply, text=result.note))[0]
+                note = render(result.notice(reply))[0]
                 await interaction.followup.send(note, file=discord.File(io.BytesIO(result.content), filename=result.filename),
                                                 ephemeral=True, allowed_mentions=NO_PINGS)
                 return
@@ -335,7 +338,7 @@ class DiscordConnector:
                 view = buttons(reply)
                 result = as_file(reply, len(pieces), "attached here")
                 if result is not None:
-                    note = render(replace(reply, text=result.note))[0]
+                    note = render(result.notice(reply))[0]
                     await channel.send(note, file=discord.File(io.BytesIO(result.content), filename=result.filename), allowed_mentions=NO_PINGS)
                     return True
                 for index, piece in enumerate(pieces):
