@@ -391,7 +391,11 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
                 print(f"bot: no data held for {args.user} under this pseudonym key; nothing was {'exported' if args.command == 'export' else 'erased'}", file=sys.stderr)
                 return 1
             if args.command == "export":
-                print(json.dumps(await store.export(fan, actor="operator"), indent=2, sort_keys=True, ensure_ascii=False))
+                from bot.privacy.notice import PrivacyNotice
+
+                notice = PrivacyNotice(config.privacy, config.assistant.conversation_idle_minutes)
+                export = notice.access(await store.export(fan, actor="operator"), live=False)  # what /my-data says, Art. 13/15
+                print(json.dumps(export, indent=2, sort_keys=True, ensure_ascii=False))
             else:
                 receipt = await store.erase(fan, actor="operator")
                 await store.settle()

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "/why": ("",),
     "/feedback": ("good", "bad"),
 }
+#: What a command that needs an argument does, for the line shown when it comes without one.
+_PURPOSE = {"/feedback": "it rates my last answer"}
 _ALIASES = {"/forget_me": "/forget-me", "/forgetme": "/forget-me", "/my_data": "/my-data", "/mydata": "/my-data"}
 
 
@@ -42,6 +44,8 @@ class Sender:
     conversation: str
     address: Address
     first_contact: bool = False  # the AI disclosure goes out with this message's replies
+    #: Opt-in: the consent question was asked in this process and no answer is recorded yet.
+    consent_open: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ def parse_command(text: str) -> Command:
     allowed = COMMANDS[name]
     if argument not in allowed:
         options = " or ".join(f"{name} {a}".strip() for a in allowed)
+        if not argument:  # a bare command that needs an argument: say how to use it, not what it "does not take"
+            raise CommandError(f"Use {options}: {_PURPOSE.get(name, 'it needs one of these')}.")
         raise CommandError(f"{name} does not take {argument!r}. Use {options}.")
     return Command(name, argument)
 
@@ -116,13 +122,15 @@ class CommandHandlers:
         if command.name == "/feedback":
             last = state.last_answer
             token = last.rate if last is not None and last.source == "model" else None
-            return await self.rate(sender, token, command.argument)
+            return await self.rate(sender, state.started, token, command.argument)
         return self.why(state)
 
-    async def rate(self, sender: Sender, token: Optional[str], rating: str) -> list[Outgoing]:
-        """A rating of one answer (`/feedback`, or a button whose token the connector passes)."""
+    async def rate(self, sender: Sender, started: float, token: Optional[str], rating: str) -> list[Outgoing]:
+        """A rating of one answer (`/feedback`, or a button whose token the connector passes)
+        in the conversation as it is now (begun at `started`)."""
         return await self._feedback.rate(
-            sender.fan, sender.conversation, sender.address.platform, token, rating, lambda: self.storage_refusal(sender.fan)
+            sender.fan, sender.conversation, started, sender.address.platform, token, rating,
+            lambda: self.storage_refusal(sender.fan),
         )
 
     async def storage_refusal(self, fan: str) -> Optional[str]:
@@ -131,6 +139,16 @@ class CommandHandlers:
         if self._consent.opt_in and await self._consent.choice(fan) != "yes":
             return "consent"
         return None if await self._store.logging_enabled(fan) else "off"
+
+    async def consent_click(self, fan: str, yes: bool) -> list[Outgoing]:
+        """A click on the consent question's Yes / No: the answer while none is recorded;
+        after that, what is recorded and how to change it (an old button changes nothing)."""
+        if not self._consent.opt_in:
+            return [Outgoing(Kind.PRIVACY_NOTICE, consent_texts.NOT_ASKED_TEXT)]
+        choice = await self._consent.choice(fan)
+        if choice is None:
+            return await self.consent(fan, yes)
+        return [Outgoing(Kind.PRIVACY_NOTICE, consent_texts.recorded_text(choice))]
 
     async def consent(self, fan: str, yes: bool) -> list[Outgoing]:
         """The answer to the opt-in consent question (a yes/no, or `/privacy on|off`)."""
@@ -193,12 +211,7 @@ class CommandHandlers:
 
     async def my_data(self, fan: str) -> list[Outgoing]:
         await self.before_export()
-        export = await self._store.export(fan)
-        export["held_in_memory"] = {
-            "dialogue_history": "your recent messages, kept by the AI model in memory only, "
-            f"dropped after {self._idle_minutes()} idle minutes or on /forget-me",
-        }
-        export["about_this_data"] = self._notice.about()  # GDPR Art. 15(1)(a)-(h), CCPA right to know
+        export = self._notice.access(await self._store.export(fan), live=True)  # the same facts as `bot export`
         return [Outgoing(Kind.DATA_EXPORT, json.dumps(export, indent=2, sort_keys=True, ensure_ascii=False))]
 
     async def privacy(self, fan: str, argument: str = "") -> list[Outgoing]:
@@ -227,9 +240,6 @@ class CommandHandlers:
         if last is None:
             return [Outgoing(Kind.EXPLANATION, "There is no answer of mine to explain yet in this conversation.")]
         return [Outgoing(Kind.EXPLANATION, explain(last), intent=last.intent, confidence=last.confidence)]
-
-    def _idle_minutes(self) -> str:
-        return f"{self._memory.idle_seconds / 60:g}"
 
 
 def explain(last: Explanation) -> str:

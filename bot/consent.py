@@ -8,9 +8,16 @@ database with that message) and on `/forget-me`. A fan who withdraws (`/privacy 
 from the conversation's stored state, read but no longer written. Held state is per process:
 with several workers, a not-consenting fan's next message on another worker starts afresh
 (the disclosure again), the price of keeping nothing. The consent question is asked once per fan
-and process (remembering that it was asked would itself be storing something). The answer, its
-time and the version of the notice shown are recorded in `consents` and changed by
-`/privacy on|off`. A handoff (`/human`) is the fan's own request and is served before consent:
+and process (remembering that it was asked would itself be storing something). It stays
+answerable until answered: a yes or no right after it is the answer; once the fan has written
+something else, the question has lapsed as a pending one, and a bare yes or no that answers no
+other question of the assistant's is met with the consent question again ("if that was meant
+for my question about storage"), whose next yes or no is the answer. Consent is not inferred
+from a yes several messages later; it is asked for again, once, at the moment the fan seems to
+give it. The question's Yes / No buttons answer it directly while no answer is recorded; an old
+button clicked afterwards is told what is recorded and how to change it, and changes nothing.
+The answer, its time and the version of the notice shown are recorded in `consents` and changed
+by `/privacy on|off`. A handoff (`/human`) is the fan's own request and is served before consent:
 the ticket is stored, as the handoff notice says.
 
 Under "notice", `/privacy on|off` changes the logging preference only; no consent is recorded
@@ -37,11 +44,20 @@ QUESTION_TEXT = (
     "privacy choices and your ratings of my answers (see /privacy for who, why and how long)? "
     "Say yes or no (or type /privacy on or /privacy off). Until you say yes I keep nothing, and I answer either way."
 )
+AGAIN_TEXT = "If that was meant for my question about storing your data, here it is again. "
+NOT_ASKED_TEXT = "Nothing to answer there: storage here does not wait for consent (/privacy explains; /privacy off stops it)."
 YES_TEXT = "Thank you: from now on I keep minimized, encrypted copies of our messages. /privacy off withdraws this at any time."
 NO_TEXT = (
     "Understood: from now on I keep nothing about our conversation (anything stored earlier stays until it expires or you "
     "type /forget-me). I still answer you; /privacy on if you change your mind."
 )
+
+
+
+def recorded_text(choice: str) -> str:
+    """An old consent button clicked after the answer was recorded."""
+    change = "/privacy off withdraws it" if choice == "yes" else "/privacy on agrees instead"
+    return f"Your answer is already recorded: {choice}. Nothing changed; {change}."
 
 
 class Consent:
@@ -91,6 +107,10 @@ class Consent:
             self._asked.clear()
         self._asked.add(fan)
         return True
+
+    def was_asked(self, fan: str) -> bool:
+        """Whether the question was asked in this process (and not dropped since)."""
+        return fan in self._asked
 
     def held(self, fan: str, conversation: str) -> Optional[ConversationState]:
         """The in-memory state of a not-consenting fan's conversation (None when there is

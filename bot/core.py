@@ -15,6 +15,7 @@ from typing import Optional
 
 from bot.commands import CommandError, CommandHandlers, Sender, is_command, parse_command
 from bot.config import AssistantSettings, HandoffSettings, PrivacySettings
+from bot.consent import AGAIN_TEXT as CONSENT_AGAIN_TEXT
 from bot.consent import QUESTION_TEXT as CONSENT_QUESTION_TEXT
 from bot.consent import Consent
 from bot.conversation import ConversationMemory, ConversationState, Explanation
@@ -145,13 +146,14 @@ class Bot:
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
         async with self._locks.hold(fan):  # across processes on PostgreSQL
             await self._drop_if_erased_elsewhere(fan)
-            stores = await self._consented(fan) == "yes"  # opt-in: nothing is written before a yes
+            consented = await self._consented(fan)
+            stores = consented == "yes"  # opt-in: nothing is written before a yes
             held = None if stores else self._consent.held(fan, conversation)  # a withdrawn fan: stored state, read only
             state = held or await self._conversation(fan, conversation)
             earlier = self._consent.take_events(fan, conversation, state.started) if held else ()  # opt-in: before the yes
             first_contact = not state.disclosed
             state.disclosed = True
-            sender = Sender(fan, conversation, incoming.address, first_contact)
+            sender = Sender(fan, conversation, incoming.address, first_contact, consented is None and self._consent.was_asked(fan))
             try:
                 if self._store.broken:  # its file is gone: nothing done now would be kept or found again
                     raise StoreUnavailable("the store's file was removed or replaced")
@@ -194,37 +196,37 @@ class Bot:
 
     async def rate(self, address: Address, token: str, rating: str) -> list[Outgoing]:
         """A click on "Helpful" / "Not helpful": `token` is the button's untrusted payload
-        (`bot.feedback` checks it belongs to this fan and conversation)."""
+        (`bot.feedback` checks it belongs to this fan and to this conversation as it is now:
+        not one erased or expired since the answer)."""
         fan = self._pseudonyms.fan(address.platform, address.user_id)
         conversation = self._pseudonyms.conversation(address.platform, address.conversation_id, address.user_id)
         async with self._locks.hold(fan):  # never written after an erasure of the fan
             try:
                 await self._drop_if_erased_elsewhere(fan)
-                replies = await self._commands.rate(Sender(fan, conversation, address), token, rating)
-                await self._count_replies(address.platform, fan, conversation, replies)
+                choice = await self._consented(fan)
+                held = None if choice == "yes" else self._consent.held(fan, conversation)
+                state = held or await self._memory.load(fan, conversation)  # read only: a click starts nothing
+                replies = await self._commands.rate(Sender(fan, conversation, address), state.started, token, rating)
+                self._count_replies(address.platform, fan, conversation, choice, held, state.started, replies)
                 return replies
             except StoreUnavailable:
                 logger.error("the store did not answer while recording a rating")
                 return [Outgoing(Kind.ERROR, STORE_DOWN_TEXT)]
 
-    async def _count_replies(self, platform: str, fan: str, conversation: str, replies: list[Outgoing]) -> None:
+    def _count_replies(
+        self, platform: str, fan: str, conversation: str, choice: Optional[str], held: Optional[ConversationState],
+        started: float, replies: list[Outgoing],
+    ) -> None:
         """A click's acknowledgement is a reply like any other (events, `/metrics`): written
         when the fan's data may be stored, held with the conversation under opt-in before the
         yes, counted only otherwise."""
-        choice = await self._consented(fan)
         if choice == "yes":
-            try:
-                started = (await self._memory.load(fan, conversation)).started  # the conversation's start names its events
-            except StoreUnavailable:
-                started = 0.0  # written without the fan (no conversation started then)
             self.events.replies(platform, fan, conversation, started, replies)
-            return
-        held = self._consent.held(fan, conversation) if choice != "no" else None
-        if held is None:
-            self.events.held(platform, fan, conversation, 0.0, replies)  # counted, never written
-            return
-        earlier = self._consent.take_events(fan, conversation, held.started)
-        self._consent.hold_events(conversation, earlier + self.events.held(platform, fan, conversation, held.started, replies))
+        elif held is None or choice == "no":
+            self.events.held(platform, fan, conversation, started, replies)  # counted, never written
+        else:
+            earlier = self._consent.take_events(fan, conversation, held.started)
+            self._consent.hold_events(conversation, earlier + self.events.held(platform, fan, conversation, held.started, replies))
 
     async def _conversation(self, fan: str, conversation: str) -> ConversationState:
         """The conversation's shared state; a new one (a first contact: the disclosure goes
@@ -324,6 +326,10 @@ class Bot:
     ) -> Exchange:
         text = incoming.text.strip()
         limit = min(self._settings.max_message_chars, max_chars or self._settings.max_message_chars)
+        if incoming.answers == "consent":  # the consent question's own button: never mistaken for another question
+            if state.ask_back == "consent":
+                state.clear_pending()
+            return Exchange(await self._commands.consent_click(sender.fan, text == "yes"))
         if not normalize(text).strip():  # nothing but spaces or invisible characters (U+200B, U+FEFF...)
             what = "Attachments aren't something I can read" if incoming.attachments else "Your message was empty"
             return Exchange([Outgoing(Kind.ERROR, f"{what}: please send your question as text.")])
@@ -352,8 +358,10 @@ class Bot:
             state.consecutive_fallbacks = 0
             state.last_answer = Explanation("guard", "bot_challenge", None)
             return [Outgoing(Kind.ANSWER, bot_challenge_text(self._settings), intent="bot_challenge")]
-        answer = yes_or_no(text) if state.pending else None
+        answer = yes_or_no(text) if state.pending or sender.consent_open else None
         if answer is not None:
+            if not state.pending:  # the consent question lapsed: asked again rather than inferred
+                return [self._consent_again(state)]
             return await self._resolve(sender, state, answer)
         if state.pending and unclear_answer(text):  # "maybe", "no, yes": never taken as either
             if not state.asked_again:
@@ -380,6 +388,8 @@ class Bot:
         if intent in ("affirm", "deny"):
             if state.pending:
                 return await self._resolve(sender, state, intent == "affirm")
+            if sender.consent_open:
+                return [self._consent_again(state)]
             return [Outgoing(Kind.ANSWER, NOTHING_PENDING_TEXT, intent=intent, confidence=result.confidence)]
         if state.pending:
             if intent in FALLBACK_INTENTS or intent is None:
@@ -400,7 +410,7 @@ class Bot:
             return self._fallback(state, result)
 
         state.consecutive_fallbacks = 0
-        rate = self._feedback.token(fan, sender.conversation, intent, result.confidence)  # the fan may rate it
+        rate = self._feedback.token(fan, sender.conversation, state.started, intent, result.confidence)  # the fan may rate it
         state.last_answer = Explanation("model", intent, result.confidence, rate=rate)
         texts = (bot_challenge_text(self._settings),) if intent == "bot_challenge" else result.texts
         replies = [Outgoing(Kind.ANSWER, t, intent=intent, confidence=result.confidence) for t in texts]
@@ -448,6 +458,13 @@ class Bot:
         else:
             text, kind = ASK_BACK_TEXT[state.ask_back or "human"], Kind.ASK_BACK
         return Outgoing(kind, (ASK_AGAIN_TEXT + text) if again else text)
+
+    def _consent_again(self, state: ConversationState) -> Outgoing:
+        """A yes or no with no question pending while the consent question, asked earlier in
+        this process, has no answer: it may have been meant for that one (`bot.consent`)."""
+        state.clear_pending()
+        state.ask_back = "consent"
+        return Outgoing(Kind.CONSENT_REQUEST, CONSENT_AGAIN_TEXT + CONSENT_QUESTION_TEXT)
 
     def _fallback(self, state: ConversationState, result: EngineResult) -> list[Outgoing]:
         state.consecutive_fallbacks += 1

@@ -5,7 +5,11 @@ A rating is minimized: which answer (an opaque id), its intent and confidence, g
 when; never the text. Button payloads come back from the platform and are untrusted, so the
 rating token a button carries is signed with the pseudonym key and bound to the fan and the
 conversation it was sent to: a token replayed by another fan (or forged) fails the check and
-nothing is stored. A second rating of the same answer replaces the first (unique fan+answer).
+nothing is stored. It is also bound to when that conversation started: `/forget-me` deletes
+the conversation's state, so a button from before an erasure fails the check afterwards and
+cannot re-create a rating of an erased answer. (The same holds after the idle limit: a new
+conversation has begun, and an answer from the earlier one can no longer be rated.) A second
+rating of the same answer replaces the first (unique fan+answer).
 
 Storage follows the fan's choices: with `/privacy off`, or under `consent = "opt-in"` before
 the fan said yes, a rating is acknowledged but not stored, and the acknowledgement says so
@@ -38,7 +42,9 @@ NOT_KEPT_TEXT = {
     "off": "Transcript logging is off for you (/privacy off), so I did not keep this rating either. /privacy on would let it count.",
     "consent": "You have not agreed to storage (/privacy on), so I did not keep this rating.",
 }
-INVALID_TEXT = "That rating could not be checked (it belongs to another conversation or was changed): nothing was stored."
+INVALID_TEXT = (
+    "That rating could not be checked (it belongs to another or an earlier conversation, or was changed): nothing was stored."
+)
 NOTHING_TEXT = "There is no answer of mine to rate yet in this conversation: /feedback rates my last answer."
 
 
@@ -59,36 +65,38 @@ class Feedback:
         self._pseudonyms = pseudonyms
         self._clock = clock
 
-    def token(self, fan: str, conversation: str, intent: str, confidence: Optional[float]) -> Optional[str]:
-        """The rating token for a model answer sent to `fan` in `conversation` (None for an
-        intent name the token cannot carry)."""
+    def token(self, fan: str, conversation: str, started: float, intent: str, confidence: Optional[float]) -> Optional[str]:
+        """The rating token for a model answer sent to `fan` in `conversation`, which began at
+        `started` (None for an intent name the token cannot carry)."""
         if not re.fullmatch(r"[A-Za-z0-9_]{1,48}", intent):
             return None
         conf, issued = _confidence_field(confidence), _base36(int(self._clock() * 1000))
-        return f"{intent}:{conf}:{issued}.{self._pseudonyms.tag('rating', fan, conversation, intent, conf, issued)}"
+        return f"{intent}:{conf}:{issued}.{self._pseudonyms.tag('rating', fan, conversation, _began(started), intent, conf, issued)}"
 
-    def check(self, fan: str, conversation: str, token: str) -> Optional[RatedAnswer]:
-        """The answer a token names, when it was issued to this fan in this conversation."""
+    def check(self, fan: str, conversation: str, started: float, token: str) -> Optional[RatedAnswer]:
+        """The answer a token names, when it was issued to this fan in this conversation since
+        it began at `started` (not in an earlier one: erased, or expired)."""
         match = _TOKEN.match(token or "")
         if match is None:
             return None
         intent, conf, issued = match["intent"], match["confidence"], match["issued"]
-        expected = self._pseudonyms.tag("rating", fan, conversation, intent, conf, issued)
+        expected = self._pseudonyms.tag("rating", fan, conversation, _began(started), intent, conf, issued)
         if not hmac.compare_digest(expected, match["tag"]):
             return None
         return RatedAnswer(match["answer"], intent, None if conf == "-" else int(conf) / 1000)
 
     async def rate(
-        self, fan: str, conversation: str, platform: str, token: Optional[str], rating: str,
+        self, fan: str, conversation: str, started: float, platform: str, token: Optional[str], rating: str,
         refusal: Callable[[], Awaitable[Optional[str]]],
     ) -> list[Outgoing]:
-        """Checks and stores one rating; the fan's acknowledgement. `refusal` says why
-        nothing may be stored for this fan now ("off", "consent") or None."""
+        """Checks and stores one rating; the fan's acknowledgement. `started`: when the
+        conversation as it is now began. `refusal` says why nothing may be stored for this
+        fan now ("off", "consent") or None."""
         if token is None:
             return [Outgoing(Kind.FEEDBACK, NOTHING_TEXT)]
         if rating not in RATINGS:
             return [Outgoing(Kind.ERROR, f"A rating is good or bad, not {rating[:20]!r}: nothing was stored.")]
-        rated = self.check(fan, conversation, token)
+        rated = self.check(fan, conversation, started, token)
         if rated is None:
             return [Outgoing(Kind.ERROR, INVALID_TEXT)]
         thanks = GOOD_TEXT if rating == "good" else BAD_TEXT
@@ -105,6 +113,12 @@ class Feedback:
 
         await self._store.run(work)
         return [Outgoing(Kind.FEEDBACK, thanks)]
+
+
+def _began(started: float) -> str:
+    """A conversation's start as the tag signs it: whole milliseconds, the same after a round
+    trip through either database's float column."""
+    return str(round(started * 1000))
 
 
 def _base36(number: int) -> str:

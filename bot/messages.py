@@ -88,6 +88,9 @@ class Incoming:
     conversation_id: str
     text: str
     attachments: int = 0
+    #: A click on the Yes / No of a question (`text` is then "yes" or "no"): which question,
+    #: when the button names it ("consent"); None for typed words and the generic Yes / No.
+    answers: Optional[str] = None
 
     def __post_init__(self) -> None:
         # Decoded once at the edge: whatever a connector hands over is valid Unicode from here on.

@@ -13,7 +13,6 @@ import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any, Optional
 
 import discord
@@ -32,6 +31,8 @@ from connectors.discord_render import (
     ANSWER_YES,
     CANCEL_ERASURE,
     CONFIRM_ERASURE,
+    CONSENT_NO,
+    CONSENT_YES,
     NO_PINGS,
     RATE_PREFIX,
     TICKET_ACTION_PREFIX,
@@ -252,9 +253,11 @@ class DiscordConnector:
         rating, _, token = custom_id.removeprefix(RATE_PREFIX).partition(":")
         desk_action = custom_id.split(":")
         if custom_id in (CONFIRM_ERASURE, CANCEL_ERASURE):
-            await self._slash(interaction, "/forget-me confirm" if custom_id == CONFIRM_ERASURE else "/forget-me cancel", arrived)
+            await self._slash(interaction, "/forget-me confirm" if custom_id == CONFIRM_ERASURE else "/forget-me cancel", arrived=arrived)
         elif custom_id in (ANSWER_YES, ANSWER_NO):  # the fan's answer to a pending yes/no question
-            await self._slash(interaction, "yes" if custom_id == ANSWER_YES else "no", arrived)
+            await self._slash(interaction, "yes" if custom_id == ANSWER_YES else "no", arrived=arrived)
+        elif custom_id in (CONSENT_YES, CONSENT_NO):  # the consent question's own buttons (bot.consent)
+            await self._slash(interaction, "yes" if custom_id == CONSENT_YES else "no", answers="consent", arrived=arrived)
         elif custom_id.startswith(RATE_PREFIX) and rating in ("good", "bad") and token:  # "Helpful" / "Not helpful"
             await self._rate(interaction, rating, token, arrived)
         elif len(desk_action) == 3 and custom_id.startswith(TICKET_ACTION_PREFIX) and self.desk is not None and self._bot is not None:
@@ -276,13 +279,15 @@ class DiscordConnector:
         replies = await self._bot.rate(address, token, rating)
         await self._router.deliver(replies, lambda reply: self._followup(interaction, reply), address, self._bot)
 
-    async def _slash(self, interaction: discord.Interaction, text: str, arrived: Optional[float] = None) -> None:
+    async def _slash(
+        self, interaction: discord.Interaction, text: str, answers: Optional[str] = None, arrived: Optional[float] = None
+    ) -> None:
         """Deferred at once (within Discord's 3 seconds); results follow, visible to the fan only."""
         arrived = time.perf_counter() if arrived is None else arrived
         await interaction.response.defer(ephemeral=True, thinking=True)
         METRICS.acked(self.name, time.perf_counter() - arrived)
         self._remember_interaction(interaction)
-        incoming = Incoming(self.name, str(interaction.user.id), DM, text.strip())
+        incoming = Incoming(self.name, str(interaction.user.id), DM, text.strip(), answers=answers)
         await self._handle(incoming, lambda reply: self._followup(interaction, reply))
 
     def _remember_interaction(self, interaction: discord.Interaction) -> None:
@@ -328,7 +333,7 @@ class DiscordConnector:
         result = as_file(reply, len(pieces), "attached here")
         with delivery_errors():
             if result is not None:  # ephemeral follow-ups may carry files: only the fan sees it
-                note = render(replace(reply, text=result.note))[0]
+                note = render(result.notice(reply))[0]
                 await interaction.followup.send(note, file=discord.File(io.BytesIO(result.content), filename=result.filename),
                                                 ephemeral=True, allowed_mentions=NO_PINGS)
                 return
@@ -345,7 +350,7 @@ class DiscordConnector:
                 view = buttons(reply)
                 result = as_file(reply, len(pieces), "attached here")
                 if result is not None:
-                    note = render(replace(reply, text=result.note))[0]
+                    note = render(result.notice(reply))[0]
                     await channel.send(note, file=discord.File(io.BytesIO(result.content), filename=result.filename), allowed_mentions=NO_PINGS)
                     return True
                 for index, piece in enumerate(pieces):

@@ -21,6 +21,8 @@ CONFIRM_ERASURE = "forget_me:confirm"
 CANCEL_ERASURE = "forget_me:cancel"
 ANSWER_YES = "answer:yes"  # a pending yes/no question: the click is the fan saying "yes" / "no"
 ANSWER_NO = "answer:no"
+CONSENT_YES = "consent:yes"  # the consent question's own Yes / No: answers it even once it lapsed as a pending question
+CONSENT_NO = "consent:no"
 TICKET_ACTION_PREFIX = "ticket:"  # ticket:claim:N, ticket:resolve:N
 RATE_PREFIX = "fb:"  # fb:good:TOKEN / fb:bad:TOKEN on a model answer (bot.feedback keeps it within 100 characters)
 
@@ -64,9 +66,10 @@ def buttons(message: Outgoing) -> discord.ui.View | None:
             discord.ui.Button(label="Keep my data", style=discord.ButtonStyle.secondary, custom_id=CANCEL_ERASURE),
         ]
     elif message.kind in (Kind.HANDOFF_OFFER, Kind.ASK_BACK, Kind.CONSENT_REQUEST):
+        yes, no = (CONSENT_YES, CONSENT_NO) if message.kind is Kind.CONSENT_REQUEST else (ANSWER_YES, ANSWER_NO)
         items = [
-            discord.ui.Button(label="Yes", style=discord.ButtonStyle.primary, custom_id=ANSWER_YES),
-            discord.ui.Button(label="No", style=discord.ButtonStyle.secondary, custom_id=ANSWER_NO),
+            discord.ui.Button(label="Yes", style=discord.ButtonStyle.primary, custom_id=yes),
+            discord.ui.Button(label="No", style=discord.ButtonStyle.secondary, custom_id=no),
         ]
     elif message.kind is Kind.HANDOFF_TICKET and message.to == "desk" and message.ticket:
         items = [

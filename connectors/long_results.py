@@ -11,7 +11,7 @@ attachment, or a DM attachment).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from bot.messages import Kind, Outgoing
@@ -25,6 +25,11 @@ class ResultFile:
     filename: str
     content: bytes
     note: str  #: what the fan reads where they asked, in place of the long text
+
+    def notice(self, message: Outgoing) -> Outgoing:
+        """The note as a message: prose about the file, so rendered as a notice (a data
+        export's code block is for the data itself), private like the result."""
+        return replace(message, kind=Kind.PRIVACY_NOTICE, text=self.note)
 
 
 def as_file(message: Outgoing, pieces: int, where: str) -> Optional[ResultFile]:

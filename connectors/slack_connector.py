@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import aiohttp
@@ -21,6 +21,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler, AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -43,6 +45,8 @@ from connectors.slack_render import (
     CANCEL_ERASURE,
     CLAIM_TICKET,
     CONFIRM_ERASURE,
+    CONSENT_NO,
+    CONSENT_YES,
     RATE_BAD,
     RATE_GOOD,
     RESOLVE_TICKET,
@@ -70,6 +74,36 @@ IGNORED_SUBTYPES = frozenset({
     "group_topic", "group_purpose", "group_name", "group_archive", "group_unarchive",
     "pinned_item", "unpinned_item", "ekm_access_denied", "channel_posting_permissions",
 })
+
+
+def usable_actions(body: Any) -> bool:
+    """Whether a payload Bolt would dispatch as `block_actions` names a clicked element and a
+    user. Bolt reads `body["actions"][0]` eagerly, for every listener matcher and every
+    middleware's arguments alike (slack_bolt/request/payload_utils.py `to_action`,
+    kwargs_injection/async_utils.py, listener_matcher/builtins.py `_block_action`), so an
+    empty `actions` list raises inside `async_dispatch`, which answers 500 and logs a
+    traceback at ERROR; an element without a string `action_id` fails the same way."""
+    if not isinstance(body, dict) or body.get("type") != "block_actions" or "actions" not in body:
+        return True  # not an action (Bolt's `is_block_actions` needs the key): Bolt's own path
+    actions, user = body["actions"], body.get("user")
+    return (
+        isinstance(actions, list) and bool(actions)
+        and all(isinstance(action, dict) and isinstance(action.get("action_id"), str) for action in actions)
+        and isinstance(user, dict) and isinstance(user.get("id"), str)
+    )  # fmt: skip
+
+
+class _App(AsyncApp):
+    """Bolt's app, with malformed action payloads stopped before Bolt reads them. Both modes
+    dispatch here (HTTP after our signature check, Socket Mode from its authenticated link):
+    such a payload is acknowledged with 200, so Slack does not retry it, and ignored, with one
+    WARNING line and no content."""
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        if not usable_actions(req.body):
+            logger.warning("ignored a Slack block_actions payload without a usable action")
+            return BoltResponse(status=200, body="")
+        return await super().async_dispatch(req)
 
 
 @dataclass(frozen=True)
@@ -135,7 +169,7 @@ class SlackConnector:
         # p99 under load (docs/benchmarks.md). With process_before_response Bolt answers as soon as
         # the listener returns, and each listener here acks and hands its work to a task at once
         # (`_acking`), so the ack waits on nothing.
-        self.app = AsyncApp(
+        self.app = _App(
             client=self.client, signing_secret=tokens.signing_secret or "socket-mode", logger=sdk_logger,
             process_before_response=True,
         )  # fmt: skip
@@ -253,7 +287,7 @@ class SlackConnector:
         self.app.event("app_mention")(self._acking(self._on_mention))
         for command in COMMANDS:
             self.app.command(command)(self._acking(self._on_command))
-        for erasure_or_answer in (CONFIRM_ERASURE, CANCEL_ERASURE, ANSWER_YES, ANSWER_NO):  # a click becomes the fan's words
+        for erasure_or_answer in (CONFIRM_ERASURE, CANCEL_ERASURE, ANSWER_YES, ANSWER_NO, CONSENT_YES, CONSENT_NO):  # a click becomes the fan's words
             self.app.action(erasure_or_answer)(self._acking(self._on_erasure_button))
         for rating in (RATE_GOOD, RATE_BAD):
             self.app.action(rating)(self._acking(self._on_rating_button))
@@ -347,9 +381,12 @@ class SlackConnector:
         await ack()
         if not await self._first_time(f"action:{body['user']['id']}:{action.get('action_ts')}"):
             return
-        text = {CONFIRM_ERASURE: "/forget-me confirm", CANCEL_ERASURE: "/forget-me cancel", ANSWER_YES: "yes", ANSWER_NO: "no"}[action["action_id"]]
+        action_id = action["action_id"]
+        text = {CONFIRM_ERASURE: "/forget-me confirm", CANCEL_ERASURE: "/forget-me cancel", ANSWER_YES: "yes", ANSWER_NO: "no",
+                CONSENT_YES: "yes", CONSENT_NO: "no"}[action_id]  # fmt: skip
+        answers = "consent" if action_id in (CONSENT_YES, CONSENT_NO) else None
         user = body["user"]["id"]
-        await self._handle(Incoming(self.name, user, DM, text), lambda m: self._respond(respond, m, user))
+        await self._handle(Incoming(self.name, user, DM, text, answers=answers), lambda m: self._respond(respond, m, user))
 
     async def _on_rating_button(
         self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], action: dict[str, Any], respond: Callable[..., Awaitable[Any]]
@@ -425,7 +462,7 @@ class SlackConnector:
                 channel=await self._dm_channel(user), filename=result.filename, content=result.content,
                 title=result.filename, initial_comment="Here is the file you asked for.",
             )
-        return replace(message, text=result.note)
+        return result.notice(message)
 
     async def send_to(self, address: Address, message: Outgoing) -> None:
         """A message for a fan who is not being answered right now (a moderator's reply, a

@@ -23,6 +23,8 @@ CANCEL_ERASURE = "forget_me_cancel"
 CLAIM_TICKET = "ticket_claim"
 ANSWER_YES = "answer_yes"  # a pending yes/no question: the click is the fan saying "yes" / "no"
 ANSWER_NO = "answer_no"
+CONSENT_YES = "consent_yes"  # the consent question's own Yes / No: answers it even once it lapsed as a pending question
+CONSENT_NO = "consent_no"
 RESOLVE_TICKET = "ticket_resolve"
 RATE_GOOD = "feedback_good"  # a model answer's "Helpful" / "Not helpful": the value is its rating token
 RATE_BAD = "feedback_bad"
@@ -43,7 +45,9 @@ def _button(label: str, action_id: str, value: str, style: str | None = None) ->
 def _actions(message: Outgoing) -> list[dict[str, Any]]:
     if message.kind is Kind.ERASURE_CONFIRM_REQUEST:
         buttons = [_button("Erase everything", CONFIRM_ERASURE, "confirm", "danger"), _button("Keep my data", CANCEL_ERASURE, "cancel")]
-    elif message.kind in (Kind.HANDOFF_OFFER, Kind.ASK_BACK, Kind.CONSENT_REQUEST):
+    elif message.kind is Kind.CONSENT_REQUEST:
+        buttons = [_button("Yes", CONSENT_YES, "yes", "primary"), _button("No", CONSENT_NO, "no")]
+    elif message.kind in (Kind.HANDOFF_OFFER, Kind.ASK_BACK):
         buttons = [_button("Yes", ANSWER_YES, "yes", "primary"), _button("No", ANSWER_NO, "no")]
     elif message.kind is Kind.HANDOFF_TICKET and message.to == "desk" and message.ticket:
         buttons = [_button("Claim", CLAIM_TICKET, message.ticket, "primary"), _button("Resolve", RESOLVE_TICKET, message.ticket)]

@@ -2,9 +2,9 @@
 controller and the data-protection officer are, why the data is used and on what legal basis,
 who receives it, how long it is kept, the fan's rights and where to complain.
 
-One source for `/privacy` (prose) and `/my-data` (the `about_this_data` section of the JSON
-export, `docs/my-data.schema.json`), so the two cannot say different things. Every sentence
-must stay true to the code.
+One source for `/privacy` (prose), `/my-data` and `bot export` (the `about_this_data` and
+`held_in_memory` sections of the JSON export, `docs/my-data.schema.json`, added by `access`),
+so they cannot say different things. Every sentence must stay true to the code.
 """
 
 from __future__ import annotations
@@ -78,6 +78,39 @@ class PrivacyNotice:
                        "anything else: the contact above", "a person: /human", "no discrimination (CCPA)"],
             "complaints": self.settings.supervisory_authority,
         }
+
+    def access(self, export: dict[str, Any], live: bool) -> dict[str, Any]:
+        """The store's export of a fan completed for GDPR Art. 15: what memory holds and the
+        Art. 13 facts. `live`: served to the fan by a running bot (`/my-data`); otherwise the
+        operator's `bot export`, made from the database, which cannot see a process's memory.
+
+        Under opt-in, a fan who never answered the consent question has no stored preference,
+        and the stored default ("on") would not be true: nothing is logged before a yes."""
+        minutes = f"{self.idle_minutes:g}"
+        consent = export.get("consent")
+        not_agreed = self.opt_in and (consent is None or consent.get("choice") != "yes")
+        if self.opt_in and consent is None:
+            export["transcript_logging"] = "waiting_for_consent"
+        if live:
+            held = {
+                "dialogue_history": "your recent messages, kept by the AI model in memory only, "
+                f"dropped after {minutes} idle minutes or on /forget-me",
+            }
+            if not_agreed:
+                held["conversation_state"] = (
+                    "until you agree to storage, what I remember of our conversation between messages (whether the AI "
+                    "disclosure was shown, a yes/no question waiting, the last answer for /why; never your words) is kept "
+                    f"in this process's memory only, dropped after {minutes} idle minutes, on /forget-me or at a restart"
+                )
+        else:
+            held = {
+                "dialogue_history": "a running bot's AI model keeps your recent messages in memory only, never on disk, "
+                f"and drops them after {minutes} idle minutes or on /forget-me; this export was made by the operator "
+                "from the stored data and cannot include what a running process holds in memory",
+            }
+        export["held_in_memory"] = held
+        export["about_this_data"] = self.about()  # GDPR Art. 15(1)(a)-(h), CCPA right to know
+        return export
 
     @property
     def version(self) -> str:

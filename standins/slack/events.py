@@ -162,13 +162,19 @@ class _EventsMixin:
         mode: Optional[str] = None,
         signature: Optional[str] = None,
         timestamp: Optional[str] = None,
+        actions: Optional[Any] = None,
     ) -> Delivery:
-        """A click on a button of a message (a `block_actions` interactive payload)."""
+        """A click on a button of a message (a `block_actions` interactive payload).
+
+        `actions` replaces the payload's `actions` list as sent (e.g. `[]`): Slack documents it
+        as "contains data from the specific interactive component that was used" without
+        promising an element (docs.slack.dev, "block_actions payload"), and an app must not
+        fall over when a signed payload lacks one; the button check is then skipped."""
         found = self._find(channel_id, message_ts)
         # A click can only name a button the message carries: Slack sends the element's own
         # action_id and value (Block Kit "block_actions payload"); a message the stand-in does
         # not know (posted by an earlier process) stands in with the button as given.
-        if found is not None and found.get("blocks") and (action_id, value) not in buttons_of(found):
+        if actions is None and found is not None and found.get("blocks") and (action_id, value) not in buttons_of(found):
             raise LookupError(f"message {message_ts} has no button {action_id!r} with that value")
         message = dict(found or {"type": "message", "ts": message_ts, "text": ""})
         thread_ts = thread_ts or message.get("thread_ts")
@@ -197,7 +203,7 @@ class _EventsMixin:
                     "type": "button",
                     "action_ts": f"{time.time():.6f}",
                 }
-            ],
+            ] if actions is None else actions,
         }
         return await self._deliver("interactive", payload, mode, 0, signature, timestamp)
 

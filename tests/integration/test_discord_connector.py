@@ -11,7 +11,7 @@ from typing import Optional
 
 import pytest
 
-from bot.config import AssistantSettings, DiscordSettings, HandoffSettings, SlackSettings
+from bot.config import AssistantSettings, DiscordSettings, HandoffSettings, PrivacySettings, SlackSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.engine.remote import ModelServerEngine
@@ -58,7 +58,7 @@ class DiscordWorld:
 @contextlib.asynccontextmanager
 async def discord_world(
     engine: ModelServerEngine, store: TranscriptStore, desk: Optional[str] = "discord", router: Optional[Router] = None,
-    moderators: tuple[str, ...] = (),
+    moderators: tuple[str, ...] = (), privacy: Optional[PrivacySettings] = None,
 ) -> AsyncIterator[DiscordWorld]:
     async with DiscordStandIn(token=TOKEN) as standin:
         standin.add_role(MOD_ROLE, "moderators")
@@ -75,7 +75,7 @@ async def discord_world(
         if desk == "discord":
             router.desk = connector.desk
         handoff = HandoffSettings(desk=f"discord:{DESK_ID}" if desk == "discord" else "slack:CDESK", moderators=moderators)
-        bot = Bot(engine, Pseudonymizer(KEY), AssistantSettings(), ConversationMemory(1800), store, handoff=handoff)
+        bot = Bot(engine, Pseudonymizer(KEY), AssistantSettings(), ConversationMemory(1800), store, handoff=handoff, privacy=privacy)
         task = asyncio.create_task(connector.run(bot))
         try:
             done, _ = await asyncio.wait({task, asyncio.create_task(connector.ready.wait())}, timeout=15, return_when=asyncio.FIRST_COMPLETED)

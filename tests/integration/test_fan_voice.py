@@ -126,6 +126,27 @@ async def test_untrusted_rating_payloads_store_nothing(model_engine: ModelServer
     assert len(await rows(store, ratings, new_user)) == 1
 
 
+async def test_a_rating_button_from_before_an_erasure_is_refused_afterwards(
+    model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
+) -> None:
+    """QA 17 item 12: the token is bound to the conversation's start, which `/forget-me` deletes."""
+    bot = new_bot(model_engine, store)
+    token = next(r.rate for r in await say(bot, new_user, QUESTION) if r.rate)
+    assert token is not None
+    here = Address("console", new_user, "console")
+    await say(bot, new_user, "/forget-me")
+    assert kinds(await say(bot, new_user, "/forget-me confirm")) == ["erasure_done"]
+    await bot.drain()
+    for _ in range(2):  # right after the erasure, and once the fan has begun a new conversation
+        refused = await bot.rate(here, token, "good")
+        assert kinds(refused) == ["error"] and "could not be checked" in refused[0].text and "\n" not in refused[0].text
+        await say(bot, new_user, "hello")
+    await bot.drain()
+    assert await rows(store, ratings, new_user) == []
+    fresh = next(r.rate for r in await say(bot, new_user, QUESTION) if r.rate)  # the new conversation's answers rate as before
+    assert kinds(await bot.rate(here, str(fresh), "good")) == ["feedback"]
+
+
 async def test_with_privacy_off_a_rating_is_acknowledged_but_not_kept(
     model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
 ) -> None:
@@ -213,6 +234,37 @@ async def test_opt_in_a_yes_answers_the_question_and_a_no_is_recorded(
     assert len(export["turns"]) == kept and export["consent"]["choice"] == "no"
 
 
+async def test_opt_in_the_consent_question_stays_answerable_after_other_messages(
+    model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
+) -> None:
+    """QA 17 item 3: once the fan wrote something else, a bare yes or no meets the consent
+    question again (never "no question waiting"), and the next yes or no is the answer."""
+    bot = new_bot(model_engine, store, consent="opt-in")
+    assert kinds(await say(bot, new_user, QUESTION))[-1] == "consent_request"
+    assert "consent_request" not in kinds(await say(bot, new_user, "when is the next episode?"))  # the question lapses
+    again = await say(bot, new_user, "yes")
+    assert kinds(again) == ["consent_request"] and again[0].text.startswith("If that was meant for my question")
+    assert await rows(store, consents, new_user) == []  # asked again, not inferred
+    assert kinds(await say(bot, new_user, "yes")) == ["privacy_notice"]
+    assert [r["choice"] for r in await rows(store, consents, new_user)] == ["yes"]
+    assert "no question of mine" in (await say(bot, new_user, "yes"))[0].text  # answered: nothing is open any more
+
+
+async def test_opt_in_the_consent_buttons_answer_once_then_say_what_is_recorded(
+    model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
+) -> None:
+    """QA 17 item 3: the question's own Yes / No answer it even after it lapsed; an old
+    button clicked later changes nothing and says what is recorded."""
+    bot = new_bot(model_engine, store, consent="opt-in")
+    await say(bot, new_user, QUESTION)
+    await say(bot, new_user, "when is the next episode?")
+    click = await bot.handle(Incoming("console", new_user, "console", "no", answers="consent"))
+    assert kinds(click) == ["privacy_notice"] and "keep nothing" in click[0].text
+    later = await bot.handle(Incoming("console", new_user, "console", "yes", answers="consent"))
+    assert kinds(later) == ["privacy_notice"] and later[0].text.startswith("Your answer is already recorded: no.")
+    assert [r["choice"] for r in await rows(store, consents, new_user)] == ["no"]
+
+
 # Item 4: the export and its schema -----------------------------------------------------------
 
 
@@ -240,6 +292,26 @@ async def test_my_data_matches_the_published_schema_and_holds_every_erased_part(
         assert fact in notice, fact
     with pytest.raises(jsonschema.ValidationError):  # the schema is strict: a missing part fails it
         jsonschema.validate({k: v for k, v in export.items() if k != "ratings"}, SCHEMA, cls=jsonschema.Draft202012Validator)
+
+
+async def test_my_data_before_consent_says_nothing_is_logged(
+    model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
+) -> None:
+    """QA 17 item 4: under opt-in, before any answer to the consent question, the export
+    says logging has not started (not the stored default "on") and what memory holds."""
+    bot = new_bot(model_engine, store, consent="opt-in")
+    await say(bot, new_user, QUESTION)
+    export = json.loads((await say(bot, new_user, "/my-data"))[0].text)
+    jsonschema.validate(export, SCHEMA, cls=jsonschema.Draft202012Validator)
+    assert export["transcript_logging"] == "waiting_for_consent" and export["consent"] is None
+    assert export["turns"] == [] and export["ratings"] == [] and export["encryption_key"] == "none"
+    assert "until you agree" in export["held_in_memory"]["conversation_state"]
+    await say(bot, new_user, "/privacy off")  # declined: recorded, and logging is off
+    export = json.loads((await say(bot, new_user, "/my-data"))[0].text)
+    assert (export["transcript_logging"], export["consent"]["choice"]) == ("off", "no")
+    await say(bot, new_user, "/privacy on")
+    export = json.loads((await say(bot, new_user, "/my-data"))[0].text)
+    assert export["transcript_logging"] == "on" and "conversation_state" not in export["held_in_memory"]
 
 
 async def test_ratings_expire_with_the_retention_purge(model_engine: ModelServerEngine, store: TranscriptStore, new_user: str) -> None:

@@ -34,6 +34,7 @@ async def test_a_long_slack_export_arrives_whole_as_a_file_in_the_fans_dm(model_
         await world.standin.send_command("/my-data", "", SLACK_FAN)
         note = (await world.standin.wait_for_sent(lambda m: m.method == "response_url" and "my-data.json" in (m.text or ""), timeout=30))[-1]
         assert "too long for messages, so it is a file, my-data.json" in (note.text or "") and note.user == SLACK_FAN
+        assert "```" not in (note.text or "") and "```" not in str(note.blocks)  # prose about the file, not data in a code block
         [upload] = await world.standin.wait_for_sent(lambda m: m.method == "files.completeUploadExternal", timeout=30)
         assert upload.channel == world.dm()  # the fan's DM with the app: only they can see it
         exported = json.loads(upload.files[0]["content"])
@@ -47,6 +48,7 @@ async def test_a_long_discord_export_is_an_ephemeral_attachment(model_engine: Mo
         await world.standin.send_slash("my-data", DISCORD_FAN)
         [followup] = await world.sent(kind="followup", contains="my-data.json")
         assert followup.ephemeral and followup.files == ["my-data.json"]
+        assert "```" not in (followup.content or "")  # prose about the file, not data in a code block
         message = world.standin._messages[followup.message_id]  # noqa: SLF001 - what the fan's client receives
         assert message["attachments"][0]["size"] > 130_000  # whole: 400 turns
         assert not [m for m in world.standin.sent if m.kind == "message"]  # nothing in any channel

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from bot.config import AssistantSettings
@@ -73,6 +75,20 @@ def test_export_forget_audit_rotate_and_purge(deployment: dict[str, str], tmp_pa
     for action in ("export_served", "key_rotation", "erasure_executed"):
         assert action in actions
     assert not (tmp_path / "never-used.env").exists()
+
+
+def test_export_gives_the_operator_the_same_art_13_and_15_facts_as_my_data(deployment: dict[str, str]) -> None:
+    """QA 17 item 9: an e-mailed access request answered with `bot export` carries what
+    `/my-data` says (about_this_data, what memory holds) and validates against the schema."""
+    contacts = {"BOT_PRIVACY_CONTROLLER": "StreamVerse Ops Ltd", "BOT_PRIVACY_CONTACT": "privacy@sv.test", "BOT_PRIVACY_DPO_CONTACT": "dpo@sv.test"}
+    exported = operator("export", "--user", "slack:U0ANN", env={**deployment, **contacts})
+    assert exported.returncode == 0, exported.stderr
+    export = json.loads(exported.stdout)
+    jsonschema.validate(export, json.loads((REPO / "docs" / "my-data.schema.json").read_text()), cls=jsonschema.Draft202012Validator)
+    assert export["about_this_data"]["controller"] == {"name": "StreamVerse Ops Ltd", "contact": "privacy@sv.test"}
+    assert export["about_this_data"]["data_protection_officer"] == {"contact": "dpo@sv.test"}
+    assert "cannot include what a running process holds" in export["held_in_memory"]["dialogue_history"]
+    assert export["transcript_logging"] == "on" and export["turns"]
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select
 
+from bot.config import PrivacySettings
 from bot.engine.remote import ModelServerEngine
 from bot.messages import Kind
 from bot.metrics import METRICS
 from bot.privacy.pseudonym import Pseudonymizer
-from bot.privacy.schema import events, ratings
+from bot.privacy.schema import consents, events, ratings
 from bot.privacy.store import TranscriptStore
 from tests.integration.test_discord_connector import FAN as DISCORD_FAN
 from tests.integration.test_discord_connector import KEY as DISCORD_KEY
@@ -22,6 +23,7 @@ from tests.integration.test_discord_connector import DiscordWorld, discord_world
 from tests.integration.test_slack_connector import FAN, OTHER_FAN, SlackWorld, start_world
 
 pytestmark = pytest.mark.integration
+OPT_IN = PrivacySettings(consent="opt-in", controller="C Ltd", contact="c@x.test", dpo_contact="d@x.test")
 SLACK_KEY = b"slack-test-pseudonym-key-0123456789abcdef"
 
 
@@ -117,3 +119,51 @@ def _discord_acks() -> float:
 
 def _messages(kind: str) -> float:
     return METRICS.registry.get_sample_value("fan_assistant_messages_total", {"platform": "discord", "kind": kind}) or 0.0
+
+
+async def choices(store: TranscriptStore) -> list[str]:
+    def read() -> list[str]:
+        with store.engine.connect() as connection:
+            return list(connection.execute(select(consents.c.choice)).scalars())
+
+    return await store.run(read)
+
+
+async def test_slack_consent_buttons_answer_after_other_messages_then_say_what_is_recorded(
+    model_engine: ModelServerEngine, store: TranscriptStore
+) -> None:
+    """QA 17 item 3 on Slack: the consent question's own buttons still answer it after the fan
+    wrote something else; a later click on the other one changes nothing and says so."""
+    async for slack in start_world("socket", model_engine, store, privacy=OPT_IN):
+        await slack.standin.send_dm(FAN, "how do I cancel my subscription?")
+        *_, question = await slack.sent_to(slack.dm(), count=3)
+        buttons = [(e["action_id"], e["value"]) for b in question.blocks if b["type"] == "actions" for e in b["elements"]]
+        assert buttons == [("consent_yes", "yes"), ("consent_no", "no")]
+        await slack.standin.send_dm(FAN, "when is the next episode?")
+        await slack.sent_to(slack.dm(), count=4)
+        await slack.standin.click_button(FAN, "consent_yes", "yes", slack.dm(), question.ts)
+        await slack.standin.wait_for_sent(lambda m: m.method == "response_url" and "Thank you" in (m.text or ""), timeout=20)
+        await slack.standin.click_button(FAN, "consent_no", "no", slack.dm(), question.ts)
+        recorded = await slack.standin.wait_for_sent(lambda m: m.method == "response_url" and "already recorded: yes" in (m.text or ""), timeout=20)
+        assert recorded[0].response_type == "ephemeral" and "/privacy off" in (recorded[0].text or "")
+        await slack.settled()
+        assert await choices(store) == ["yes"]
+
+
+async def test_discord_consent_buttons_answer_after_other_messages_then_say_what_is_recorded(
+    model_engine: ModelServerEngine, store: TranscriptStore
+) -> None:
+    async with discord_world(model_engine, store, privacy=OPT_IN) as discord:
+        await discord.standin.send_dm(DISCORD_FAN, "how do I cancel my subscription?")
+        *_, question = await discord.sent(discord.dm(), count=3)
+        custom_ids = [c["custom_id"] for row in question.components for c in row["components"]]
+        assert custom_ids == ["consent:yes", "consent:no"]
+        await discord.standin.send_dm(DISCORD_FAN, "when is the next episode?")
+        await discord.sent(discord.dm(), count=4)
+        await discord.standin.click_button(DISCORD_FAN, "consent:no", question.message_id, discord.dm(), guild=False)
+        await discord.sent(kind="followup", contains="keep nothing")
+        await discord.standin.click_button(DISCORD_FAN, "consent:yes", question.message_id, discord.dm(), guild=False)
+        [recorded] = await discord.sent(kind="followup", contains="already recorded: no")
+        assert recorded.ephemeral and "/privacy on" in (recorded.content or "")
+        await discord.settled()
+        assert await choices(store) == ["no"]

@@ -74,7 +74,8 @@ async def start_world(
     router.add_platform("slack", connector)
     router.desk = connector.desk
     handoff = HandoffSettings(desk=desk, moderators=bot_settings.pop("moderators", ()))
-    bot = Bot(engine, Pseudonymizer(b"slack-test-pseudonym-key-0123456789abcdef"), AssistantSettings(), ConversationMemory(1800), store, handoff=handoff)
+    bot = Bot(engine, Pseudonymizer(b"slack-test-pseudonym-key-0123456789abcdef"), AssistantSettings(), ConversationMemory(1800), store,
+              handoff=handoff, privacy=bot_settings.pop("privacy", None))
     task = asyncio.create_task(connector.run(bot))
     if mode == "socket":
         await standin.wait_for_socket(10)

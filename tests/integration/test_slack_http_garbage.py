@@ -14,7 +14,7 @@ import pytest
 from bot.engine.remote import ModelServerEngine
 from bot.privacy.store import TranscriptStore
 from connectors.slack_signature import SlackSignature
-from tests.integration.test_slack_connector import SECRET, start_world
+from tests.integration.test_slack_connector import FAN, SECRET, start_world
 
 pytestmark = pytest.mark.integration
 BODY = b'{"type":"event_callback","event_id":"Ev1","event":{"type":"message","text":"secret words"}}'
@@ -24,7 +24,7 @@ def signed(body: bytes, stamp: str) -> str:
     return "v0=" + hmac.new(SECRET.encode(), b"v0:" + stamp.encode() + b":" + body, hashlib.sha256).hexdigest()
 
 
-NOW = str(int(time.time()))
+NOW = str(int(time.time()))  # the tests check signatures against this moment (clock=), not the time they run at
 CASES = {
     "no timestamp": ({"X-Slack-Signature": signed(BODY, NOW)}, BODY),
     "no signature": ({"X-Slack-Request-Timestamp": NOW}, BODY),
@@ -41,11 +41,11 @@ CASES = {
 @pytest.mark.parametrize("case", CASES)
 def test_the_check_refuses_without_raising(case: str) -> None:
     headers, body = CASES[case]
-    assert SlackSignature(SECRET).valid(body, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")) is False
+    assert SlackSignature(SECRET, clock=lambda: float(NOW)).valid(body, headers.get("X-Slack-Request-Timestamp"), headers.get("X-Slack-Signature")) is False
 
 
 def test_a_correct_signature_passes() -> None:
-    assert SlackSignature(SECRET).valid(BODY, NOW, signed(BODY, NOW))
+    assert SlackSignature(SECRET, clock=lambda: float(NOW)).valid(BODY, NOW, signed(BODY, NOW))
 
 
 async def test_the_endpoint_answers_401_with_one_line_for_every_case(
@@ -71,5 +71,25 @@ async def test_the_endpoint_answers_401_with_one_line_for_every_case(
                 ) as answer:
                     assert answer.status < 500, signed_garbage[:20]  # refused or ignored by Bolt (404), never a 500
                 assert not any(r.exc_info for r in caplog.records), signed_garbage[:20]
+        await world.settled()
+        assert world.standin.sent == []
+
+
+@pytest.mark.parametrize("mode", ["http", "socket"])
+async def test_a_signed_block_actions_without_a_usable_action_is_acknowledged_and_ignored(
+    mode: str, model_engine: ModelServerEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """QA 17 item 10: Bolt's matchers read `actions[0]["action_id"]`; an empty list (or an
+    element without a string action_id) got a 500 and a slack-bolt traceback at ERROR."""
+    async for world in start_world(mode, model_engine, store):
+        caplog.set_level(logging.INFO)
+        for actions in ([], [{}], [{"action_id": 5, "value": "secret words"}], {"action_id": "answer_yes"}, "answer_yes"):
+            caplog.clear()
+            click = await world.standin.click_button(FAN, "answer_yes", "yes", world.dm(), "1700000000.000001", actions=actions)
+            assert click.acked and (mode == "socket" or click.status == 200), actions
+            assert not any(r.exc_info or r.levelno >= logging.ERROR for r in caplog.records), actions
+            warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+            assert [r.getMessage() for r in warnings] == ["ignored a Slack block_actions payload without a usable action"]
+            assert "secret words" not in caplog.text and FAN not in caplog.text
         await world.settled()
         assert world.standin.sent == []

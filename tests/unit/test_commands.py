@@ -33,3 +33,9 @@ def test_unknown_commands_and_arguments_are_one_line_errors(text: str) -> None:
 
 def test_plain_text_is_not_a_command() -> None:
     assert not is_command("how do I cancel /human?")
+
+
+def test_a_bare_command_that_needs_an_argument_says_how_to_use_it() -> None:
+    with pytest.raises(CommandError) as raised:
+        parse_command("/feedback")
+    assert str(raised.value) == "Use /feedback good or /feedback bad: it rates my last answer."

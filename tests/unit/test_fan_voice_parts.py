@@ -17,12 +17,13 @@ FAN, CONVERSATION = "f" * 64, "c" * 64
 
 def test_a_token_fits_a_discord_custom_id_and_names_its_answer(store: TranscriptStore) -> None:
     feedback = Feedback(store, Pseudonymizer(b"k" * 32))
-    token = feedback.token(FAN, CONVERSATION, "i" * 48, 0.12345)
+    token = feedback.token(FAN, CONVERSATION, 1700000000.25, "i" * 48, 0.12345)
     assert token is not None and len(f"{discord_render.RATE_PREFIX}good:{token}") <= 100
-    rated = feedback.check(FAN, CONVERSATION, token)
+    rated = feedback.check(FAN, CONVERSATION, 1700000000.25, token)
     assert rated is not None and rated.intent == "i" * 48 and rated.confidence == 0.123
-    assert feedback.check("g" * 64, CONVERSATION, token) is None and feedback.check(FAN, "d" * 64, token) is None
-    assert feedback.token(FAN, CONVERSATION, "not an intent!", 0.5) is None  # no buttons rather than a broken payload
+    assert feedback.check("g" * 64, CONVERSATION, 1700000000.25, token) is None and feedback.check(FAN, "d" * 64, 1700000000.25, token) is None
+    assert feedback.check(FAN, CONVERSATION, 1700000100.0, token) is None  # a later conversation of the same place
+    assert feedback.token(FAN, CONVERSATION, 0.0, "not an intent!", 0.5) is None  # no buttons rather than a broken payload
 
 
 def test_rating_buttons_only_on_rateable_answers_and_yes_no_on_the_consent_question() -> None:
@@ -39,9 +40,9 @@ def test_rating_buttons_only_on_rateable_answers_and_yes_no_on_the_consent_quest
         assert discord_render.buttons(unrated) is None
     question = Outgoing(Kind.CONSENT_REQUEST, "may I store?")
     [asked] = [b for b in slack_render.render(question)[0]["blocks"] if b["type"] == "actions"]
-    assert [e["action_id"] for e in asked["elements"]] == [slack_render.ANSWER_YES, slack_render.ANSWER_NO]
+    assert [e["action_id"] for e in asked["elements"]] == [slack_render.CONSENT_YES, slack_render.CONSENT_NO]
     consent_view = discord_render.buttons(question)
-    assert consent_view is not None and [getattr(i, "custom_id", None) for i in consent_view.children] == ["answer:yes", "answer:no"]
+    assert consent_view is not None and [getattr(i, "custom_id", None) for i in consent_view.children] == ["consent:yes", "consent:no"]
 
 
 def test_the_notice_version_follows_its_facts_and_placeholders_are_labelled() -> None:
