@@ -34,7 +34,7 @@ class QueuedTurns:
 
     batch: tuple[Turn, ...]
     check_logging: bool
-    generation: int  # `TranscriptStore._generation` then: later changes elsewhere are honoured
+    generation: int  # `FanCaches.generation` then: later changes elsewhere are honoured
     versions: Mapping[str, datetime]  # the fans' cached key versions then
 
 
