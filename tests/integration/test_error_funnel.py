@@ -103,8 +103,16 @@ async def test_the_console_answers_with_an_error_and_goes_on(store: TranscriptSt
 OUT_OF_RANGE = "<t:99999999999999999999>"  # a timestamp no datetime holds: the connector's to_plain fails on it
 
 
-def outside_funnel_records(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+def assert_logged_once_by_type(caplog: pytest.LogCaptureFixture, line: str) -> None:
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [line]
+    assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.INFO)  # discord.py's default logs a traceback
+
+
+async def assert_answered_at_once(world: discord_tests.DiscordWorld) -> None:
+    """The interaction's own response (type 4, only the presser sees it), nothing deferred."""
+    [answer] = await world.sent(kind="interaction_response", contains=FAILED)
+    assert answer.callback_type == 4 and answer.ephemeral
+    await world.settled()
 
 
 async def test_a_discord_message_the_connector_cannot_read_gets_an_error_reply(
@@ -116,10 +124,9 @@ async def test_a_discord_message_the_connector_cannot_read_gets_an_error_reply(
         [reply] = await world.sent(world.dm(), contains=FAILED)
         assert reply.kind == "message"
         await world.settled()
-        assert outside_funnel_records(caplog) == ["handling a discord message event failed: OverflowError"]
+        assert_logged_once_by_type(caplog, "handling a discord message event failed: OverflowError")
         shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
         assert not any(WORDS in line or str(discord_tests.FAN) in line for line in shown)
-        assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.INFO)
 
 
 async def test_a_discord_click_the_connector_cannot_parse_is_answered_with_an_error(
@@ -130,11 +137,8 @@ async def test_a_discord_click_the_connector_cannot_parse_is_answered_with_an_er
         # A ticket button without its number (a button of an older layout): the split fails
         # before anything acknowledged the interaction, so the response is still ours to give.
         await world.standin.click_button(discord_tests.FAN, "ticket:claim", None, world.dm(), guild=False)
-        [answer] = await world.sent(kind="interaction_response", contains=FAILED)
-        assert answer.callback_type == 4 and answer.ephemeral
-        await world.settled()
-        assert outside_funnel_records(caplog) == ["handling a discord interaction event failed: ValueError"]
-        assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.INFO)
+        await assert_answered_at_once(world)
+        assert_logged_once_by_type(caplog, "handling a discord interaction event failed: ValueError")
 
 
 async def test_a_discord_command_this_version_no_longer_has_is_answered_with_an_error(
@@ -148,11 +152,8 @@ async def test_a_discord_command_this_version_no_longer_has_is_answered_with_an_
         assert client.application_id is not None
         await client.http.upsert_global_command(client.application_id, {"name": "old-stats", "description": "gone", "type": 1})
         await world.standin.send_slash("old-stats", discord_tests.FAN, guild=False)
-        [answer] = await world.sent(kind="interaction_response", contains=FAILED)
-        assert answer.callback_type == 4 and answer.ephemeral
-        await world.settled()
-        assert outside_funnel_records(caplog) == ["handling a discord command event failed: CommandNotFound"]
-        assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.INFO)
+        await assert_answered_at_once(world)
+        assert_logged_once_by_type(caplog, "handling a discord command event failed: CommandNotFound")
 
 
 
@@ -174,8 +175,7 @@ async def test_a_desk_click_deferred_before_the_database_went_away_is_followed_u
             assert followup[-1].ephemeral
             deferred = [m for m in world.standin.sent if m.kind == "interaction_response"]
             assert [m.callback_type for m in deferred] == [5]  # "thinking…", ended by the follow-up
-            assert outside_funnel_records(caplog) == ["handling a discord interaction event failed: StoreUnavailable"]
-            assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.INFO)
+            assert_logged_once_by_type(caplog, "handling a discord interaction event failed: StoreUnavailable")
             proxy.restore()
     finally:
         await store.aclose()
