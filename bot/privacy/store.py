@@ -43,7 +43,7 @@ from bot.privacy.database import (
     store_exists,
 )
 from bot.privacy.erasure import Erasure
-from bot.privacy.fan_data import ERASE_BATCH, ErasureReceipt, Expiring, FanDataPart, everything, readable
+from bot.privacy.fan_data import ERASE_BATCH, ErasureReceipt, Expiring, FanDataPart, everything, export_parts, holds_rows
 from bot.privacy.keys import (
     PSEUDONYM_FINGERPRINT,
     KeyMismatchError,
@@ -63,7 +63,7 @@ from bot.privacy.schema import (
 )
 from bot.privacy.spool import Spool
 from bot.privacy.turn_writes import TurnWrites
-from bot.privacy.turns import RecentTurns, Turn
+from bot.privacy.turns import RecentTurns, Turn, first_disclosure, read_recent
 
 #: Names imported from here by callers, from before the store's parts had modules of their own.
 __all__ = [
@@ -334,7 +334,7 @@ class TranscriptStore:
             self._turn_writes.drain_spool()  # the export shows what is spooled too
             key = self.data_key(fan, create=False)
             with self._engine.connect() as connection:
-                sections = {part.name: part.export(connection, fan, key) for part in self._parts}
+                sections = export_parts(connection, self._parts, fan, key)
             self.audit_log.record("export_served", actor, {name: len(value) for name, value in sections.items() if isinstance(value, list)})
             events.record(self._engine, events.EXPORT, reason=actor)
             return {"pseudonym": fan, "encryption_key": "held" if key is not None else "none", **sections}
@@ -348,12 +348,7 @@ class TranscriptStore:
             if self.data_key(fan, create=False) is not None:
                 return True
             with self._engine.connect() as connection:
-                return any(
-                    connection.execute(select(table.c.fan).where(table.c.fan == fan).limit(1)).first() is not None
-                    for part in self._parts
-                    for table in part.tables
-                    if "fan" in table.c
-                )
+                return holds_rows(connection, self._parts, fan)
 
         return await self.run(work)
 
@@ -361,31 +356,13 @@ class TranscriptStore:
         """The fan's last turns, oldest first, for a moderator's handoff packet (store
         thread only; not audited as an export: the fan asked for the person who reads it)."""
         with self._engine.connect() as connection:
-            return self._read_recent_turns(connection, fan, limit)
-
-    def _read_recent_turns(self, connection: Connection, fan: str, limit: int) -> list[dict[str, Any]]:
-        key = self.data_key(fan, create=False)
-        rows = connection.execute(
-            select(turns.c.role, turns.c.kind, turns.c.at, turns.c.body)
-            .where(turns.c.fan == fan)
-            .order_by(turns.c.id.desc())
-            .limit(limit)
-        ).mappings().all()
-        return [
-            {"role": row["role"], "kind": row["kind"], "at": row["at"], "text": readable(key, row["body"])}
-            for row in reversed(rows)
-        ]
+            return read_recent(connection, fan, limit, self.data_key(fan, create=False))
 
     def read_first_disclosure(self, fan: str) -> Optional[datetime]:
         """When the fan was first told, in what is still stored, that they talk to an AI
         (store thread only)."""
         with self._engine.connect() as connection:
-            return self._read_first_disclosure(connection, fan)
-
-    @staticmethod
-    def _read_first_disclosure(connection: Connection, fan: str) -> Optional[datetime]:
-        query = select(func.min(turns.c.at)).where(turns.c.fan == fan, turns.c.kind == "disclosure")
-        return connection.execute(query).scalar()
+            return first_disclosure(connection, fan)
 
     def recent_history(
         self, fan: str, limit: int, connection: Optional[Connection] = None
@@ -396,11 +373,12 @@ class TranscriptStore:
         cached = self._caches.recent.get(fan, limit)
         if cached is not None:
             return cached
+        key = self.data_key(fan, create=False)
         if connection is None:
             with self._engine.connect() as own:
-                recent, disclosed = self._read_recent_turns(own, fan, limit), self._read_first_disclosure(own, fan)
+                recent, disclosed = read_recent(own, fan, limit, key), first_disclosure(own, fan)
         else:
-            recent, disclosed = self._read_recent_turns(connection, fan, limit), self._read_first_disclosure(connection, fan)
+            recent, disclosed = read_recent(connection, fan, limit, key), first_disclosure(connection, fan)
         if limit >= self._caches.recent.limit and fan not in self._erasure.erasing:
             self._caches.recent.start(fan, recent, disclosed)
         return recent, disclosed
