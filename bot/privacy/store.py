@@ -79,6 +79,10 @@ logger = logging.getLogger(__name__)
 
 
 class TranscriptStore:
+    """The one entry to the fans' stored data for the rest of the bot. It owns the store thread
+    and the caches (`FanCaches`) that turn writes, erasure and change tracking share, and
+    keeps its public methods as thin delegations so callers never see those parts."""
+
     def __init__(
         self,
         engine: Engine,
@@ -326,6 +330,8 @@ class TranscriptStore:
         if batch:
             await self.submit(*batch)
 
+    # What is stored about a fan -------------------------------------------------------------
+
     async def export(self, fan: str, actor: str = "fan") -> dict[str, Any]:
         """Everything stored about the fan, decrypted (the text was redacted before storage):
         one section per part of `bot.privacy.fan_data`, the same parts erasure deletes."""
@@ -382,6 +388,8 @@ class TranscriptStore:
         if limit >= self._caches.recent.limit and fan not in self._erasure.erasing:
             self._caches.recent.start(fan, recent, disclosed)
         return recent, disclosed
+
+    # Erasure (bot.privacy.erasure), here and elsewhere ---------------------------------------
 
     async def erased_elsewhere(self, fan: str) -> bool:
         """Whether another process (`bot forget`) erased the fan since this one cached their
@@ -465,6 +473,8 @@ class TranscriptStore:
             await self.run(lambda: None)
             if not self._erasure.erasing and not any(group.pending for group in self._groups):
                 return
+
+    # Retention ---------------------------------------------------------------------------
 
     async def purge(self, before: datetime, dry_run: bool = False) -> int:
         """Deletes (or, dry, counts) turns older than `before`; returns how many. The parts that
