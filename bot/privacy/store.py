@@ -452,7 +452,7 @@ class TranscriptStore:
         return await self.run(lambda: self._erasure.erase(fan, actor))
 
     def scrub_files(self) -> None:
-        """After a deletion that must not linger in the files (store thread only): see `_scrub`."""
+        """After a deletion that must not linger in the files (store thread only): see `Erasure.scrub`."""
         self._erasure.scrub()
 
     async def compact_keys(self) -> bool:
