@@ -23,6 +23,7 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
 from bot.testing.fake_engine import FakeEngine
+from connectors import discord_connector
 from connectors.base import HANDLING_FAILED_TEXT
 from connectors.console import ConsoleConnector
 from tests.integration import test_discord_connector as discord_tests
@@ -100,7 +101,7 @@ async def test_the_console_answers_with_an_error_and_goes_on(store: TranscriptSt
 
 # Failures in the Discord connector around the funnel (before `replies_to`, or in a click's own
 # parsing) reach discord.py's `on_error`, whose default logs a traceback and answers nobody.
-OUT_OF_RANGE = "<t:99999999999999999999>"  # a timestamp no datetime holds: the connector's to_plain fails on it
+OUT_OF_RANGE = "<t:99999999999999999999>"  # a timestamp no datetime holds (year > 9999)
 
 
 def assert_logged_once_by_type(caplog: pytest.LogCaptureFixture, line: str) -> None:
@@ -116,17 +117,37 @@ async def assert_answered_at_once(world: discord_tests.DiscordWorld) -> None:
 
 
 async def test_a_discord_message_the_connector_cannot_read_gets_an_error_reply(
-    store: TranscriptStore, caplog: pytest.LogCaptureFixture
+    store: TranscriptStore, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.INFO)
+
+    def unreadable(*_args: object, **_kwargs: object) -> str:
+        raise OverflowError("a fault injected where the connector reads the message, before the funnel")
+
+    # Fault injection: no known input breaks the reading any more (the input that did is the
+    # next test's), and the funnel must hold for the faults nobody has found yet.
+    monkeypatch.setattr(discord_connector, "to_plain", unreadable)
     async with discord_tests.discord_world(ForgetFails(), store) as world:  # type: ignore[arg-type]  # any DialogueEngine
-        await world.standin.send_dm(discord_tests.FAN, f"{WORDS} at {OUT_OF_RANGE}")
+        await world.standin.send_dm(discord_tests.FAN, f"{WORDS} now")
         [reply] = await world.sent(world.dm(), contains=FAILED)
         assert reply.kind == "message"
         await world.settled()
         assert_logged_once_by_type(caplog, "handling a discord message event failed: OverflowError")
         shown = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
         assert not any(WORDS in line or str(discord_tests.FAN) in line for line in shown)
+
+
+async def test_a_discord_timestamp_past_year_9999_is_read_as_typed_and_answered(
+    store: TranscriptStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once the input that broke the connector's reading: `<t:N>` beyond what a date holds."""
+    caplog.set_level(logging.INFO)
+    async with discord_tests.discord_world(ForgetFails(), store) as world:  # type: ignore[arg-type]  # any DialogueEngine
+        await world.standin.send_dm(discord_tests.FAN, f"when is the next episode? {OUT_OF_RANGE}")
+        await world.settled()
+        shown = [m for m in world.standin.sent if m.channel_id == world.dm()]
+        assert shown and not any(FAILED in repr(m) for m in shown)
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_a_discord_click_the_connector_cannot_parse_is_answered_with_an_error(
