@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional
@@ -20,10 +21,11 @@ import yarl
 from discord import app_commands
 
 from bot.config import DiscordSettings
-from bot.core import Bot
+from bot.core import STORE_DOWN_TEXT, Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.metrics import METRICS
-from connectors.base import NETWORK_ERRORS, ConnectorError, replies_to, unreachable
+from bot.privacy.database import StoreUnavailable
+from connectors.base import HANDLING_FAILED_TEXT, NETWORK_ERRORS, ConnectorError, replies_to, unreachable
 from connectors.discord_desk import DiscordDesk
 from connectors.discord_errors import delivery_errors
 from connectors.discord_render import (
@@ -168,7 +170,9 @@ class DiscordConnector:
         self.client.event(self.on_ready)
         self.client.event(self.on_message)
         self.client.event(self.on_interaction)
+        self.client.event(self.on_error)  # replaces discord.py's default: see `on_error`
         tree = self.tree
+        tree.error(self._command_failed)
 
         @tree.command(name="human", description="Talk to a human moderator (or: cancel)")
         @app_commands.describe(action="cancel: go back to the AI assistant")
@@ -218,8 +222,8 @@ class DiscordConnector:
     async def on_message(self, message: discord.Message) -> None:
         if message.author.bot or (self._bot is not None and not await self._bot.deliveries.first_time(f"discord:message:{message.id}")):
             return  # our own messages, other bots, and anything delivered twice
-        if isinstance(message.channel, discord.Thread) and self.desk is not None and message.channel.parent_id == self.desk.channel_id:
-            if self._bot is not None:
+        if self._at_the_desk(message):
+            if self._bot is not None and self.desk is not None:
                 await self.desk.on_thread_message(self._bot, self._router, message)
             return
         if message.guild is None:
@@ -313,6 +317,54 @@ class DiscordConnector:
             await self._router.deliver(replies, answer, incoming.address, self._bot)
         finally:
             self._in_flight.discard(task)
+
+    # Failures outside the funnel ----------------------------------------------------------------
+    # `replies_to` answers failures in the bot itself; these answer failures in the connector
+    # around it (building the message, the dedupe, a click's own parsing, a deferral).
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        """Replaces discord.py's default handler (`Client.on_error`: a traceback at ERROR, which
+        may quote the fan's words, and no answer): logged once by type, and the fan who wrote
+        or clicked gets the `error` reply where they still can."""
+        failure = sys.exc_info()[1]
+        logger.error("handling a discord %s event failed: %s", event_method.removeprefix("on_"), type(failure).__name__)
+        target = args[0] if args else None
+        reply = Outgoing(Kind.ERROR, STORE_DOWN_TEXT if isinstance(failure, StoreUnavailable) else HANDLING_FAILED_TEXT)
+        if isinstance(target, discord.Interaction):
+            await self._answer_failure(target, reply)
+        elif isinstance(target, discord.Message) and self._from_a_fan_to_us(target):
+            await self._tell_failure(self._reply(target, reply))
+
+    async def _command_failed(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        """The same for slash commands, whose errors go to `CommandTree.on_error` instead."""
+        cause = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        logger.error("handling a discord command event failed: %s", type(cause).__name__)
+        await self._answer_failure(interaction, Outgoing(Kind.ERROR, HANDLING_FAILED_TEXT))
+
+    async def _answer_failure(self, interaction: discord.Interaction, reply: Outgoing) -> None:
+        """Not acknowledged yet: the `error` reply is the response. Deferred with "thinking…":
+        a follow-up ends it. Otherwise the fan already has their answer."""
+        if not interaction.response.is_done():
+            await self._tell_failure(interaction.response.send_message(render(reply)[0], ephemeral=True, allowed_mentions=NO_PINGS))
+        elif interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            await self._tell_failure(self._followup(interaction, reply))
+
+    def _from_a_fan_to_us(self, message: discord.Message) -> bool:
+        """A message the assistant would have answered: a fan's DM or mention (not a bot's, not
+        a moderator's in a desk thread)."""
+        if message.author.bot or self._at_the_desk(message):
+            return False
+        return message.guild is None or (self.client.user is not None and self.client.user in message.mentions)
+
+    def _at_the_desk(self, message: discord.Message) -> bool:
+        return isinstance(message.channel, discord.Thread) and self.desk is not None and message.channel.parent_id == self.desk.channel_id
+
+    @staticmethod
+    async def _tell_failure(sending: Awaitable[Any]) -> None:
+        try:
+            await sending
+        except Exception as error:  # the platform refused too: nothing more to try
+            logger.warning("the error reply could not be sent either: %s", type(error).__name__)
 
     # To Discord ----------------------------------------------------------------------------------
     # Every send below turns Discord's refusals into the outbox's terms (`delivery_errors`), so

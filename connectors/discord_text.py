@@ -29,7 +29,10 @@ def to_plain(message: discord.Message, text: str | None = None, client: discord.
         if emoji is not None:
             return f":{emoji}:"
         if stamp is not None:
-            return datetime.fromtimestamp(int(stamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
+            try:
+                return datetime.fromtimestamp(int(stamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
+            except (OverflowError, OSError, ValueError):  # past year 9999: no date to show, keep what the fan typed
+                return match.group(0)
         number = int(ident)
         if kind in ("@", "@!"):
             return f"@{people[number]}" if number in people else SOMEONE

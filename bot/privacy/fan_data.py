@@ -219,6 +219,21 @@ def everything() -> tuple[FanDataPart, ...]:
     return (TurnsPart(), PreferencesPart(), ConversationsPart(), TicketsPart(), RatingsPart(), EventsPart(), ConsentPart())
 
 
+def export_parts(connection: Connection, parts: tuple[FanDataPart, ...], fan: str, key: Optional[bytes]) -> dict[str, Any]:
+    """One section per part: what `/my-data` shows."""
+    return {part.name: part.export(connection, fan, key) for part in parts}
+
+
+def holds_rows(connection: Connection, parts: tuple[FanDataPart, ...], fan: str) -> bool:
+    """Whether any part holds a row naming the fan."""
+    return any(
+        connection.execute(select(table.c.fan).where(table.c.fan == fan).limit(1)).first() is not None
+        for part in parts
+        for table in part.tables
+        if "fan" in table.c
+    )
+
+
 #: How the fan's erasure receipt names each part's rows (`ErasureReceipt.itemised`).
 RECEIPT_NAMES = {
     "turns": "stored messages",

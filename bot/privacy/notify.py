@@ -1,7 +1,7 @@
 """Cache invalidation across processes: PostgreSQL `LISTEN/NOTIFY` on `fan_changed`.
 
 Every process may cache a fan's data key, logging preference and recent turns
-(`TranscriptStore`). A change that makes such a cache wrong (an erasure, a `/privacy`
+(`bot.privacy.caches`). A change that makes such a cache wrong (an erasure, a `/privacy`
 choice, a key rotation) is announced in the transaction that makes it, so the notice goes
 out exactly when the change commits and never for a change that rolled back. Each serving
 process listens on a dedicated connection and drops the fan's entries at once.

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Optional
 
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from bot.privacy.fan_data import readable
 from bot.privacy.keys import DATA_KEY_CACHE
+from bot.privacy.schema import turns
 
 
 @dataclass(frozen=True)
@@ -28,13 +33,27 @@ class Turn:
     confidence: Optional[float] = None
 
 
+def read_recent(connection: Connection, fan: str, limit: int, key: Optional[bytes]) -> list[dict[str, Any]]:
+    """The fan's last `limit` turns, oldest first, decrypted with `key` (for handoff packets)."""
+    rows = connection.execute(
+        select(turns.c.role, turns.c.kind, turns.c.at, turns.c.body).where(turns.c.fan == fan).order_by(turns.c.id.desc()).limit(limit)
+    ).mappings().all()
+    return [{"role": row["role"], "kind": row["kind"], "at": row["at"], "text": readable(key, row["body"])} for row in reversed(rows)]
+
+
+def first_disclosure(connection: Connection, fan: str) -> Optional[datetime]:
+    """When the fan was first told, in what is still stored, that they talk to an AI."""
+    query = select(func.min(turns.c.at)).where(turns.c.fan == fan, turns.c.kind == "disclosure")
+    return connection.execute(query).scalar()
+
+
 @dataclass(frozen=True)
 class QueuedTurns:
     """A batch waiting for the group commit, with what was known when it was queued."""
 
     batch: tuple[Turn, ...]
     check_logging: bool
-    generation: int  # `TranscriptStore._generation` then: later changes elsewhere are honoured
+    generation: int  # `FanCaches.generation` then: later changes elsewhere are honoured
     versions: Mapping[str, datetime]  # the fans' cached key versions then
 
 
