@@ -97,8 +97,10 @@ class Erasure:
         if removed >= ERASE_BATCH:
             self._executor.submit(self._continue_logged, fan)
             return
-        self.erasing.pop(fan, None)
-        self._complete(fan, actor, receipt)
+        try:
+            self._complete(fan, actor, receipt)
+        finally:  # only now: `settle` (on the event loop's thread) reads this while the job completes
+            self.erasing.pop(fan, None)
 
     def _complete(self, fan: str, actor: str, receipt: ErasureReceipt) -> None:
         """Step 4: every job row of the fan (a repeated request too) and the audit record, in
