@@ -327,13 +327,11 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
             print(f"bot: rewrapped {await store.rotate_keys()} data key(s) under the first master key", file=sys.stderr)
         elif args.command == "purge":
             before = cutoff(config.privacy.retention_days, datetime.utcnow())
-            if args.dry_run:  # everything the purge deletes, not only the turns
-                counts = await would_purge(store, before)
-                listed = ", ".join(f"{n} {name.rstrip('s')}(s)" for name, n in counts.items())
-                print(f"bot: would delete {listed} older than {before.isoformat(timespec='seconds')}Z")
-            else:
-                count = await store.purge(before)
-                print(f"bot: deleted {count} turn(s) older than {before.isoformat(timespec='seconds')}Z")
+            # Both list everything the purge deletes, not only the turns, in the same words.
+            counts = await would_purge(store, before) if args.dry_run else await store.purge_itemised(before)
+            listed = ", ".join(f"{n} {name.rstrip('s')}(s)" for name, n in counts.items())
+            verb = "would delete" if args.dry_run else "deleted"
+            print(f"bot: {verb} {listed} older than {before.isoformat(timespec='seconds')}Z")
         elif args.command == "report":
             await _report(config, store, args)
         elif args.command == "handoff" and args.action == "release":

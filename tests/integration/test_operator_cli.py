@@ -77,6 +77,18 @@ def test_export_forget_audit_rotate_and_purge(deployment: dict[str, str], tmp_pa
     assert not (tmp_path / "never-used.env").exists()
 
 
+def test_purge_reports_what_it_deleted_item_by_item_like_the_dry_run(deployment: dict[str, str]) -> None:
+    """The seeded turns and their events are past a retention of a fraction of a second."""
+    deployment["BOT_PRIVACY_RETENTION_DAYS"] = "0.000000001"
+    dry = operator("purge", "--dry-run", env=deployment)
+    real = operator("purge", env=deployment)
+    assert dry.returncode == 0 and real.returncode == 0, dry.stderr + real.stderr
+    listed = dry.stdout.split("would delete ")[1].split(" older than")[0]
+    assert int(listed.split(" turn(s), ")[0]) > 0 and listed.endswith(" event(s), 0 ticket(s), 0 rating(s)")
+    assert f"bot: deleted {listed} older than" in real.stdout
+    assert "would delete 0 turn(s)" in operator("purge", "--dry-run", env=deployment).stdout
+
+
 def test_export_gives_the_operator_the_same_art_13_and_15_facts_as_my_data(deployment: dict[str, str]) -> None:
     """QA 17 item 9: an e-mailed access request answered with `bot export` carries what
     `/my-data` says (about_this_data, what memory holds) and validates against the schema."""
