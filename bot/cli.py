@@ -254,7 +254,7 @@ async def _audit_nlu(config: Config, as_json: bool) -> int:
 
 async def _report(config: Config, store: TranscriptStore, args: argparse.Namespace) -> None:
     """`bot report`: the summary on stdout; `--json` and `--html` files on request."""
-    from bot.report import build, render_text
+    from bot.report import build, is_nlu_audit, render_text
 
     if not 0 < args.since <= MAX_SINCE_DAYS:  # inf, nan and 1e400 too: a datetime cannot go back that far
         raise OperatorError(f"--since {args.since:g}: give a number of days above 0 and at most {MAX_SINCE_DAYS:,}")
@@ -262,9 +262,10 @@ async def _report(config: Config, store: TranscriptStore, args: argparse.Namespa
     if args.nlu is not None:
         try:
             nlu = json.loads(args.nlu.read_text(encoding="utf-8"))  # noqa: ASYNC240 - an operator command, no fan waits
-            nlu["worst"], nlu["worst_best_ratio"], nlu["macro_f1"]  # noqa: B018 - the fields the report shows
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError) as error:
             raise OperatorError(f"--nlu {args.nlu}: not a `bot audit nlu --json` result ({type(error).__name__})") from None
+        if not is_nlu_audit(nlu):  # well-formed JSON of the wrong shape or types
+            raise OperatorError(f"--nlu {args.nlu}: not a `bot audit nlu --json` result (worst, worst_best_ratio and macro_f1 must be numbers)")
 
     def work() -> dict[str, object]:
         with store.engine.connect() as connection:
