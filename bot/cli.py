@@ -254,7 +254,7 @@ async def _audit_nlu(config: Config, as_json: bool) -> int:
 
 async def _report(config: Config, store: TranscriptStore, args: argparse.Namespace) -> None:
     """`bot report`: the summary on stdout; `--json` and `--html` files on request."""
-    from bot.report import build, render_text
+    from bot.report import build, is_nlu_audit, render_text
 
     if not 0 < args.since <= MAX_SINCE_DAYS:  # inf, nan and 1e400 too: a datetime cannot go back that far
         raise OperatorError(f"--since {args.since:g}: give a number of days above 0 and at most {MAX_SINCE_DAYS:,}")
@@ -262,9 +262,10 @@ async def _report(config: Config, store: TranscriptStore, args: argparse.Namespa
     if args.nlu is not None:
         try:
             nlu = json.loads(args.nlu.read_text(encoding="utf-8"))  # noqa: ASYNC240 - an operator command, no fan waits
-            nlu["worst"], nlu["worst_best_ratio"], nlu["macro_f1"]  # noqa: B018 - the fields the report shows
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError) as error:
             raise OperatorError(f"--nlu {args.nlu}: not a `bot audit nlu --json` result ({type(error).__name__})") from None
+        if not is_nlu_audit(nlu):  # well-formed JSON of the wrong shape or types
+            raise OperatorError(f"--nlu {args.nlu}: not a `bot audit nlu --json` result (worst, worst_best_ratio and macro_f1 must be numbers)")
 
     def work() -> dict[str, object]:
         with store.engine.connect() as connection:
@@ -327,13 +328,11 @@ async def _maintain(config: Config, args: argparse.Namespace) -> int:
             print(f"bot: rewrapped {await store.rotate_keys()} data key(s) under the first master key", file=sys.stderr)
         elif args.command == "purge":
             before = cutoff(config.privacy.retention_days, datetime.utcnow())
-            if args.dry_run:  # everything the purge deletes, not only the turns
-                counts = await would_purge(store, before)
-                listed = ", ".join(f"{n} {name.rstrip('s')}(s)" for name, n in counts.items())
-                print(f"bot: would delete {listed} older than {before.isoformat(timespec='seconds')}Z")
-            else:
-                count = await store.purge(before)
-                print(f"bot: deleted {count} turn(s) older than {before.isoformat(timespec='seconds')}Z")
+            # Both list everything the purge deletes, not only the turns, in the same words.
+            counts = await would_purge(store, before) if args.dry_run else await store.purge_itemised(before)
+            listed = ", ".join(f"{n} {name.rstrip('s')}(s)" for name, n in counts.items())
+            verb = "would delete" if args.dry_run else "deleted"
+            print(f"bot: {verb} {listed} older than {before.isoformat(timespec='seconds')}Z")
         elif args.command == "report":
             await _report(config, store, args)
         elif args.command == "handoff" and args.action == "release":

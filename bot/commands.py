@@ -122,15 +122,18 @@ class CommandHandlers:
         if command.name == "/feedback":
             last = state.last_answer
             token = last.rate if last is not None and last.source == "model" else None
-            return await self.rate(sender, state.started, token, command.argument)
+            # The last reply was a fallback or a fixed one: say so, rather than "no answer yet"
+            # (an earlier answer's rating would be a guess at what the fan meant).
+            return await self.rate(sender, state.started, token, command.argument, unratable=last is not None and token is None)
         return self.why(state)
 
-    async def rate(self, sender: Sender, started: float, token: Optional[str], rating: str) -> list[Outgoing]:
+    async def rate(self, sender: Sender, started: float, token: Optional[str], rating: str, unratable: bool = False) -> list[Outgoing]:
         """A rating of one answer (`/feedback`, or a button whose token the connector passes)
-        in the conversation as it is now (begun at `started`)."""
+        in the conversation as it is now (begun at `started`); `unratable`: without a token
+        because the last reply was not a model answer."""
         return await self._feedback.rate(
             sender.fan, sender.conversation, started, sender.address.platform, token, rating,
-            lambda: self.storage_refusal(sender.fan),
+            lambda: self.storage_refusal(sender.fan), unratable=unratable,
         )
 
     async def storage_refusal(self, fan: str) -> Optional[str]:

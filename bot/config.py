@@ -315,9 +315,9 @@ def _sections() -> dict[str, type]:
 def _coerce(key: str, raw: Any, annotation: Any) -> Any:
     """Turns a TOML or string value into the field's type, or says why it cannot."""
     if annotation == "tuple[str, ...]":
-        items = raw.split(",") if isinstance(raw, str) else raw
+        items = _list_items(key, raw) if isinstance(raw, str) else raw
         if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
-            raise ConfigError(f"{key}: expected a list of strings, got {raw!r}")
+            raise ConfigError(f'{key}: expected a list of strings like a,b or ["a","b"], got {raw!r}')
         return tuple(item.strip() for item in items if item.strip())
     kind = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}.get(
         annotation if isinstance(annotation, str) else annotation.__name__
@@ -341,6 +341,21 @@ def _coerce(key: str, raw: Any, annotation: Any) -> Any:
     if not isinstance(raw, str):
         raise ConfigError(f"{key}: expected a string, got {raw!r}")
     return Path(raw) if kind is Path else raw
+
+
+def _list_items(key: str, raw: str) -> Any:
+    """A list setting given as text (`--set`, environment): `a,b` or a TOML/JSON list
+    `["a","b"]`; anything half-way (brackets or quotes in an item) would become a wrong id
+    silently, so it is refused."""
+    if raw.strip().startswith("["):
+        try:
+            return tomllib.loads(f"value = {raw.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            raise ConfigError(f'{key}: expected a list like a,b or ["a","b"], got {raw!r}') from None
+    items = raw.split(",")
+    if any(mark in item for item in items for mark in '[]"\''):
+        raise ConfigError(f'{key}: expected a list like a,b or ["a","b"], got {raw!r}')
+    return items
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """Fans rate model answers: "Helpful" / "Not helpful" buttons on Slack and Discord, and
-`/feedback good|bad` on every connector for the conversation's last answer.
+`/feedback good|bad` on every connector for the conversation's last answer (when the last reply
+was a fallback or a fixed reply, it says that reply cannot be rated: rating an earlier answer
+would guess at what the fan meant).
 
 A rating is minimized: which answer (an opaque id), its intent and confidence, good or bad,
 when; never the text. Button payloads come back from the platform and are untrusted, so the
@@ -46,6 +48,11 @@ INVALID_TEXT = (
     "That rating could not be checked (it belongs to another or an earlier conversation, or was changed): nothing was stored."
 )
 NOTHING_TEXT = "There is no answer of mine to rate yet in this conversation: /feedback rates my last answer."
+UNRATABLE_TEXT = (
+    "My last reply was not an answer to a question (I did not understand, or it was a fixed reply), so it cannot be rated"
+    " and nothing was stored: /feedback rates my last reply when it answered you, and on Slack and Discord the"
+    " Helpful / Not helpful buttons under an earlier answer still rate that one."
+)
 
 
 @dataclass(frozen=True)
@@ -87,13 +94,15 @@ class Feedback:
 
     async def rate(
         self, fan: str, conversation: str, started: float, platform: str, token: Optional[str], rating: str,
-        refusal: Callable[[], Awaitable[Optional[str]]],
+        refusal: Callable[[], Awaitable[Optional[str]]], unratable: bool = False,
     ) -> list[Outgoing]:
         """Checks and stores one rating; the fan's acknowledgement. `started`: when the
         conversation as it is now began. `refusal` says why nothing may be stored for this
-        fan now ("off", "consent") or None."""
+        fan now ("off", "consent") or None. Without a token: `unratable` when the last reply
+        was a fallback or a fixed reply (not "no answer yet", which may be false then)."""
         if token is None:
-            return [Outgoing(Kind.FEEDBACK, NOTHING_TEXT)]
+            text = UNRATABLE_TEXT if unratable else NOTHING_TEXT
+            return [Outgoing(Kind.FEEDBACK, text + (OFFER_HUMAN if rating == "bad" else ""))]
         if rating not in RATINGS:
             return [Outgoing(Kind.ERROR, f"A rating is good or bad, not {rating[:20]!r}: nothing was stored.")]
         rated = self.check(fan, conversation, started, token)

@@ -53,6 +53,20 @@ def _rate(part: int, whole: int) -> Optional[float]:
     return round(part / whole, 4) if whole else None
 
 
+def is_nlu_audit(data: Any) -> bool:
+    """Whether `data` has what the report shows of a `bot audit nlu --json` result: finite
+    numbers `worst` and `worst_best_ratio`, and `macro_f1` mapping register names to finite
+    numbers. Anything else would fail only while rendering, with a traceback."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+    if not isinstance(data, dict) or not all(number(data.get(key)) for key in ("worst", "worst_best_ratio")):
+        return False
+    scores = data.get("macro_f1")
+    return isinstance(scores, dict) and all(number(score) for score in scores.values())
+
+
 def build(
     connection: Connection,
     audit_log: AuditLog,

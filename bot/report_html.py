@@ -12,10 +12,12 @@ import base64
 import html
 import io
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 
 from bot.report import CONFIDENCE_BINS, duration_text, percent_text
@@ -47,15 +49,26 @@ def _empty(axes: Axes) -> None:
     axes.set_axis_off()
 
 
-def _per_day(report: dict[str, Any]) -> Callable[[Axes], None]:
+def _day_number(day: date) -> float:
+    """A date as matplotlib's date axis counts it (days since its epoch; `date2num` is untyped)."""
+    return float(date2num(day))  # type: ignore[no-untyped-call]
+
+
+def per_day_chart(report: dict[str, Any]) -> Callable[[Axes], None]:
+    """Assistant messages per UTC day on a date axis spanning the whole period: a day without
+    any (`per_day` lists only days with messages) is a visible gap, so an outage shows, rather
+    than the bars of the days around it standing side by side."""
     days = report["replies"]["per_day"]
+    since, until = (date.fromisoformat(report["period"][end][:10]) for end in ("since", "until"))
 
     def draw(axes: Axes) -> None:
         if not days:
             return _empty(axes)
-        axes.bar([d[5:] for d in days], list(days.values()), color="#4477aa")
+        axes.bar([_day_number(date.fromisoformat(d)) for d in days], list(days.values()), width=0.8, color="#4477aa")
+        axes.set_xlim(_day_number(since) - 0.5, _day_number(until) + 0.5)
+        axes.xaxis_date()  # matplotlib's date axis: ticks and labels are dates, one unit a day
         axes.set_ylabel("assistant messages")
-        axes.tick_params(axis="x", labelrotation=90, labelsize=7)
+        axes.tick_params(axis="x", labelsize=8)
 
     return draw
 
@@ -168,7 +181,7 @@ only: no message was decrypted, and fans appear only as counts.</p>
 {_table([("assistant messages", report['replies']['total']), ("answers", a['answers']), ("fallbacks", a['fallbacks']),
          ("fallback rate", percent_text(a['fallback_rate'])), ("rated helpful / not helpful", f"{a['ratings']['good']} / {a['ratings']['bad']}"),
          ("helpful rate", percent_text(a['helpful_rate']))])}
-{_figure("Assistant messages per day (UTC)", _png(_per_day(report)))}
+{_figure("Assistant messages per day (UTC)", _png(per_day_chart(report)))}
 {_figure("Replies per intent (top 12)", _png(_intents(report), 3.6))}
 {_figure("Model confidence of answers and fallbacks", _png(_confidence(report)))}
 {_figure("Helpful rate per rated intent", _png(_helpful(report)))}

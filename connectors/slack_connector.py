@@ -21,6 +21,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -76,6 +77,13 @@ IGNORED_SUBTYPES = frozenset({
 })
 
 
+#: The one line a fan (or moderator) gets for a click this app cannot use: the same words as on Discord.
+UNKNOWN_BUTTON_TEXT = "Sorry, I don't recognise that button (it may be from an older version of me). Please type your request instead."
+#: The value each fixed button carries (`slack_render`); ratings and desk buttons carry a token or a ticket number.
+FIXED_VALUES = {CONFIRM_ERASURE: "confirm", CANCEL_ERASURE: "cancel", ANSWER_YES: "yes", ANSWER_NO: "no", CONSENT_YES: "yes", CONSENT_NO: "no"}
+FREE_VALUES = frozenset({RATE_GOOD, RATE_BAD, CLAIM_TICKET, RESOLVE_TICKET})
+
+
 def usable_actions(body: Any) -> bool:
     """Whether a payload Bolt would dispatch as `block_actions` names a clicked element and a
     user. Bolt reads `body["actions"][0]` eagerly, for every listener matcher and every
@@ -93,15 +101,34 @@ def usable_actions(body: Any) -> bool:
     )  # fmt: skip
 
 
+def one_of_our_clicks(body: Any) -> bool:
+    """Whether a payload is not a click, or is a usable click on one of this app's buttons as
+    it sent them: one action (a button click carries exactly one), a known action_id, and the
+    value that button carries (a fixed word, or a non-empty token / ticket number). Bolt would
+    silently drop an unknown action_id (404), and a listener would misread a null value."""
+    if not isinstance(body, dict) or body.get("type") != "block_actions" or "actions" not in body:
+        return True
+    if not usable_actions(body) or len(body["actions"]) != 1:
+        return False
+    action_id, value = body["actions"][0]["action_id"], body["actions"][0].get("value")
+    if action_id in FIXED_VALUES:
+        return bool(value == FIXED_VALUES[action_id])
+    return action_id in FREE_VALUES and isinstance(value, str) and bool(value)
+
+
 class _App(AsyncApp):
-    """Bolt's app, with malformed action payloads stopped before Bolt reads them. Both modes
+    """Bolt's app, with malformed or unknown clicks stopped before Bolt reads them. Both modes
     dispatch here (HTTP after our signature check, Socket Mode from its authenticated link):
-    such a payload is acknowledged with 200, so Slack does not retry it, and ignored, with one
-    WARNING line and no content."""
+    such a payload is acknowledged with 200, so Slack does not retry it, logged with one WARNING
+    line and no content, and answered with one line where it can be (`refuse_click`)."""
+
+    refuse_click: Optional[Callable[[dict[str, Any]], None]] = None
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
-        if not usable_actions(req.body):
-            logger.warning("ignored a Slack block_actions payload without a usable action")
+        if not one_of_our_clicks(req.body):
+            logger.warning("refused a Slack click that is not one of this app's buttons as sent")
+            if self.refuse_click is not None:
+                self.refuse_click(req.body)
             return BoltResponse(status=200, body="")
         return await super().async_dispatch(req)
 
@@ -173,6 +200,7 @@ class SlackConnector:
             client=self.client, signing_secret=tokens.signing_secret or "socket-mode", logger=sdk_logger,
             process_before_response=True,
         )  # fmt: skip
+        self.app.refuse_click = self._refuse_click
         self.desk = SlackDesk(self.client, desk_channel, settings.moderator_usergroup) if desk_channel else None
         self._dm_channels: dict[str, str] = {}
         self._bot_user_id = ""
@@ -311,6 +339,17 @@ class SlackConnector:
             METRICS.acked(self.name, time.perf_counter() - arrived)  # events: Bolt acks as this returns
 
         return acked
+
+    def _refuse_click(self, body: dict[str, Any]) -> None:
+        """The one line for a click this app cannot use, to the clicker only (its response_url),
+        when the payload names both; in a tracked task, so the 200 goes out at once."""
+        user, url = body.get("user"), body.get("response_url")
+        if not (isinstance(user, dict) and isinstance(user.get("id"), str) and isinstance(url, str) and url):
+            return
+        respond = AsyncRespond(response_url=url, proxy=self.client.proxy, ssl=self.client.ssl)
+        task = asyncio.create_task(self._guarded(self._respond(respond, Outgoing(Kind.ERROR, UNKNOWN_BUTTON_TEXT), user["id"])))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
 
     async def _guarded(self, work: Awaitable[None]) -> None:
         """What fails outside a fan's message (`replies_to` answers those): a desk action, a

@@ -476,19 +476,29 @@ class TranscriptStore:
     # Retention ---------------------------------------------------------------------------
 
     async def purge(self, before: datetime, dry_run: bool = False) -> int:
-        """Deletes (or, dry, counts) turns older than `before`; returns how many. The parts that
-        expire by age too (`Expiring`) purge theirs in the same transaction."""
+        """Deletes (or, dry, counts) turns older than `before`; returns how many."""
+        if dry_run:
 
-        def work() -> int:
-            with self._engine.begin() as connection:
-                if dry_run:
+            def count() -> int:
+                with self._engine.connect() as connection:
                     return int(connection.execute(select(func.count()).select_from(turns).where(turns.c.at < before)).scalar() or 0)
+
+            return await self.run(count)
+        return (await self.purge_itemised(before))["turns"]
+
+    async def purge_itemised(self, before: datetime) -> dict[str, int]:
+        """Deletes turns older than `before`, and in the same transaction the events and every
+        part that expires by age (`Expiring`); returns what went, per kind (`bot purge` prints it,
+        in the same order as `retention.would_purge`)."""
+
+        def work() -> dict[str, int]:
+            with self._engine.begin() as connection:
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
-                events.purge(connection, before, purged, events.now())  # events follow the turns' retention
+                gone = events.purge(connection, before, purged, events.now())  # events follow the turns' retention
                 expired = {part.name: part.purge(connection, before) for part in self._parts if isinstance(part, Expiring)}
             self._caches.recent.drop_before(before)
             self.audit_log.record("retention_purge", "operator", {"turns": purged, **expired})
-            return purged
+            return {"turns": purged, "events": gone, **expired}
 
         return await self.run(work)
 

@@ -104,6 +104,27 @@ async def test_feedback_rates_the_last_answer_once_and_is_exported_and_erased(
     assert await rows(store, ratings, new_user) == []
 
 
+async def test_feedback_after_a_fallback_says_that_reply_cannot_be_rated_not_that_there_is_no_answer(
+    model_engine: ModelServerEngine, store: TranscriptStore, new_user: str
+) -> None:
+    """QA 17b item 4: a model answer, then a fallback, then `/feedback bad` said "There is no
+    answer of mine to rate yet in this conversation": false. The fan hears that the last reply
+    cannot be rated and what can; nothing is stored (the earlier answer is not guessed at)."""
+    bot = new_bot(model_engine, store)
+    assert any(r.kind is Kind.ANSWER and r.rate for r in await say(bot, new_user, QUESTION))
+    for line in ("qwxz plorf vrrk zzkt", "are you a bot?"):  # a fallback, then the fixed AI-disclosure rule
+        replies = await say(bot, new_user, line)
+        assert not any(r.rate for r in replies), (line, kinds(replies))
+        for rating in ("bad", "good"):
+            [reply] = await say(bot, new_user, f"/feedback {rating}")
+            assert reply.kind is Kind.FEEDBACK and "\n" not in reply.text, line
+            assert "cannot be rated" in reply.text and "no answer" not in reply.text, (line, reply.text)
+            assert ("/human" in reply.text) is (rating == "bad")
+    assert await rows(store, ratings, new_user) == []
+    assert kinds(await say(bot, new_user, QUESTION)) == ["answer"]
+    assert kinds(await say(bot, new_user, "/feedback good")) == ["feedback"] and len(await rows(store, ratings, new_user)) == 1
+
+
 async def test_untrusted_rating_payloads_store_nothing(model_engine: ModelServerEngine, store: TranscriptStore, new_user: str) -> None:
     bot = new_bot(model_engine, store)
     nothing = await say(bot, new_user, "/feedback good")  # no answer yet in this conversation

@@ -143,11 +143,12 @@ def test_bot_purge_deletes_old_turns_and_prints_the_count(
     monkeypatch.setenv("BOT_PSEUDONYM_KEY", KEY)
     monkeypatch.setenv("BOT_MASTER_KEYS", masters)
     assert main(["purge", "--dry-run"]) == 0
-    assert capfd.readouterr().out.startswith(f"bot: would delete {old_count} turn(s), ")  # and the events, tickets, ratings
+    dry = capfd.readouterr().out
+    assert dry.startswith(f"bot: would delete {old_count} turn(s), ")  # and the events, tickets, ratings
+    assert main(["purge"]) == 0  # the same itemised counts (QA 17b item 1)
+    assert capfd.readouterr().out.startswith("bot: deleted " + dry.removeprefix("bot: would delete ").split(" older than ")[0] + " older than ")
     assert main(["purge"]) == 0
-    assert capfd.readouterr().out.startswith(f"bot: deleted {old_count} turn(s) older than ")
-    assert main(["purge"]) == 0
-    assert capfd.readouterr().out.startswith("bot: deleted 0 turn(s) older than ")
+    assert capfd.readouterr().out.startswith("bot: deleted 0 turn(s), ")
 
     with create_engine(database_url, future=True).connect() as connection:
         remaining = dict(connection.execute(text("SELECT fan, COUNT(*) FROM turns GROUP BY fan")).all())

@@ -7,17 +7,21 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
 import pytest
+from sqlalchemy import insert
 
 from bot.config import AssistantSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.messages import Incoming
+from bot.privacy import events as ev
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
+from bot.privacy.schema import ratings
 from bot.privacy.store import TranscriptStore
 from bot.testing.fake_engine import FakeEngine
 from tests.integration.conftest import REPO
@@ -75,6 +79,26 @@ def test_export_forget_audit_rotate_and_purge(deployment: dict[str, str], tmp_pa
     for action in ("export_served", "key_rotation", "erasure_executed"):
         assert action in actions
     assert not (tmp_path / "never-used.env").exists()
+
+
+def test_purge_reports_what_it_deleted_item_by_item_like_the_dry_run(deployment: dict[str, str]) -> None:
+    """The seeded turns, two events and a rating are past a retention of a fraction of a second
+    (QA 17b item 1: the real purge said only "deleted N turn(s)")."""
+    store = TranscriptStore.open(deployment["BOT_STORE_URL"], None, MasterKeys.parse(deployment["BOT_MASTER_KEYS"]), PSEUDONYM_KEY.encode())
+    with store.engine.begin() as connection:  # as the running bot records them
+        for reason in ("disclosure", "answer"):
+            ev.add(connection, ev.REPLY, time.time() - 60, platform="slack", reason=reason)
+        connection.execute(insert(ratings).values(at=time.time() - 60, fan="f" * 64, conversation="c" * 64, platform="slack",
+                                                  answer="a1", intent="greet", confidence=0.9, rating="good"))
+    asyncio.run(store.aclose())
+    deployment["BOT_PRIVACY_RETENTION_DAYS"] = "0.000000001"
+    dry = operator("purge", "--dry-run", env=deployment)
+    real = operator("purge", env=deployment)
+    assert dry.returncode == 0 and real.returncode == 0, dry.stderr + real.stderr
+    listed = dry.stdout.split("would delete ")[1].split(" older than")[0]
+    assert int(listed.split(" turn(s), ")[0]) > 0 and listed.endswith(" 2 event(s), 0 ticket(s), 1 rating(s)")
+    assert f"bot: deleted {listed} older than" in real.stdout
+    assert "would delete 0 turn(s)" in operator("purge", "--dry-run", env=deployment).stdout
 
 
 def test_export_gives_the_operator_the_same_art_13_and_15_facts_as_my_data(deployment: dict[str, str]) -> None:

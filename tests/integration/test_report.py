@@ -10,6 +10,8 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from matplotlib.dates import AutoDateFormatter
+from matplotlib.figure import Figure
 from sqlalchemy import insert, select
 
 from bot.config import AssistantSettings, HandoffSettings, PrivacySettings
@@ -24,7 +26,7 @@ from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.schema import events, ratings
 from bot.privacy.store import TranscriptStore
 from bot.report import build, render_text
-from bot.report_html import render_html
+from bot.report_html import per_day_chart, render_html
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
 
 KEY = b"report-test-pseudonym-key-0123456789abcdef"
@@ -226,3 +228,33 @@ async def test_an_empty_report_says_no_conversations_neutrally(database_url: str
     page = render_html(report)
     section = page.split("<h2>AI disclosure</h2>")[1].split("<h2>")[0]
     assert "No conversations in this period" in section and "class=\"ok\"" not in section and "class=\"bad\"" not in section
+
+
+async def test_the_per_day_chart_is_a_date_axis_where_a_quiet_day_is_a_gap(database_url: str) -> None:  # noqa: F811
+    """QA 17b item 2: the chart stood the days with messages side by side, so four silent days
+    (an outage) vanished between two adjacent bars. On a date axis over the whole period they
+    are a five-day step and a visible gap; `per_day` lists only days with messages."""
+    store = TranscriptStore.open(database_url, None, MasterKeys.parse(MasterKeys.generate()), KEY)
+    now = datetime.utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
+    try:
+        with store.engine.begin() as connection:  # as the running bot records replies
+            for days_ago, count in ((6, 2), (1, 3)):
+                for n in range(count):
+                    ev.add(connection, ev.REPLY, ev.epoch(now - timedelta(days=days_ago)) + n, platform="slack",
+                           conversation=ev.conversation_id(f"quiet-{days_ago}-{n}", 0.0), reason="answer", intent="greet", confidence=0.9)
+        with store.engine.connect() as connection:
+            report = build(connection, store.audit_log, since_days=10, now=now, retention_days=30)
+    finally:
+        await store.aclose()
+    busy = [(now - timedelta(days=d)).date().isoformat() for d in (6, 1)]
+    assert report["replies"]["per_day"] == {busy[0]: 2, busy[1]: 3}
+
+    figure = Figure()
+    axes = figure.add_subplot()
+    per_day_chart(report)(axes)
+    bars = sorted((patch.get_x() + patch.get_width() / 2, patch.get_height()) for patch in axes.patches)  # type: ignore[attr-defined]
+    assert [height for _, height in bars] == [2, 3]
+    assert bars[1][0] - bars[0][0] == 5  # five days apart: the four days between are drawn, empty
+    assert isinstance(axes.xaxis.get_major_formatter(), AutoDateFormatter)  # the axis reads as dates
+    low, high = axes.get_xlim()
+    assert high - low >= 10  # the whole period, quiet days at its start included

@@ -121,3 +121,25 @@ def test_report_refuses_what_the_operator_can_fix_in_one_line(
         assert main(["report", *args]) == 2
         err = capsys.readouterr().err
         assert said in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("saved", [
+    '{"worst": "x", "worst_best_ratio": 1, "macro_f1": {}}', '{"worst": 0.5, "worst_best_ratio": 1, "macro_f1": [1]}',
+    '{"worst": 0.5, "worst_best_ratio": 1, "macro_f1": {"en": "x"}}', '{"worst": null, "worst_best_ratio": 1, "macro_f1": {}}',
+    '{"worst": true, "worst_best_ratio": 1, "macro_f1": {}}', '{"worst": NaN, "worst_best_ratio": 1, "macro_f1": {}}',
+    '[1, 2]', '"text"', '{"worst": 0.5, "macro_f1": {"en": 0.5}}',
+])
+def test_report_refuses_an_nlu_result_of_the_wrong_types_in_one_line(
+    saved: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Well-formed JSON that is not what `bot audit nlu --json` writes: one line, exit 2, no traceback."""
+    masters = MasterKeys.generate()
+    url = f"sqlite:///{tmp_path}/transcripts.db"
+    populate(url, masters)
+    monkeypatch.setenv("BOT_STORE_URL", url)
+    monkeypatch.setenv("BOT_PSEUDONYM_KEY", KEY)
+    monkeypatch.setenv("BOT_MASTER_KEYS", masters)
+    (tmp_path / "nlu.json").write_text(saved, encoding="utf-8")
+    assert main(["report", "--nlu", str(tmp_path / "nlu.json"), "--html", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert "not a `bot audit nlu --json` result" in err and len(err.strip().splitlines()) == 1, err

@@ -75,21 +75,39 @@ async def test_the_endpoint_answers_401_with_one_line_for_every_case(
         assert world.standin.sent == []
 
 
+REFUSAL = "Sorry, I don't recognise that button"
+MALFORMED_CLICKS = (
+    [], [{}], [{"action_id": 5, "value": "secret words"}], {"action_id": "answer_yes"}, "answer_yes",  # QA 17 item 10
+    # QA 17b item 5: well-formed enough for Bolt, yet not a button this app sent as it sent it.
+    [{"action_id": "feedback_good", "value": None}], [{"action_id": "feedback_good"}], [{"action_id": "feedback_bad", "value": 5}],
+    [{"action_id": "consent_yes"}], [{"action_id": "consent_yes", "value": "secret words"}], [{"action_id": "answer_no", "value": "yes"}],
+    [{"action_id": "forget_me_confirm", "value": "cancel"}], [{"action_id": "ticket_claim", "value": ""}],
+    [{"action_id": "answer_yes", "value": "yes"}, {"action_id": "answer_no", "value": "no"}],
+    [{"action_id": "secret_words_button", "value": "secret words"}],
+)
+
+
 @pytest.mark.parametrize("mode", ["http", "socket"])
-async def test_a_signed_block_actions_without_a_usable_action_is_acknowledged_and_ignored(
+async def test_a_malformed_or_unknown_click_is_acknowledged_refused_in_one_line_and_logged_once(
     mode: str, model_engine: ModelServerEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     """QA 17 item 10: Bolt's matchers read `actions[0]["action_id"]`; an empty list (or an
-    element without a string action_id) got a 500 and a slack-bolt traceback at ERROR."""
+    element without a string action_id) got a 500 and a slack-bolt traceback at ERROR.
+    QA 17b item 5: a null or unexpected value, two actions, or an unknown action_id got no
+    reply and no log line. Each now gets the one-line refusal (ephemeral, to the clicker) and
+    one WARNING without content."""
     async for world in start_world(mode, model_engine, store):
         caplog.set_level(logging.INFO)
-        for actions in ([], [{}], [{"action_id": 5, "value": "secret words"}], {"action_id": "answer_yes"}, "answer_yes"):
+        for number, actions in enumerate(MALFORMED_CLICKS):
             caplog.clear()
-            click = await world.standin.click_button(FAN, "answer_yes", "yes", world.dm(), "1700000000.000001", actions=actions)
+            click = await world.standin.click_button(FAN, "answer_yes", "yes", world.dm(), f"1700000000.00000{number}", actions=actions)
             assert click.acked and (mode == "socket" or click.status == 200), actions
+            [refused] = await world.standin.wait_for_sent(lambda m: m.method == "response_url" and REFUSAL in (m.text or ""), timeout=20)
+            assert refused.user == FAN and refused.response_type == "ephemeral" and "\n" not in (refused.text or ""), actions
+            await world.settled()
             assert not any(r.exc_info or r.levelno >= logging.ERROR for r in caplog.records), actions
             warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-            assert [r.getMessage() for r in warnings] == ["ignored a Slack block_actions payload without a usable action"]
+            assert [r.getMessage() for r in warnings] == ["refused a Slack click that is not one of this app's buttons as sent"], actions
             assert "secret words" not in caplog.text and FAN not in caplog.text
-        await world.settled()
-        assert world.standin.sent == []
+            assert len(world.standin.sent) == 1, (actions, world.standin.sent)
+            world.standin.clear()

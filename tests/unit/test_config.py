@@ -180,3 +180,20 @@ def test_the_product_still_falls_back_to_config_toml_in_the_working_directory(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(bot.config, "DEFAULT_CONFIG_FILE", Path("config.toml"))  # what `bot` uses
     assert load_config(environ={}).assistant.max_message_chars == 7
+
+
+@pytest.mark.parametrize("value", ['["mod1","mod2"]', "['mod1', 'mod2']", "mod1,mod2", " mod1 , mod2 "])
+def test_set_takes_a_list_as_toml_json_or_comma_separated(value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_config(environ={}, assignments=[f"handoff.moderators={value}"]).handoff.moderators == ("mod1", "mod2")
+    assert load_config(environ={"BOT_HANDOFF_MODERATORS": value}).handoff.moderators == ("mod1", "mod2")
+
+
+@pytest.mark.parametrize("value", ['["mod1"', '"mod1"', "[1, 2]", 'mod1,"mod2"', "[mod1]"])
+def test_set_refuses_a_half_list_with_one_line_exit_2(value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capfd: pytest.CaptureFixture[str]) -> None:
+    """A list value that is neither `a,b` nor a well-formed list would become one wrong id."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--set", f"handoff.moderators={value}", "train"]) == 2
+    err = capfd.readouterr().err.strip()
+    assert err.count("\n") == 0 and "handoff.moderators" in err and "a,b" in err
