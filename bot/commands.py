@@ -248,6 +248,10 @@ class CommandHandlers:
 def explain(last: Explanation) -> str:
     """Plain words for `/why`: what was understood, how sure, and that it was automated."""
     automated = "The answer was chosen automatically by the AI assistant; no person was involved."
+    language = (last.intent or "").removeprefix("language_") if (last.intent or "").startswith("language_") else None
+    if last.source == "guard" and language:  # bot.language's guard, not the bot question
+        return (f"Your message looked written in a language I cannot read (detected: {language}), "
+                f"so a fixed rule said so instead of guessing an answer. {automated}")
     if last.source == "guard":
         return f"You asked whether I'm a bot or a person, so a fixed rule answered truthfully that I'm an AI. {automated}"
     score = f" with confidence {last.confidence:.2f}" if last.confidence is not None else ""

@@ -59,7 +59,12 @@ def is_nlu_audit(data: Any) -> bool:
     numbers. Anything else would fail only while rendering, with a traceback."""
 
     def number(value: Any) -> bool:
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        try:
+            return math.isfinite(value)
+        except OverflowError:  # an integer past a float's range (JSON allows any length)
+            return False
 
     if not isinstance(data, dict) or not all(number(data.get(key)) for key in ("worst", "worst_best_ratio")):
         return False

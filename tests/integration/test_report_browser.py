@@ -128,6 +128,8 @@ def test_report_refuses_what_the_operator_can_fix_in_one_line(
     '{"worst": 0.5, "worst_best_ratio": 1, "macro_f1": {"en": "x"}}', '{"worst": null, "worst_best_ratio": 1, "macro_f1": {}}',
     '{"worst": true, "worst_best_ratio": 1, "macro_f1": {}}', '{"worst": NaN, "worst_best_ratio": 1, "macro_f1": {}}',
     '[1, 2]', '"text"', '{"worst": 0.5, "macro_f1": {"en": 0.5}}',
+    '{"worst": 1' + '0' * 400 + ', "worst_best_ratio": 0.9, "macro_f1": {"a": 0.5}}',  # past a float's range
+    '{"worst": 0.5, "worst_best_ratio": 0.9, "macro_f1": {"a": 1' + '0' * 400 + '}}',
 ])
 def test_report_refuses_an_nlu_result_of_the_wrong_types_in_one_line(
     saved: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -160,6 +160,15 @@ async def test_why_explains_the_last_answer(bot: Bot) -> None:
     assert "faq_playback" in why.text and "0.21" in why.text
 
 
+async def test_why_after_the_language_guard_names_the_language_rule_not_the_bot_question(bot: Bot) -> None:
+    """QA round 3: /why said "you asked whether I'm a bot" after the language guard's reply."""
+    await bot.handle(fan("hello"))
+    [guarded] = await bot.handle(fan("wie kann ich mein Abonnement kündigen?"))
+    assert guarded.intent == "language_de"
+    why = (await bot.handle(fan("/why")))[0]
+    assert "language" in why.text and "bot or a person" not in why.text
+
+
 async def test_bad_input_gets_one_error_and_nothing_crashes(bot: Bot) -> None:
     await bot.handle(fan("hello"))
     assert kinds(await bot.handle(fan("   "))) == ["error"]
