@@ -62,15 +62,20 @@ def populate(url: str, masters: str) -> None:
     asyncio.run(store.aclose())
 
 
-def test_the_html_report_renders_in_chromium_with_decoded_charts_and_no_network_request(
-    browser: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def populated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A populated SQLite store that `bot report` (`main`) finds through the environment."""
     masters = MasterKeys.generate()
     url = f"sqlite:///{tmp_path}/transcripts.db"
     populate(url, masters)
     monkeypatch.setenv("BOT_STORE_URL", url)
     monkeypatch.setenv("BOT_PSEUDONYM_KEY", KEY)
     monkeypatch.setenv("BOT_MASTER_KEYS", masters)
+
+
+def test_the_html_report_renders_in_chromium_with_decoded_charts_and_no_network_request(
+    browser: None, populated: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     page, figures = tmp_path / "report.html", tmp_path / "report.json"
     assert main(["report", "--since", "30", "--html", str(page), "--json", str(figures)]) == 0
     assert "AI disclosure first: 100.0 %" in capsys.readouterr().out
@@ -100,14 +105,8 @@ def test_the_html_report_renders_in_chromium_with_decoded_charts_and_no_network_
 
 
 def test_report_refuses_what_the_operator_can_fix_in_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    populated: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    masters = MasterKeys.generate()
-    url = f"sqlite:///{tmp_path}/transcripts.db"
-    populate(url, masters)
-    monkeypatch.setenv("BOT_STORE_URL", url)
-    monkeypatch.setenv("BOT_PSEUDONYM_KEY", KEY)
-    monkeypatch.setenv("BOT_MASTER_KEYS", masters)
     (tmp_path / "nlu.json").write_text("{}", encoding="utf-8")
     for args, said in (
         (["--since", "0"], "--since 0: give a number of days above 0"),
@@ -132,15 +131,9 @@ def test_report_refuses_what_the_operator_can_fix_in_one_line(
     '{"worst": 0.5, "worst_best_ratio": 0.9, "macro_f1": {"a": 1' + '0' * 400 + '}}',
 ])
 def test_report_refuses_an_nlu_result_of_the_wrong_types_in_one_line(
-    saved: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    saved: str, populated: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Well-formed JSON that is not what `bot audit nlu --json` writes: one line, exit 2, no traceback."""
-    masters = MasterKeys.generate()
-    url = f"sqlite:///{tmp_path}/transcripts.db"
-    populate(url, masters)
-    monkeypatch.setenv("BOT_STORE_URL", url)
-    monkeypatch.setenv("BOT_PSEUDONYM_KEY", KEY)
-    monkeypatch.setenv("BOT_MASTER_KEYS", masters)
     (tmp_path / "nlu.json").write_text(saved, encoding="utf-8")
     assert main(["report", "--nlu", str(tmp_path / "nlu.json"), "--html", str(tmp_path / "r.html")]) == 2
     err = capsys.readouterr().err
