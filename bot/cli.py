@@ -16,7 +16,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -214,7 +213,6 @@ def _replay_store_url(url: Optional[str]) -> Iterator[str]:
 
 async def _replay(config: Config, script: str, out_path: Optional[Path], store_url: Optional[str]) -> int:
     from bot.app import build_bot, local_secrets, open_store
-    from bot.privacy import events
     from bot.replay import ReplayClock, replay
 
     with contextlib.ExitStack() as stack:
@@ -228,14 +226,13 @@ async def _replay(config: Config, script: str, out_path: Optional[Path], store_u
         secrets = local_secrets(config)
         store = open_store(config, secrets, stack.enter_context(_replay_store_url(store_url)))
         clock = ReplayClock(REPLAY_EPOCH)
-        events.use_clock(clock.epoch)  # privacy operations' events too: one clock for the whole run
+        store.clock = clock.epoch  # the store's own events (privacy operations) too: one clock for the whole run
         try:
             async with open_engine(config, wait_ready=True) as engine:
                 bot = build_bot(config, secrets, engine, store, clock=clock)
                 malformed = await replay(bot, source, out, sys.stderr, clock=clock)
         finally:
             await store.aclose()
-            events.use_clock(time.time)
     if malformed:
         print(f"bot replay: {malformed} malformed line(s) skipped", file=sys.stderr)
     return 1 if malformed else 0

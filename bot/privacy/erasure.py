@@ -43,6 +43,7 @@ class Erasure:
         audit_log: AuditLog,
         executor: ThreadPoolExecutor,
         drain_spool: Callable[[], None],
+        clock: Callable[[], float],
     ) -> None:
         self._engine = engine
         self._keys_engine = keys_engine
@@ -52,6 +53,7 @@ class Erasure:
         self._audit_log = audit_log
         self._executor = executor
         self._drain_spool = drain_spool
+        self._clock = clock  # epoch seconds of the erasure's event: the store's clock
         #: Fans whose erasure is deleting rows in batches: their job id, actor and receipt.
         self.erasing: dict[str, tuple[int, str, ErasureReceipt]] = {}
         self._keys_dirty = False  # PostgreSQL: a key was shredded since the last `compact_keys`
@@ -115,7 +117,7 @@ class Erasure:
                     requested = connection.execute(select(func.min(erasures.c.requested_at)).where(erasures.c.fan == fan)).scalar()
                     if connection.execute(delete(erasures).where(erasures.c.fan == fan)).rowcount:
                         self._audit_log.record("erasure_executed", actor, detail, connection=connection)
-                        events.erased(connection, requested, actor)  # no fan: only the kind and the seconds it took
+                        events.erased(connection, requested, actor, self._clock())  # no fan: only the kind and the seconds it took
                 self.scrub()  # the job row named the fan
                 return
             except (IntegrityError, OperationalError):

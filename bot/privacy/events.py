@@ -67,20 +67,6 @@ PURGE = "purge"
 FLUSH_SECONDS = 1.0
 FLUSH_EVENTS = 500
 
-#: Epoch seconds of the events written without a reading of the caller's (privacy operations,
-#: retention purges): the wall clock, or `bot replay`'s clock during a replay (`use_clock`).
-_clock: Callable[[], float] = time.time
-
-
-def now() -> float:
-    return _clock()
-
-
-def use_clock(clock: Callable[[], float]) -> None:
-    """Sets the process's event clock (`bot replay` only: the bot's clock for a whole run)."""
-    global _clock
-    _clock = clock
-
 
 #: Called with each event as it is recorded in this process (`bot.metrics` counts them).
 Observer = Callable[["Event"], None]
@@ -148,16 +134,16 @@ def _rolled_back(connection: Connection) -> None:
     connection.info.pop(_UNCOMMITTED, None)
 
 
-def record(engine: Engine, kind: str, **fields: Any) -> None:
-    """Writes one event in a transaction of its own, now (store thread)."""
+def record(engine: Engine, kind: str, at: float, **fields: Any) -> None:
+    """Writes one event at `at` (epoch seconds) in a transaction of its own (store thread)."""
     with engine.begin() as connection:
-        add(connection, kind, now(), **fields)
+        add(connection, kind, at, **fields)
 
 
-def erased(connection: Connection, requested: Optional[datetime], actor: str) -> None:
+def erased(connection: Connection, requested: Optional[datetime], actor: str, at: float) -> None:
     """An erasure completed (in its last transaction): who asked and how long it took, no fan."""
     seconds = (datetime.utcnow() - requested).total_seconds() if requested is not None else None
-    add(connection, ERASURE, now(), reason=actor if actor in ("fan", "operator") else "moderator", seconds=seconds)
+    add(connection, ERASURE, at, reason=actor if actor in ("fan", "operator") else "moderator", seconds=seconds)
 
 
 def purge(connection: Connection, before: datetime, turns_purged: int, at: float) -> int:

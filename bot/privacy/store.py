@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -105,12 +106,15 @@ class TranscriptStore:
         self.broken = False
         self._groups: list[GroupCommit[Any, Any]] = []
         self.audit_log = AuditLog(engine)
+        #: Epoch seconds of the events the store writes itself (exports, `/privacy`, purges,
+        #: erasures): the wall clock, or `bot replay`'s clock during a replay, so one run keeps one clock.
+        self.clock: Callable[[], float] = time.time
         self._turn_writes = TurnWrites(
             engine, keys_engine, self._caches, self._changes, spool, self._key_version, self.recent_history, self.group_commit
         )
         self._erasure = Erasure(
             engine, keys_engine, self._parts, self._caches, self._changes.origin, self.audit_log, self._executor,
-            self._turn_writes.drain_spool,
+            self._turn_writes.drain_spool, lambda: self.clock(),
         )
         self._logging_reads: GroupCommit[str, bool] = self.group_commit(self._read_logging, same_tick=True)
         self._on_close: list[Callable[[], None]] = []
@@ -341,7 +345,7 @@ class TranscriptStore:
             with self._engine.connect() as connection:
                 sections = export_parts(connection, self._parts, fan, key)
             self.audit_log.record("export_served", actor, {name: len(value) for name, value in sections.items() if isinstance(value, list)})
-            events.record(self._engine, events.EXPORT, reason=actor)
+            events.record(self._engine, events.EXPORT, self.clock(), reason=actor)
             return {"pseudonym": fan, "encryption_key": "held" if key is not None else "none", **sections}
 
         return await self.run(work)
@@ -494,7 +498,7 @@ class TranscriptStore:
         def work() -> dict[str, int]:
             with self._engine.begin() as connection:
                 purged = int(connection.execute(delete(turns).where(turns.c.at < before)).rowcount)
-                gone = events.purge(connection, before, purged, events.now())  # events follow the turns' retention
+                gone = events.purge(connection, before, purged, self.clock())  # events follow the turns' retention
                 expired = {part.name: part.purge(connection, before) for part in self._parts if isinstance(part, Expiring)}
             self._caches.recent.drop_before(before)
             self.audit_log.record("retention_purge", "operator", {"turns": purged, **expired})
@@ -553,7 +557,7 @@ class TranscriptStore:
         def work() -> None:
             with self._engine.begin() as connection:
                 set_logging(connection, fan, enabled)
-                events.add(connection, events.PRIVACY_ON if enabled else events.PRIVACY_OFF, events.now())  # no fan
+                events.add(connection, events.PRIVACY_ON if enabled else events.PRIVACY_OFF, self.clock())  # no fan
                 announce(connection, PREFERENCE, fan_token(fan), self._changes.origin)
             self._caches.hold_token(fan)
             self._caches.logging.keep({fan: enabled})
