@@ -84,9 +84,6 @@ class Consent:
 
         return await self._store.run(read)
 
-    async def may_store(self, fan: str) -> bool:
-        return not self.opt_in or await self.choice(fan) == "yes"
-
     async def record(self, fan: str, yes: bool) -> None:
         values = {"choice": "yes" if yes else "no", "at": self._clock(), "notice_version": self._version}
 
