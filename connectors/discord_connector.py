@@ -119,14 +119,8 @@ class DiscordConnector:
         if self.desk is not None:  # the desk reads ticket locations from the store, and erases its copies
             self.desk.bind(bot.handoff.tickets)
             bot.handoff.use_desk_copies(self.desk)
+        await self._login()
         try:
-            try:
-                # An API that accepts the connection but never answers must not hang start-up.
-                await asyncio.wait_for(self.client.login(self._token), START_TIMEOUT_SECONDS)
-            except NETWORK_ERRORS as error:
-                raise unreachable("discord", self._settings.api_base_url, "DISCORD_API_BASE_URL ([discord] api_base_url)", error) from None
-            except discord.DiscordServerError as error:
-                raise ConnectorError(f"discord: the API at {self._settings.api_base_url} failed the login (HTTP {error.status}); try again later") from None
             await self.client.connect(reconnect=True)
         except discord.LoginFailure:
             raise ConnectorError("discord: the token was refused; check DISCORD_TOKEN") from None
@@ -135,6 +129,30 @@ class DiscordConnector:
                 "discord: the Message Content intent is not enabled for this bot; enable it in the developer "
                 "portal (it is needed to read moderators' replies in desk threads)"
             ) from None
+
+    async def open_rest(self, bot: Bot) -> None:
+        """Logs in for Discord's REST API only, without a gateway session: how a standby worker
+        (`connectors.discord_gateway`) sends to fans and to the desk while another worker holds
+        the gateway. Every send below is a REST call (DMs: `POST /users/@me/channels`, then
+        `POST /channels/{id}/messages`; the desk's messages and threads the same way), so it
+        needs no gateway state; a REST client receives no events, so nothing here is answered
+        twice. Raises `ConnectorError` (one line) when the API or the token fails."""
+        self._bot = bot
+        if self.desk is not None:
+            self.desk.bind(bot.handoff.tickets)
+        await self._login()
+
+    async def _login(self) -> None:
+        """`Client.login`: `GET /users/@me` with the token; one-line `ConnectorError`s."""
+        try:
+            # An API that accepts the connection but never answers must not hang start-up.
+            await asyncio.wait_for(self.client.login(self._token), START_TIMEOUT_SECONDS)
+        except NETWORK_ERRORS as error:
+            raise unreachable("discord", self._settings.api_base_url, "DISCORD_API_BASE_URL ([discord] api_base_url)", error) from None
+        except discord.DiscordServerError as error:
+            raise ConnectorError(f"discord: the API at {self._settings.api_base_url} failed the login (HTTP {error.status}); try again later") from None
+        except discord.LoginFailure:
+            raise ConnectorError("discord: the token was refused; check DISCORD_TOKEN") from None
 
     async def aclose(self) -> None:
         """Lets replies already being worked on go out, then closes the client."""

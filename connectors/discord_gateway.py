@@ -7,30 +7,37 @@ process holds the lock (`bot.leader`), and stands by otherwise, trying every pol
 so it takes over within seconds when the holder dies (its database connection closes and
 PostgreSQL releases the lock). On SQLite the single process always holds it.
 
-A standby sends nothing to Discord: a message for a Discord fan or for a Discord desk that
-reaches it (a moderator's reply arriving here from the Slack desk, say) is retried by the
-outbox until it expires ([assistant] reply_expiry_seconds), and is delivered only if this
-worker takes the gateway over within that time. Sending from standbys over REST is not built.
+A standby still sends: a message for a Discord fan or for a Discord desk that reaches it (a
+moderator's reply arriving here from the Slack desk, a claim notice, a ticket packet) goes out
+through a second client of its own that is logged in for Discord's REST API only
+(`DiscordConnector.open_rest`, at the first such message), never connected to the gateway, so
+it receives no events and answers nothing twice. Sending needs no gateway session: discord.py
+sends every message over REST. What needs the gateway's state stays with the holder: the
+ephemeral follow-up through a fan's latest slash command (its interaction lives in the
+holder's memory), so a standby reports a fan with closed DMs as unreachable. Desk messages an
+erasure leaves queued are removed by the jobs leader, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Optional
+from typing import Optional
 
 from bot.core import Bot
 from bot.handoff.desk import ModeratorDesk
 from bot.leader import Leadership
 from bot.messages import Address, Outgoing
+from connectors.base import ConnectorError
 from connectors.discord_connector import DiscordConnector
 from connectors.health import Link
 from connectors.outbox import Retry
 
 logger = logging.getLogger(__name__)
 
-#: The outbox's reason while this worker stands by (logged if the message expires).
+#: The outbox's reasons while a standby cannot send (logged if the message expires).
 STANDBY = "discord gateway held by another worker"
+REST_LOGIN_FAILED = "discord gateway held by another worker and the REST login failed"
 STANDBY_NOTE = "standby: another worker holds the Discord gateway"
 #: After the lock is lost, how long closing the client may take before it is abandoned.
 CLOSE_SECONDS = 15.0
@@ -41,12 +48,17 @@ class GatewayHolder:
 
     name = "discord"
 
-    def __init__(self, connector: DiscordConnector, lock: Leadership) -> None:
+    def __init__(self, connector: DiscordConnector, lock: Leadership, rest: Optional[DiscordConnector] = None) -> None:
+        """`rest`: a second connector with the same settings, used only through `open_rest`
+        while this worker stands by; None: a standby sends nothing (retried until it holds)."""
         self.connector = connector
         self.lock = lock
+        self.rest = rest
         self.max_message_chars = connector.max_message_chars
-        self.desk: Optional[ModeratorDesk] = _StandbyAwareDesk(self, connector.desk) if connector.desk is not None else None
+        self.desk: Optional[ModeratorDesk] = _StandbyAwareDesk(self) if connector.desk is not None else None
         self._closing = False
+        self._bot: Optional[Bot] = None
+        self._rest_login = asyncio.Lock()
 
     @property
     def served(self) -> bool:
@@ -60,6 +72,7 @@ class GatewayHolder:
     async def run(self, bot: Bot) -> None:
         """Stands by until this worker holds the gateway lock, then serves Discord; if the
         lock is lost (the database connection failed) it disconnects and stands by again."""
+        self._bot = bot
         while not self._closing:
             await self.lock.wait_until_leading()
             logger.info("discord: this worker holds the gateway; connecting")
@@ -85,32 +98,48 @@ class GatewayHolder:
     async def aclose(self) -> None:
         self._closing = True
         await self.connector.aclose()
+        if self.rest is not None:
+            await self.rest.aclose()
 
     async def link(self) -> Link:
         if not self.holding:
             return Link(False, standby=True, note=STANDBY_NOTE)
         return await self.connector.link()
 
-    def _require_gateway(self) -> None:
-        if not (self.holding and self.connector.logged_in):
+    async def sender(self) -> DiscordConnector:
+        """The connector to send through now: the gateway's while this worker holds it and is
+        logged in, otherwise the REST-only one (logged in at its first use). Raises `Retry`
+        (the outbox tries again later) when neither can send."""
+        if self.holding and self.connector.logged_in:
+            return self.connector
+        rest, bot = self.rest, self._bot
+        if rest is None or bot is None:
             raise Retry(STANDBY)
+        async with self._rest_login:
+            if not rest.logged_in:
+                try:
+                    await rest.open_rest(bot)
+                except ConnectorError as error:
+                    logger.warning("%s (REST login of a worker without the gateway; the message is retried)", error)
+                    await rest.reset()  # a clean client for the next try
+                    raise Retry(REST_LOGIN_FAILED) from None
+                logger.info("discord: the gateway is not connected in this worker; sending through Discord's REST API")
+        return rest
 
     async def send_to(self, address: Address, message: Outgoing) -> None:
-        self._require_gateway()
-        await self.connector.send_to(address, message)
+        await (await self.sender()).send_to(address, message)
 
     async def tell_unreachable(self, address: Address, reason: str) -> None:
-        self._require_gateway()
-        await self.connector.tell_unreachable(address, reason)
+        await (await self.sender()).tell_unreachable(address, reason)
 
 
 class _StandbyAwareDesk:
-    """The Discord desk as the router sees it: posts wait (`Retry`) while this worker stands by."""
+    """The Discord desk as the router sees it: posted through whichever connector can send."""
 
-    def __init__(self, holder: GatewayHolder, desk: Any) -> None:
+    def __init__(self, holder: GatewayHolder) -> None:
         self._holder = holder
-        self._desk = desk
 
     async def post(self, message: Outgoing) -> None:
-        self._holder._require_gateway()  # noqa: SLF001 - its own module
-        await self._desk.post(message)
+        desk = (await self._holder.sender()).desk
+        assert desk is not None, "both connectors are built with the same desk channel"
+        await desk.post(message)

@@ -114,13 +114,14 @@ def configured_platforms(
         from connectors.discord_connector import DiscordConnector
         from connectors.discord_gateway import GatewayHolder
 
-        discord = GatewayHolder(
-            DiscordConnector(
+        def discord_connector() -> DiscordConnector:
+            return DiscordConnector(
                 config.discord, discord_token, platforms.router, desk_channel if desk_platform == "discord" else None,
                 **overrides.get("discord", {}),
-            ),
-            locks.discord_gateway,
-        )
+            )
+
+        # The second connector sends over REST while another worker holds the gateway.
+        discord = GatewayHolder(discord_connector(), locks.discord_gateway, rest=discord_connector())
         platforms.connectors.append(discord)
         platforms.router.add_platform(discord.name, discord)
         platforms.router.desk = discord.desk or platforms.router.desk

@@ -333,8 +333,11 @@ async def test_two_bot_run_workers_behave_as_one_bot(deployment: Deployment) -> 
     await d.discord.send_dm(DISCORD_FAN, "/human")
     [started_dm] = await d.discord.wait_for_sent(lambda m: m.channel_id == discord_dm and "ticket #" in (m.content or ""), timeout=WAIT)
     packet = await d.at_desk(f"Ticket #{ticket_number(started_dm.content)} · fan on discord")
-    await d.to(holder).click_button(MODERATOR, "ticket_claim", claim_value(packet), DESK, packet.ts)
+    # The claim lands on the standby: its notice reaches the Discord fan over REST from there.
+    await d.to(survivor).click_button(MODERATOR, "ticket_claim", claim_value(packet), DESK, packet.ts)
     await d.discord.wait_for_sent(lambda m: m.channel_id == discord_dm and "Sam Mod" in (m.content or ""), timeout=WAIT)
+    await survivor.log.wait_for("sending through Discord's REST API", WAIT)
+    assert d.discord.identifies == 1  # the standby sent without a gateway session of its own
 
     holder.process.send_signal(signal.SIGKILL)
     await holder.process.wait()
