@@ -8,7 +8,7 @@ next message as soon as the last is answered. The same load runs with `urls=[a]`
 which thread settings matter (e.g. `TF_NUM_INTRAOP_THREADS=1`, `OMP_NUM_THREADS=1`).
 Figures only.
 
-    .venv/bin/python bench/scaling.py [--messages 400] [--concurrency 16] [--repeats 2] [--server-env K=V ...]
+    .venv/bin/python bench/scaling.py [--messages 400] [--concurrency 16] [--repeats 2] [--fans 200] [--server-env K=V ...]
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ from bench.pipeline_latency import MESSAGES  # noqa: E402
 from bench.servers import load_average, rss_mb, start_model_server  # noqa: E402
 from bot.engine.remote import ModelServerEngine  # noqa: E402
 
+#: Distinct fans per run; 400 messages make each send two (a first and a second message).
+#: Routing is sticky by fan, so the servers' split is this sample's: its noise alone moves the
+#: larger share by about 3.5 % (one standard deviation). `--fans 1000` makes nearly every
+#: message a fan's first, which costs the model less (docs/benchmarks.md).
 FANS = 200
 
 
@@ -45,13 +49,13 @@ def threads(pid: int) -> int:
     return 0
 
 
-async def throughput(engine: ModelServerEngine, messages: int, concurrency: int, tag: str) -> tuple[float, Counter[str]]:
+async def throughput(engine: ModelServerEngine, messages: int, concurrency: int, tag: str, fans: int = FANS) -> tuple[float, Counter[str]]:
     counter = iter(range(messages))
     served: Counter[str] = Counter()
 
     async def fan_loop(worker: int) -> None:
         for n in counter:
-            fan = f"{tag}-fan-{(n * 7 + worker) % FANS}"
+            fan = f"{tag}-fan-{(n * 7 + worker) % fans}"
             served[engine._ring.owner(fan)] += 1  # noqa: SLF001  # which server the fan is routed to
             await engine.respond(fan, MESSAGES[n % len(MESSAGES)])
 
@@ -60,8 +64,8 @@ async def throughput(engine: ModelServerEngine, messages: int, concurrency: int,
     return messages / (time.perf_counter() - start), served
 
 
-async def main_async(messages: int, concurrency: int, repeats: int, server_env: dict[str, str]) -> None:
-    print(f"load average at start: {load_average()}; server env additions: {server_env or 'none'}")
+async def main_async(messages: int, concurrency: int, repeats: int, server_env: dict[str, str], fans: int = FANS) -> None:
+    print(f"load average at start: {load_average()}; server env additions: {server_env or 'none'}; {fans} fans")
     token = secrets.token_urlsafe(24)  # one secret for both, as `[engine] urls` needs
     a, b = start_model_server(extra_env=server_env, token=token), start_model_server(extra_env=server_env, token=token)
     print(f"model servers ready after {a.ready_seconds:.1f} s and {b.ready_seconds:.1f} s (started one after the other)")
@@ -76,7 +80,7 @@ async def main_async(messages: int, concurrency: int, repeats: int, server_env: 
 
         async def run(engine: ModelServerEngine, tag: str) -> tuple[float, Counter[str], str]:
             before, began = {k: cpu_seconds(p) for k, p in pids.items()}, time.perf_counter()
-            rate, split = await throughput(engine, messages, concurrency, tag)
+            rate, split = await throughput(engine, messages, concurrency, tag, fans)
             wall = time.perf_counter() - began
             spent = {k: cpu_seconds(p) - before[k] for k, p in pids.items()}
             used = ", ".join(f"{k} {seconds / wall:.2f}" for k, seconds in spent.items())
@@ -109,9 +113,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--server-env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--fans", type=int, default=FANS, help="distinct fans per run (sticky routing splits them)")
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.server_env)
-    asyncio.run(main_async(args.messages, args.concurrency, args.repeats, env))
+    asyncio.run(main_async(args.messages, args.concurrency, args.repeats, env, args.fans))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from bench.scaling import cpu_seconds  # noqa: E402
 from bench.scratch_database import scratch_database  # noqa: E402
 from bench.servers import MODEL, load_average, start_model_server  # noqa: E402
 from bot.privacy.crypto import MasterKeys  # noqa: E402
+from bot.testing.privacy_contacts import PRIVACY_CONTACTS  # noqa: E402
 from standins.slack import SlackStandIn  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,10 +114,12 @@ async def start_worker(env: dict[str, str], name: str, engine_url: str, spool_di
     )
     assert process.stderr is not None
     deadline = time.monotonic() + 120
+    said: list[str] = []
     while time.monotonic() < deadline:
         line = (await asyncio.wait_for(process.stderr.readline(), 120)).decode()
         if not line:
-            raise RuntimeError(f"worker {name} ended before serving")
+            raise RuntimeError(f"worker {name} ended before serving; its last lines:\n" + "".join(said[-5:]))
+        said.append(line)
         if "slack connector serving in http mode" in line:
             asyncio.create_task(_drain(process.stderr))  # keep reading: a full pipe would stall it
             return process, f"http://127.0.0.1:{port}/slack/events"
@@ -139,6 +142,7 @@ async def main_async(args: argparse.Namespace, url: str) -> None:
         standin.add_user(user, user.lower())
     standin.add_channel(DESK, members=["UBOT"])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT_", "SLACK_", "DISCORD_"))}
+    env.update(PRIVACY_CONTACTS)  # `bot run` with a platform refuses empty contacts (issue 17)
     spool = tempfile.mkdtemp(prefix="throughput-")
     env.update(
         BOT_PSEUDONYM_KEY="throughput-bench-pseudonym-key-0123456789abcdef", BOT_MASTER_KEYS=MasterKeys.generate(),

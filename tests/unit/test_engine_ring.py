@@ -22,7 +22,8 @@ def test_a_fan_always_gets_the_same_server_and_every_server_once_in_its_order() 
 
 
 def test_fans_spread_within_fifteen_per_cent_of_even() -> None:
-    counts = Counter(HashRing(SERVERS).owner(fan) for fan in FANS)
+    ring = HashRing(SERVERS)
+    counts = Counter(ring.owner(fan) for fan in FANS)
     assert set(counts) == set(SERVERS)
     assert all(abs(count - len(FANS) / 3) < 0.15 * len(FANS) / 3 for count in counts.values())
 
@@ -42,3 +43,13 @@ def test_a_ring_needs_distinct_servers() -> None:
         HashRing([])
     with pytest.raises(ValueError):
         HashRing(["http://a", "http://a"])
+
+
+def test_two_servers_on_any_ports_split_fans_within_four_per_cent_of_half() -> None:
+    """Two model servers on one host differ only in their port: the split of fans between them
+    decides how far throughput scales (the larger share is the bottleneck)."""
+    fans = FANS[:4000]
+    for port in range(5005, 5065, 3):
+        ring = HashRing([f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"])
+        share = sum(ring.owner(fan) == ring.servers[0] for fan in fans) / len(fans)
+        assert abs(share - 0.5) < 0.04, (port, share)
