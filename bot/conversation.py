@@ -16,12 +16,29 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
-from bot.privacy.schema import conversations, dialect_insert
+from bot.privacy.schema import conversations
 
 if TYPE_CHECKING:
     from bot.privacy.store import GroupCommit, TranscriptStore
+
+
+def _upsert() -> Any:
+    """The save of a group of states: one statement executed for all its rows. SQLAlchemy
+    compiles an `on_conflict_do_update` construct anew on every execution (it has no cache
+    key: logged as "[no key]"), which cost about 0.5 ms of the store thread per message; a
+    `text` statement is compiled once and cached. `INSERT … ON CONFLICT (…) DO UPDATE SET
+    c = excluded.c` is the same in SQLite (3.24+, "UPSERT") and PostgreSQL (9.5+)."""
+    names = [column.name for column in conversations.columns]
+    updates = ", ".join(f"{name} = excluded.{name}" for name in names if name != "conversation")
+    return text(
+        f"INSERT INTO {conversations.name} ({', '.join(names)}) VALUES ({', '.join(':' + name for name in names)}) "
+        f"ON CONFLICT (conversation) DO UPDATE SET {updates}"
+    )
+
+
+_UPSERT = _upsert()
 
 
 @dataclass(frozen=True)
@@ -119,14 +136,7 @@ class ConversationMemory:
         conversation wins, as it would one after another)."""
         rows = [{"conversation": conversation, **values} for conversation, values in dict(saves).items()]
         with self.store.engine.begin() as connection:
-            # One statement executed for many rows: compiled once and cached (a multi-row VALUES
-            # is compiled anew for each group, three times the CPU for 25 rows).
-            statement = dialect_insert(connection)(conversations)
-            upsert = statement.on_conflict_do_update(
-                index_elements=[conversations.c.conversation],
-                set_={name: statement.excluded[name] for name in rows[0] if name != "conversation"},
-            )
-            connection.execute(upsert, rows)
+            connection.execute(_UPSERT, rows)
         return [None] * len(saves)
 
     async def is_current(self, conversation: str, started: float) -> bool:

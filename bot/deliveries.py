@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Optional
 
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 
-from bot.privacy.schema import delivery_keys, dialect_insert
+from bot.privacy.schema import delivery_keys
 from bot.privacy.store import StoreUnavailable, TranscriptStore
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 #: Slack retries an unacknowledged event for about 5 minutes; an hour leaves a wide margin.
 TTL_SECONDS = 3600.0
 MIN_TTL_SECONDS = 600.0
+#: A `text` statement, compiled once: SQLAlchemy's `on_conflict_do_nothing` construct has no
+#: cache key and was compiled anew for every platform event (twice per Slack message). The
+#: syntax is the same in SQLite (3.24+) and PostgreSQL (9.5+).
+_INSERT_NEW = text(f"INSERT INTO {delivery_keys.name} (key, seen_at) VALUES (:key, :seen_at) ON CONFLICT (key) DO NOTHING")
 
 
 class DeliveryKeys:
@@ -51,8 +55,7 @@ class DeliveryKeys:
 
         def insert() -> bool:
             with self._store.engine.begin() as connection:
-                statement = dialect_insert(connection)(delivery_keys).values(key=hashed, seen_at=now)
-                return bool(connection.execute(statement.on_conflict_do_nothing(index_elements=[delivery_keys.c.key])).rowcount)
+                return bool(connection.execute(_INSERT_NEW, {"key": hashed, "seen_at": now}).rowcount)
 
         try:
             return await self._store.run(insert)
