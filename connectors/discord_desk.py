@@ -38,6 +38,7 @@ from bot.handoff.locations import DeskLocation, DeskPost
 from bot.handoff.states import ACTIVE
 from bot.handoff.ticket_store import Ticket, TicketStore
 from bot.messages import Kind, Outgoing
+from connectors.discord_errors import delivery_errors
 from connectors.discord_render import NO_PINGS, buttons, render
 from connectors.discord_text import to_plain
 from connectors.router import Router
@@ -48,6 +49,10 @@ logger = logging.getLogger(__name__)
 DESK = "discord"
 PREFIX = "!"
 UNKNOWN_MESSAGE, UNKNOWN_CHANNEL = 10008, 10003
+
+
+def _thread_name(ticket: Ticket) -> str:
+    return f"Ticket #{ticket.id}"
 
 
 async def send(target: discord.abc.Messageable, text: str, view: Optional[discord.ui.View] = None) -> discord.Message:
@@ -75,47 +80,79 @@ class DiscordDesk:
     # What the bot tells moderators -------------------------------------------------------
 
     async def post(self, message: Outgoing) -> None:
+        """Posts `message` at the desk: a new ticket's packet as a message in the desk channel
+        with the ticket's thread started from it, everything else into the ticket's thread.
+        Discord's refusals come out in the outbox's terms (`delivery_errors`: a 5xx or a network
+        failure is retried, not lost). Each message is recorded as soon as it is sent (an
+        erasure finds it even if a later step fails), and the packet's location before its
+        thread is made, so a retry continues the same ticket rather than posting a second packet."""
         number = int(message.ticket) if message.ticket and message.ticket.isdigit() else None
-        ticket = await self.tickets.get(number) if number is not None else None
-        if number is not None and ticket is None and message.kind is Kind.HANDOFF_RELAY:
-            return  # the ticket was erased meanwhile: a fan's words never go out about it
-        pieces = render(message)
-        sent: list[discord.Message] = []
-        if ticket is not None and ticket.location is None and message.kind is Kind.HANDOFF_TICKET:
-            channel = await self._desk_channel()
-            first = await send(channel, pieces[0], buttons(message) if len(pieces) == 1 else None)
-            sent.append(first)
-            thread = await first.create_thread(name=f"Ticket #{ticket.id}", auto_archive_duration=1440)
-            await self.tickets.place(ticket.id, DeskLocation(DESK, str(self.channel_id), str(thread.id), str(first.id)))
-            for index, piece in enumerate(pieces[1:], start=2):
-                sent.append(await send(thread, piece, buttons(message) if index == len(pieces) else None))
-        else:
-            target = await self._thread(ticket) or await self._desk_channel()
+        with delivery_errors():
+            ticket = await self.tickets.get(number) if number is not None else None
+            if number is not None and ticket is None and message.kind is Kind.HANDOFF_RELAY:
+                return  # the ticket was erased meanwhile: a fan's words never go out about it
+            pieces = render(message)
+            if ticket is not None and ticket.location is None and message.kind is Kind.HANDOFF_TICKET:
+                channel = await self._desk_channel()
+                first = await send(channel, pieces[0], buttons(message) if len(pieces) == 1 else None)
+                # A thread started from a message has that message's id (Discord, "Start Thread from Message").
+                await self.tickets.place(ticket.id, DeskLocation(DESK, str(self.channel_id), str(first.id), str(first.id)))
+                if not await self._recorded(ticket, [first]):
+                    return
+                await self._rest_of_packet(ticket, await first.create_thread(name=_thread_name(ticket), auto_archive_duration=1440), message, pieces)
+                return
+            found, continued = await self._thread(ticket)
+            if ticket is not None and found is not None and continued and message.kind is Kind.HANDOFF_TICKET:
+                await self._rest_of_packet(ticket, found, message, pieces)  # this packet again: its thread was made only now
+                return
+            target = found or await self._desk_channel()
             for piece in pieces:
-                sent.append(await send(target, piece))
-        if ticket is not None:
-            posts = [DeskPost(ticket.id, DESK, str(m.channel.id), str(m.id)) for m in sent]
-            orphans = await self.tickets.posted(posts, datetime.utcnow())
-            if orphans:  # erased while we posted
-                await self.remove(orphans)
+                sent = await send(target, piece)
+                if ticket is not None and not await self._recorded(ticket, [sent]):
+                    return
+
+    async def _rest_of_packet(self, ticket: Ticket, thread: discord.Thread, message: Outgoing, pieces: Sequence[str]) -> None:
+        """A packet's pieces after the first, into its thread; the buttons on the last."""
+        for index, piece in enumerate(pieces[1:], start=2):
+            if not await self._recorded(ticket, [await send(thread, piece, buttons(message) if index == len(pieces) else None)]):
+                return
+
+    async def _recorded(self, ticket: Ticket, sent: Sequence[discord.Message]) -> bool:
+        """Records the desk messages just sent about `ticket`; False (and they are removed at
+        once) when the ticket was erased meanwhile."""
+        posts = [DeskPost(ticket.id, DESK, str(m.channel.id), str(m.id)) for m in sent]
+        orphans = await self.tickets.posted(posts, datetime.utcnow())
+        if orphans:  # erased while we posted
+            await self.remove(orphans)
+            return False
+        return True
 
     async def _desk_channel(self) -> discord.TextChannel:
         channel = self._client.get_channel(self.channel_id) or await self._client.fetch_channel(self.channel_id)
         assert isinstance(channel, discord.TextChannel), "the desk must be a text channel"
         return channel
 
-    async def _thread(self, ticket: Optional[Ticket]) -> Optional[discord.Thread]:
-        """The ticket's stored thread (after a restart too); None when it has none or it is gone."""
+    async def _thread(self, ticket: Optional[Ticket]) -> tuple[Optional[discord.Thread], bool]:
+        """The ticket's stored thread (after a restart too), and whether it was made only now:
+        a packet whose thread was never made (the step after posting it failed) gets it here.
+        None when the ticket has no location, or its thread and packet are gone (404); other
+        failures raise (and are retried)."""
         if ticket is None or ticket.location is None or not ticket.location.thread:
-            return None
+            return None, False
         thread_id = int(ticket.location.thread)
         thread = self._client.get_channel(thread_id)
         if thread is None:
             try:
                 thread = await self._client.fetch_channel(thread_id)
-            except discord.HTTPException:
-                return None
-        return thread if isinstance(thread, discord.Thread) else None
+            except discord.NotFound:
+                if ticket.location.message != ticket.location.thread or ticket.location.channel != str(self.channel_id):
+                    return None, False
+                packet = (await self._desk_channel()).get_partial_message(thread_id)  # with its guild, as threads need
+                try:
+                    return await packet.create_thread(name=_thread_name(ticket), auto_archive_duration=1440), True
+                except discord.NotFound:  # the packet itself is gone (deleted at the desk)
+                    return None, False
+        return (thread if isinstance(thread, discord.Thread) else None), False
 
     # Erasure ---------------------------------------------------------------------------------
 

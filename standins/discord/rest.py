@@ -87,6 +87,10 @@ class _RestMixin:
         limited = self._take_rate_limit(method, path)
         if limited is not None:
             return self._answer(method, path, bucket, self._too_many(limited, bucket))
+        for outage in self._outages:
+            if outage.times > 0 and outage.pattern.fullmatch(path) and outage.method in (None, method):
+                outage.times -= 1
+                return self._answer(method, path, bucket, _json_response({"message": "503: Service Unavailable", "code": 0}, 503))
         try:
             body, files = await _read_body(request)
             result = await handler(request, body, files, **match.groupdict())

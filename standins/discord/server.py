@@ -105,6 +105,7 @@ class DiscordStandIn(_StateMixin, _GatewayMixin, _RestMixin, _MessagesMixin, _In
         self._command_ids: dict[tuple[Optional[int], str, int], int] = {}
         self._interactions: dict[int, _Interaction] = {}
         self._rate_limits: list[_RateLimit] = []
+        self._outages: list[_RateLimit] = []  # `unavailable`: the next matching calls answer 503
         self._sessions: dict[str, _Session] = {}
         self._session: Optional[_Session] = None
         self._pending: list[tuple[str, Json]] = []

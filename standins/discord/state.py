@@ -117,6 +117,13 @@ class _StateMixin:
         """The next `times` REST calls whose path (after /api/v10) fully matches answer 429."""
         self._rate_limits.append(_RateLimit(re.compile(path_regex), method, times, retry_after, is_global))
 
+    def unavailable(self, path_regex: str, times: int = 1, *, method: Optional[str] = None) -> None:
+        """The next `times` REST calls whose path fully matches answer 503 Service Unavailable,
+        as Discord's API does during an outage (discord.status.com). discord.py retries 500,
+        502, 504 and 524 itself and raises `DiscordServerError` at once for a 503
+        (discord/http.py, `HTTPClient.request`), so a test sees the bot's own handling."""
+        self._outages.append(_RateLimit(re.compile(path_regex), method, times, 0.0, False))
+
     def dm_channel_id(self, user_id: int) -> int:
         """The DM channel between the bot and a user (created on first use, then stable)."""
         self._user(user_id)

@@ -174,3 +174,32 @@ async def test_the_discord_desk_authorises_by_its_own_rule_only(model_engine: Mo
         assert not [m for m in standin.sent if m.channel_id == world.dm() and "not a moderator" in (m.content or "")]
         await standin.click_button(MODERATOR, "ticket:claim:1", packet.message_id, DESK_ID)
         await world.sent(world.dm(), contains="Robin")
+
+
+@pytest.mark.parametrize("failing", ["packet", "thread"])
+async def test_a_desk_outage_delays_the_packet_but_never_loses_or_doubles_it(
+    model_engine: ModelServerEngine, store: TranscriptStore, failing: str
+) -> None:
+    """Discord answers 503 once (an outage, which discord.py does not retry itself) when the
+    packet is posted, or when its thread is started: the outbox tries again and the desk ends
+    with one packet, its thread and its buttons, and the fan's next message in that thread."""
+    async with discord_world(model_engine, store) as world:
+        standin = world.standin
+        if failing == "packet":
+            standin.unavailable(rf"/channels/{DESK_ID}/messages", method="POST")
+        else:
+            standin.unavailable(rf"/channels/{DESK_ID}/messages/\d+/threads", method="POST")
+        await standin.send_slash("human", FAN)
+        [packet] = await world.sent(DESK_ID, contains="Ticket #1 ·")
+        thread = await thread_of(standin, 1)
+        assert thread == packet.message_id  # started from the packet: same id
+        await standin.send_dm(FAN, f"my number is {PHONE}")
+        await world.sent(thread, contains=PHONE)
+        await world.settled(1.0)
+        assert [m.message_id for m in standin.sent if m.channel_id == DESK_ID] == [packet.message_id]
+        assert packet.components  # Claim / Resolve
+        assert [m for m in standin.sent if m.channel_id == thread and "Ticket #1" in (m.content or "")] == []
+        assert (("POST", f"/channels/{DESK_ID}/messages" if failing == "packet" else f"/channels/{DESK_ID}/messages/{packet.message_id}/threads", 503)
+                in [(method, path.removeprefix("/api/v10"), status) for method, path, status in standin.requests])
+        ticket = await world.bot.handoff.tickets.get(1)
+        assert ticket is not None and ticket.location is not None and ticket.location.thread == str(thread)
