@@ -57,6 +57,12 @@ class Leadership(Protocol):
     async def still_leading(self) -> bool:
         """Whether the lock is still held; False once it was lost (the connection died)."""
 
+    def resign(self) -> None:
+        """This process is stopping: it takes the lock no more (`wait_until_leading` then
+        waits until cancelled), so a standby does not take over a gateway or start a job in
+        the seconds a stopping process spends finishing its replies; a holder keeps the lock
+        until `aclose`, so two processes never hold it at once."""
+
     async def aclose(self) -> None:
         """Gives the lock up (closing its connection)."""
 
@@ -77,6 +83,9 @@ class SoleProcess:
     async def still_leading(self) -> bool:
         return True
 
+    def resign(self) -> None:
+        return None  # one process per store: there is nobody to hand over to
+
     async def aclose(self) -> None:
         return None
 
@@ -94,6 +103,7 @@ class AdvisoryLock:
         self._leading = False
         self._unreachable_logged = False
         self._waiting_logged = False
+        self._resigned = False
         self._using = asyncio.Lock()  # one connection: one statement at a time
 
 
@@ -105,7 +115,12 @@ class AdvisoryLock:
         async with self._using:
             return await asyncio.wait_for(asyncio.to_thread(work), CHECK_TIMEOUT_SECONDS)
 
+    def resign(self) -> None:
+        self._resigned = True
+
     def _try(self) -> bool:
+        if self._leading:  # another waiter of this process took it meanwhile (one lock, one count)
+            return True
         if self._connection is None or self._connection.closed:
             self._connection = self._engine.connect()
         taken = self._connection.execute(
@@ -127,8 +142,13 @@ class AdvisoryLock:
 
     async def wait_until_leading(self) -> None:
         while not self._leading:
+            if self._resigned:
+                await asyncio.Event().wait()  # stopping: never taken again (until cancelled)
             try:
-                self._leading = await self._run(self._try)
+                taken = await self._run(self._try)
+                if self._leading:  # another waiter of this process took it (and said so)
+                    return
+                self._leading = taken
                 if self._unreachable_logged:
                     logger.warning("the database answers again: trying the %s lock", self.name)
                     self._unreachable_logged = False

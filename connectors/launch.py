@@ -45,6 +45,11 @@ class WorkerLocks:
     jobs: Leadership
     discord_gateway: Leadership
 
+    def resign(self) -> None:
+        """Stopping: neither lock is taken any more (`Leadership.resign`)."""
+        self.jobs.resign()
+        self.discord_gateway.resign()
+
     async def aclose(self) -> None:
         await self.jobs.aclose()
         if self.discord_gateway is not self.jobs:
@@ -69,6 +74,8 @@ class Platforms:
     connectors: list[Connector] = field(default_factory=list)
     router: Router = field(default_factory=Router)
     console_desk: Optional[ConsoleDeskInput] = None
+    #: Given up (`resign`) as soon as the process starts stopping.
+    locks: Optional[WorkerLocks] = None
 
 
 def check_platform_choice(config: Config) -> None:
@@ -95,7 +102,7 @@ def configured_platforms(
     Discord runs under `locks.discord_gateway` (`connectors.discord_gateway`)."""
     check_platform_choice(config)
     locks = locks or _single_process_locks()
-    platforms = Platforms(router=Router(expiry_seconds=config.assistant.reply_expiry_seconds))
+    platforms = Platforms(router=Router(expiry_seconds=config.assistant.reply_expiry_seconds), locks=locks)
     desk_platform, _, desk_channel = config.handoff.desk.partition(":")
 
     from connectors.slack_connector import SlackConnector, SlackTokens
@@ -243,6 +250,9 @@ async def serve(
         if stopping in done:
             logger.info("stopping on a signal: finishing replies in flight")
     finally:
+        jobs.resign()  # no lock is taken while stopping: a standby must not take over this late
+        if platforms.locks is not None:
+            platforms.locks.resign()
         for task in background:
             task.cancel()
         for connector in runners:

@@ -50,6 +50,9 @@ class NeverLeading:
     async def still_leading(self) -> bool:
         return False
 
+    def resign(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         return None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -257,3 +258,23 @@ async def test_two_workers_connect_one_discord_gateway_and_the_other_takes_over_
             for process in workers:
                 await asyncio.wait_for(process.wait(), 60)
         assert workers[1].returncode == 0, await logs[1].finish()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # locks between processes
+async def test_a_stopping_process_takes_no_lock_and_says_it_leads_once(database_url: str, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """QA: a worker that had received SIGTERM took the Discord gateway over while it finished its
+    replies, and a holder waited on by three tasks said three times that it held the lock."""
+    caplog.set_level(logging.INFO, logger="bot.leader")
+    holder, stopping = AdvisoryLock(database_url, "discord-gateway", POLL), AdvisoryLock(database_url, "discord-gateway", POLL)
+    try:
+        waiters = [asyncio.create_task(holder.wait_until_leading()) for _ in range(3)]  # the gateway, the jobs, the purge
+        await asyncio.wait_for(asyncio.gather(*waiters), 10)
+        assert [r.getMessage() for r in caplog.records].count("this process now holds the discord-gateway lock") == 1
+        assert not await _leads_within(stopping, 3 * POLL)
+        stopping.resign()  # SIGTERM: finishing replies in flight
+        await holder.aclose()
+        assert not await _leads_within(stopping, 10 * POLL)  # free, but not taken by a stopping process
+        assert not stopping.leading
+    finally:
+        await holder.aclose()
+        await stopping.aclose()
