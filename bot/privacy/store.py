@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from bot.privacy import events, migrate
@@ -76,6 +76,9 @@ T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - GroupCommit[I, R]: item in, result out
 R = TypeVar("R")
 logger = logging.getLogger(__name__)
+#: The health probe's write (`check_health`); `ON CONFLICT … DO UPDATE` is the same in SQLite
+#: (3.24+) and PostgreSQL (9.5+).
+_PROBE = text(f"INSERT INTO {store_meta.name} (name, value) VALUES ('health_probe', :value) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
 
 
 class TranscriptStore:
@@ -226,11 +229,9 @@ class TranscriptStore:
                     self.broken = True
                     return f"the SQLite file {path} was replaced while the bot runs"
             with self._engine.begin() as connection:
-                changed = connection.execute(
-                    update(store_meta).where(store_meta.c.name == "health_probe").values(value=datetime.utcnow().isoformat())
-                ).rowcount
-                if not changed:
-                    connection.execute(insert(store_meta).values(name="health_probe", value=datetime.utcnow().isoformat()))
+                # One upsert: an update-then-insert let two workers starting on a fresh store
+                # both insert, and the loser reported the store unusable (a duplicate key).
+                connection.execute(_PROBE, {"value": datetime.utcnow().isoformat()})
             self._turn_writes.drain_spool()  # back: what waited in the spool goes in now
             return None
 
