@@ -89,8 +89,8 @@ class DiscordDesk:
         number = int(message.ticket) if message.ticket and message.ticket.isdigit() else None
         with delivery_errors():
             ticket = await self.tickets.get(number) if number is not None else None
-            if number is not None and ticket is None and message.kind is Kind.HANDOFF_RELAY:
-                return  # the ticket was erased meanwhile: a fan's words never go out about it
+            if number is not None and ticket is None:
+                return  # the ticket was erased meanwhile (a packet waiting on an outage, say): nothing goes out about it
             pieces = render(message)
             if ticket is not None and ticket.location is None and message.kind is Kind.HANDOFF_TICKET:
                 channel = await self._desk_channel()

@@ -87,8 +87,8 @@ class SlackDesk:
     async def post(self, message: Outgoing) -> None:
         number = int(message.ticket) if message.ticket and message.ticket.isdigit() else None
         ticket = await self.tickets.get(number) if number is not None else None
-        if number is not None and ticket is None and message.kind is Kind.HANDOFF_RELAY:
-            return  # the ticket was erased meanwhile: a fan's words never go out about it
+        if number is not None and ticket is None:
+            return  # the ticket was erased meanwhile (a packet waiting on an outage, say): nothing goes out about it
         thread = ticket.location.thread if ticket is not None and ticket.location is not None else None
         posted: list[str] = []
         for piece in render(message):

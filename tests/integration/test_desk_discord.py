@@ -203,3 +203,27 @@ async def test_a_desk_outage_delays_the_packet_but_never_loses_or_doubles_it(
                 in [(method, path.removeprefix("/api/v10"), status) for method, path, status in standin.requests])
         ticket = await world.bot.handoff.tickets.get(1)
         assert ticket is not None and ticket.location is not None and ticket.location.thread == str(thread)
+
+
+async def test_a_packet_waiting_on_an_outage_is_never_posted_after_the_fan_is_erased(
+    model_engine: ModelServerEngine, store: TranscriptStore
+) -> None:
+    """The desk's API answers 503 three times, so the packet waits in the outbox (0.5, 1 and
+    2 s apart); the fan erases everything meanwhile: when Discord answers again, nothing about
+    the erased ticket may reach the desk, where no erasure would ever find it."""
+    async with discord_world(model_engine, store) as world:
+        standin = world.standin
+        standin.unavailable(rf"/channels/{DESK_ID}/messages", times=3, method="POST")
+        await standin.send_slash("human", FAN)
+        await world.sent(kind="followup", contains="ticket #1")
+        await standin.send_slash("forget-me", FAN)
+        request = await world.sent(kind="followup", contains="/forget-me confirm")
+        await standin.click_button(FAN, "forget_me:confirm", request[-1].message_id, world.dm(), guild=False)
+        await world.sent(kind="followup", contains="erased")
+        for _ in range(100):  # until the outage's three refusals were used up by retries
+            if sum(status == 503 for _, _, status in standin.requests) == 3:
+                break
+            await asyncio.sleep(0.1)
+        await world.settled(5.0)  # the next retry (4 s after the third) would post it
+        assert [m.content for m in standin.sent if m.channel_id == DESK_ID] == []
+        assert standin.threads == []
