@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 DESK = "discord"
 PREFIX = "!"
 UNKNOWN_MESSAGE, UNKNOWN_CHANNEL = 10008, 10003
+#: Messages whose sent pieces are remembered for a retry (each entry is a few hundred bytes).
+PROGRESS_KEPT = 256
 
 
 def _thread_name(ticket: Ticket) -> str:
@@ -67,6 +69,8 @@ class DiscordDesk:
         self.channel_id = channel_id
         self._role = moderator_role
         self._tickets: Optional[TicketStore] = None
+        #: id(message) -> (the message, pieces of it sent): see `post`.
+        self._progress: dict[int, tuple[Outgoing, int]] = {}
 
     def bind(self, tickets: TicketStore) -> None:
         """The store the desk reads ticket locations from and records its posts in."""
@@ -83,39 +87,48 @@ class DiscordDesk:
         """Posts `message` at the desk: a new ticket's packet as a message in the desk channel
         with the ticket's thread started from it, everything else into the ticket's thread.
         Discord's refusals come out in the outbox's terms (`delivery_errors`: a 5xx or a network
-        failure is retried, not lost). Each message is recorded as soon as it is sent (an
-        erasure finds it even if a later step fails), and the packet's location before its
-        thread is made, so a retry continues the same ticket rather than posting a second packet."""
+        failure is retried, not lost). The outbox retries the same `message` object; the pieces
+        of it already sent are remembered (`_progress`), so a retry sends only the rest, the
+        packet's buttons still on its last piece. Each message is recorded as soon as it is
+        sent (an erasure finds it even if a later step fails), and the packet's location before
+        its thread is started, so a retry continues the same ticket rather than posting a
+        second packet. Nothing about a ticket erased meanwhile goes out but the erasure's notice."""
         number = int(message.ticket) if message.ticket and message.ticket.isdigit() else None
         with delivery_errors():
             ticket = await self.tickets.get(number) if number is not None else None
-            if number is not None and ticket is None:
-                return  # the ticket was erased meanwhile (a packet waiting on an outage, say): nothing goes out about it
+            if number is not None and ticket is None and message.kind is not Kind.HANDOFF_RESOLVED:
+                return  # erased meanwhile (a packet waiting on an outage, say): only "was erased" may follow
             pieces = render(message)
+            held = self._progress.get(id(message))
+            done = held[1] if held is not None and held[0] is message else 0
+            packet = message.kind is Kind.HANDOFF_TICKET and ticket is not None and (ticket.location is None or done > 0)
             if ticket is not None and ticket.location is None and message.kind is Kind.HANDOFF_TICKET:
                 channel = await self._desk_channel()
                 first = await send(channel, pieces[0], buttons(message) if len(pieces) == 1 else None)
                 # A thread started from a message has that message's id (Discord, "Start Thread from Message").
                 await self.tickets.place(ticket.id, DeskLocation(DESK, str(self.channel_id), str(first.id), str(first.id)))
+                done = self._sent(message, 1)
                 if not await self._recorded(ticket, [first]):
+                    self._progress.pop(id(message), None)
                     return
-                await self._rest_of_packet(ticket, await first.create_thread(name=_thread_name(ticket), auto_archive_duration=1440), message, pieces)
-                return
-            found, continued = await self._thread(ticket)
-            if ticket is not None and found is not None and continued and message.kind is Kind.HANDOFF_TICKET:
-                await self._rest_of_packet(ticket, found, message, pieces)  # this packet again: its thread was made only now
-                return
-            target = found or await self._desk_channel()
-            for piece in pieces:
-                sent = await send(target, piece)
+                target: discord.abc.Messageable = await first.create_thread(name=_thread_name(ticket), auto_archive_duration=1440)
+            else:
+                target = await self._thread(ticket) or await self._desk_channel()
+            for index in range(done, len(pieces)):
+                view = buttons(message) if packet and index == len(pieces) - 1 else None
+                sent = await send(target, pieces[index], view)
+                self._sent(message, index + 1)
                 if ticket is not None and not await self._recorded(ticket, [sent]):
-                    return
+                    break
+            self._progress.pop(id(message), None)
 
-    async def _rest_of_packet(self, ticket: Ticket, thread: discord.Thread, message: Outgoing, pieces: Sequence[str]) -> None:
-        """A packet's pieces after the first, into its thread; the buttons on the last."""
-        for index, piece in enumerate(pieces[1:], start=2):
-            if not await self._recorded(ticket, [await send(thread, piece, buttons(message) if index == len(pieces) else None)]):
-                return
+    def _sent(self, message: Outgoing, count: int) -> int:
+        """Remembers that `count` pieces of `message` went out (for the outbox's retry of it);
+        bounded: a message that expired unsent is forgotten after `PROGRESS_KEPT` others."""
+        self._progress[id(message)] = (message, count)
+        while len(self._progress) > PROGRESS_KEPT:
+            del self._progress[next(iter(self._progress))]
+        return count
 
     async def _recorded(self, ticket: Ticket, sent: Sequence[discord.Message]) -> bool:
         """Records the desk messages just sent about `ticket`; False (and they are removed at
@@ -132,13 +145,13 @@ class DiscordDesk:
         assert isinstance(channel, discord.TextChannel), "the desk must be a text channel"
         return channel
 
-    async def _thread(self, ticket: Optional[Ticket]) -> tuple[Optional[discord.Thread], bool]:
-        """The ticket's stored thread (after a restart too), and whether it was made only now:
-        a packet whose thread was never made (the step after posting it failed) gets it here.
-        None when the ticket has no location, or its thread and packet are gone (404); other
-        failures raise (and are retried)."""
+    async def _thread(self, ticket: Optional[Ticket]) -> Optional[discord.Thread]:
+        """The ticket's stored thread (after a restart too). A packet whose thread is missing
+        (never started because that step failed, or deleted at the desk) gets one now, from
+        the packet. None when the ticket has no location, or its thread and packet are gone
+        (404); other failures raise (and are retried)."""
         if ticket is None or ticket.location is None or not ticket.location.thread:
-            return None, False
+            return None
         thread_id = int(ticket.location.thread)
         thread = self._client.get_channel(thread_id)
         if thread is None:
@@ -146,13 +159,13 @@ class DiscordDesk:
                 thread = await self._client.fetch_channel(thread_id)
             except discord.NotFound:
                 if ticket.location.message != ticket.location.thread or ticket.location.channel != str(self.channel_id):
-                    return None, False
+                    return None
                 packet = (await self._desk_channel()).get_partial_message(thread_id)  # with its guild, as threads need
                 try:
-                    return await packet.create_thread(name=_thread_name(ticket), auto_archive_duration=1440), True
+                    return await packet.create_thread(name=_thread_name(ticket), auto_archive_duration=1440)
                 except discord.NotFound:  # the packet itself is gone (deleted at the desk)
-                    return None, False
-        return (thread if isinstance(thread, discord.Thread) else None), False
+                    return None
+        return thread if isinstance(thread, discord.Thread) else None
 
     # Erasure ---------------------------------------------------------------------------------
 

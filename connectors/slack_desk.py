@@ -87,8 +87,8 @@ class SlackDesk:
     async def post(self, message: Outgoing) -> None:
         number = int(message.ticket) if message.ticket and message.ticket.isdigit() else None
         ticket = await self.tickets.get(number) if number is not None else None
-        if number is not None and ticket is None:
-            return  # the ticket was erased meanwhile (a packet waiting on an outage, say): nothing goes out about it
+        if number is not None and ticket is None and message.kind is not Kind.HANDOFF_RESOLVED:
+            return  # erased meanwhile (a packet waiting on an outage, say): only "was erased" may follow
         thread = ticket.location.thread if ticket is not None and ticket.location is not None else None
         posted: list[str] = []
         for piece in render(message):

@@ -225,5 +225,34 @@ async def test_a_packet_waiting_on_an_outage_is_never_posted_after_the_fan_is_er
                 break
             await asyncio.sleep(0.1)
         await world.settled(5.0)  # the next retry (4 s after the third) would post it
-        assert [m.content for m in standin.sent if m.channel_id == DESK_ID] == []
+        at_desk = [m.content or "" for m in standin.sent if m.channel_id == DESK_ID]
+        assert len(at_desk) == 1 and "Ticket #1 was erased at the fan's request." in at_desk[0], at_desk  # only that
         assert standin.threads == []
+
+
+async def test_a_long_packet_that_fails_midway_is_finished_once_with_its_buttons(
+    model_engine: ModelServerEngine, store: TranscriptStore
+) -> None:
+    """QA: three long messages make a packet of several pieces; Discord refuses one piece in the
+    thread (503). The retry sends only the pieces not yet sent, the buttons on the last."""
+    async with discord_world(model_engine, store) as world:
+        standin = world.standin
+        for n in range(3):
+            await standin.send_dm(FAN, f"message {n}: " + "my stream keeps buffering and freezing every few seconds " * 28)
+            await world.sent(world.dm(), count=2 + n)  # the disclosure, then an answer to each
+        await world.settled()
+        standin.unavailable(rf"/channels/(?!{DESK_ID})\d+/messages", method="POST")  # the second piece, in the thread
+        await standin.send_slash("human", FAN)
+        [packet] = await world.sent(DESK_ID, contains="Ticket #1 ·")
+        thread = await thread_of(standin, 1)
+        for _ in range(100):
+            if any(m.components for m in standin.sent if m.channel_id == thread):
+                break
+            await asyncio.sleep(0.1)
+        await world.settled(1.0)
+        in_thread = [m for m in standin.sent if m.channel_id == thread]
+        assert ("POST", f"/channels/{thread}/messages", 503) in [(m, p.removeprefix("/api/v10"), s) for m, p, s in standin.requests]
+        assert len(in_thread) >= 1 and not packet.components
+        assert [bool(m.components) for m in in_thread] == [False] * (len(in_thread) - 1) + [True]
+        assert len({m.content for m in in_thread}) == len(in_thread)  # no piece twice
+        assert not any((m.content or "").startswith(packet.content or "-") for m in in_thread)  # the head is not repeated

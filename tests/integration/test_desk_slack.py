@@ -92,6 +92,7 @@ async def test_an_erased_fans_thread_number_and_buttons_never_reach_the_next_fan
         assert "1 I could neither delete nor edit" in receipt.text
         assert (DESK, packet_a.ts) in standin.deleted
         assert PHONE not in desk_texts(standin)  # the fan's words are gone from the desk
+        await world.sent_to(DESK, contains="Ticket #1 was erased at the fan's request.")  # the desk is told, no content
         edited = next(m for m in standin.messages_in(DESK) if m["ts"] == relay.ts)
         assert edited["text"] == ERASED_TEXT
         await world.bot.drain()
@@ -173,3 +174,20 @@ async def test_an_operator_erasure_leaves_desk_copies_for_the_running_bot_to_del
         assert PHONE not in desk_texts(standin) and (DESK, packet.ts) in standin.deleted
         again = await world.bot.handoff.remove_pending_desk_copies(min_age_seconds=0)
         assert again.deleted == 0  # the queue is empty once the desk has acted
+
+
+async def test_a_packet_held_by_a_rate_limit_is_never_posted_after_the_fan_is_erased(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
+    """QA: Slack answers the packet's chat.postMessage with 429 three times (1 s apart in the
+    outbox); the fan erases everything meanwhile. Then only the erasure's notice reaches the
+    desk: the packet, with the fan's recent words, would sit where no erasure finds it."""
+    async for world in start_world("socket", model_engine, store):
+        standin = world.standin
+        standin.rate_limit("chat.postMessage", times=3, retry_after=1)
+        await standin.send_command("/human", "", FAN, GENERAL)
+        await standin.wait_for_sent(lambda m: m.method == "response_url" and "ticket #1" in (m.text or ""), timeout=20)
+        await standin.send_command("/forget-me", "confirm", FAN, world.dm())
+        await standin.wait_for_sent(lambda m: m.method == "response_url" and "erased" in (m.text or "").lower() and m.user == FAN, timeout=20)
+        notice = await world.sent_to(DESK, contains="Ticket #1 was erased at the fan's request.")
+        await asyncio.sleep(1.5)
+        await world.bot.drain()
+        assert [m.text for m in standin.sent if m.channel == DESK] == [notice[0].text]
