@@ -14,22 +14,26 @@ through a second client of its own that is logged in for Discord's REST API only
 it receives no events and answers nothing twice. Sending needs no gateway session: discord.py
 sends every message over REST. What needs the gateway's state stays with the holder: the
 ephemeral follow-up through a fan's latest slash command (its interaction lives in the
-holder's memory), so a standby reports a fan with closed DMs as unreachable. Desk messages an
-erasure leaves queued are removed by the jobs leader, as before.
+holder's memory), so a standby reports a fan with closed DMs as unreachable. An erasure handled
+here removes the fan's desk messages over REST too; if that fails they stay queued for the jobs
+leader.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Optional
 
 from bot.core import Bot
-from bot.handoff.desk import ModeratorDesk
+from bot.handoff.desk import Removal
+from bot.handoff.locations import DeskPost
 from bot.leader import Leadership
 from bot.messages import Address, Outgoing
 from connectors.base import ConnectorError
 from connectors.discord_connector import DiscordConnector
+from connectors.discord_desk import DiscordDesk
 from connectors.health import Link
 from connectors.outbox import Retry
 
@@ -55,7 +59,7 @@ class GatewayHolder:
         self.lock = lock
         self.rest = rest
         self.max_message_chars = connector.max_message_chars
-        self.desk: Optional[ModeratorDesk] = _StandbyAwareDesk(self) if connector.desk is not None else None
+        self.desk: Optional[_StandbyAwareDesk] = _StandbyAwareDesk(self) if connector.desk is not None else None
         self._closing = False
         self._bot: Optional[Bot] = None
         self._rest_login = asyncio.Lock()
@@ -74,6 +78,8 @@ class GatewayHolder:
         lock is lost (the database connection failed) it disconnects and stands by again."""
         self._bot = bot
         while not self._closing:
+            if self.desk is not None:  # erasures here remove desk copies over REST while standing by
+                bot.handoff.use_desk_copies(self.desk)  # (the connector puts its own desk while it serves)
             await self.lock.wait_until_leading()
             logger.info("discord: this worker holds the gateway; connecting")
             serving = asyncio.ensure_future(self.connector.run(bot))
@@ -140,6 +146,14 @@ class _StandbyAwareDesk:
         self._holder = holder
 
     async def post(self, message: Outgoing) -> None:
+        await (await self._desk()).post(message)
+
+    async def remove(self, posts: Sequence[DeskPost]) -> Removal:
+        """An erasure's desk copies; raises `Retry` when no connector can send (the copies
+        then stay queued for the next try, `HandoffService.remove_desk_copies`)."""
+        return await (await self._desk()).remove(posts)
+
+    async def _desk(self) -> DiscordDesk:
         desk = (await self._holder.sender()).desk
         assert desk is not None, "both connectors are built with the same desk channel"
-        await desk.post(message)
+        return desk

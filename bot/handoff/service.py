@@ -73,9 +73,11 @@ class Handoff:
         else:
             try:
                 outcome = await self._desk_copies.remove(posts)
-            except Exception as error:  # the erasure itself is done; say what is left
-                logger.error("removing desk copies failed: %s", type(error).__name__)
-                outcome = Removal(failed=len(posts))
+            except Exception as error:  # the erasure itself is done; the desk was not reached
+                # Left queued (not dropped, not audited as left): whoever runs the desk tries
+                # again (`remove_pending_desk_copies`), instead of the copies staying for good.
+                logger.warning("removing desk copies failed (%s); they stay queued and are tried again", type(error).__name__)
+                return Removal(failed=len(posts))
         if outcome.left:
             await self._store.audit("desk_copies_left", actor, {"edited": outcome.edited, "not_removed": outcome.failed})
         if self._desk_copies is not None:

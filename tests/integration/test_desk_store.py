@@ -14,6 +14,8 @@ from bot.config import AssistantSettings, HandoffSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.handoff.actions import console_action
+from bot.handoff.desk import Removal
+from bot.handoff.locations import DeskPost
 from bot.handoff.states import Action, IllegalTransition, Status
 from bot.handoff.ticket_store import TicketStore
 from bot.messages import Incoming, Kind
@@ -184,3 +186,44 @@ async def test_the_operator_releases_a_claimed_ticket_and_the_running_bot_tells_
         assert "ticket_released" in list(connection.execute(select(audit_log.c.action)).scalars())
     await running.aclose()
     await operator.aclose()
+
+
+class UnreachableDesk:
+    """A desk whose platform cannot be reached now (a network error, a failed REST login)."""
+
+    async def remove(self, posts: object) -> Removal:
+        raise ConnectionResetError("the desk's API is unreachable")
+
+
+class ReachableDesk:
+    def __init__(self) -> None:
+        self.removed: list[DeskPost] = []
+
+    async def remove(self, posts: list[DeskPost]) -> Removal:
+        self.removed.extend(posts)
+        return Removal(deleted=len(posts))
+
+
+async def test_desk_copies_an_erasure_could_not_reach_stay_queued_and_go_later(database_url: str, master: MasterKeys) -> None:  # noqa: F811
+    """QA: a desk that raised (the network, a failed login) made the erasure drop its queue of
+    desk messages to delete, so they stayed at the desk for good; now they wait for the next try."""
+    store = TranscriptStore.open(database_url, None, master)
+    try:
+        clock = Clock()
+        bot = make_bot(store, clock)
+        await say(bot, "ann", "/human")
+        post = DeskPost(1, "discord", "900", "901")
+        assert await bot.handoff.tickets.posted([post], datetime.utcnow()) == []
+        bot.handoff.use_desk_copies(UnreachableDesk())
+        receipt = " ".join(r.text for r in await say(bot, "ann", "/forget-me confirm"))
+        assert "1 I could neither delete nor edit" in receipt
+        later = datetime.utcnow() + timedelta(minutes=5)
+        assert await bot.handoff.tickets.pending_removals(later) == [post]  # still queued
+        desk = ReachableDesk()
+        bot.handoff.use_desk_copies(desk)
+        clock.now = later  # the jobs leader's next look
+        await bot.handoff.remove_pending_desk_copies()
+        assert desk.removed == [post] and await bot.handoff.tickets.pending_removals(later) == []
+        await bot.drain()
+    finally:
+        await store.aclose()

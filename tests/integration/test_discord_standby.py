@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -120,6 +121,14 @@ async def test_a_standby_posts_the_ticket_and_reaches_the_discord_fan_over_rest(
         await standin.wait_for_sent(lambda m: m.channel_id == dm and "Robin" in (m.content or ""), count=2, timeout=WAIT)
         assert standin.identifies == 0  # never on the gateway: another worker holds it
         assert world.holder.rest is not None and world.holder.rest.logged_in and not world.holder.connector.logged_in
+
+        # The fan's erasure reaches this worker too: the desk copies go at once, over REST.
+        receipt = await bot.handle(Incoming("discord", str(FAN), "dm", "/forget-me confirm"))
+        text = " ".join(r.text for r in receipt)
+        assert "I deleted" in text and "could neither delete nor edit" not in text, text
+        assert (DESK_ID, packet.message_id) in standin.deleted
+        assert not [m for m in standin.messages(DESK_ID) if int(m["id"]) == packet.message_id]
+        assert await bot.handoff.tickets.pending_removals(datetime.utcnow() + timedelta(minutes=1)) == []
 
 
 async def test_without_a_rest_client_a_standby_only_retries(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
