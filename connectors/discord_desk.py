@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import discord
 
@@ -57,10 +57,20 @@ def _thread_name(ticket: Ticket) -> str:
     return f"Ticket #{ticket.id}"
 
 
-async def send(target: discord.abc.Messageable, text: str, view: Optional[discord.ui.View] = None) -> discord.Message:
-    if view is None:
-        return await target.send(text, allowed_mentions=NO_PINGS)
-    return await target.send(text, view=view, allowed_mentions=NO_PINGS)
+async def send(target: discord.abc.Messageable, text: str, view: Optional[discord.ui.View] = None, nonce: Optional[str] = None) -> discord.Message:
+    """`nonce`: discord.py sends it with `enforce_nonce`, so Discord returns the message already
+    made with it in the past few minutes instead of a second one (Create Message)."""
+    extra: dict[str, Any] = {"view": view} if view is not None else {}
+    if nonce is not None:
+        extra["nonce"] = nonce
+    return await target.send(text, allowed_mentions=NO_PINGS, **extra)
+
+
+def _packet_nonce(ticket: Ticket) -> str:
+    """The same for every try at one ticket's packet, and no other message's (at most 25
+    characters, Discord's limit): a try whose answer was lost after Discord made the message
+    gets that message back instead of posting a second packet nobody would record."""
+    return f"t{ticket.id}-{int(ticket.created_at.timestamp())}"[:25]
 
 
 class DiscordDesk:
@@ -104,7 +114,7 @@ class DiscordDesk:
             packet = message.kind is Kind.HANDOFF_TICKET and ticket is not None and (ticket.location is None or done > 0)
             if ticket is not None and ticket.location is None and message.kind is Kind.HANDOFF_TICKET:
                 channel = await self._desk_channel()
-                first = await send(channel, pieces[0], buttons(message) if len(pieces) == 1 else None)
+                first = await send(channel, pieces[0], buttons(message) if len(pieces) == 1 else None, nonce=_packet_nonce(ticket))
                 # A thread started from a message has that message's id (Discord, "Start Thread from Message").
                 await self.tickets.place(ticket.id, DeskLocation(DESK, str(self.channel_id), str(first.id), str(first.id)))
                 done = self._sent(message, 1)

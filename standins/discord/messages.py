@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Optional
 
 from aiohttp import web
@@ -28,6 +29,8 @@ from .model import (
 )
 
 log = logging.getLogger("standins.discord")
+#: How long an enforced nonce returns its message ("the past few minutes": Discord gives no figure).
+NONCE_SECONDS = 300.0
 
 
 class _MessagesMixin:
@@ -42,8 +45,21 @@ class _MessagesMixin:
             raise ApiError(403, 50007, "Cannot send messages to this user")
         if channel["type"] != DM:  # Discord docs, Create Message: needs SEND_MESSAGES (in threads, _IN_THREADS)
             self._require_permission(int(channel_id), SEND_MESSAGES_IN_THREADS if channel["type"] in THREAD_TYPES else SEND_MESSAGES)
+        nonce = body.get("nonce")
+        if nonce is not None and len(str(nonce)) > 25:
+            raise _form_error("nonce", "BASE_TYPE_BAD_LENGTH", "Must be 25 or fewer in length.")
+        if nonce is not None and body.get("enforce_nonce"):
+            # Discord, Create Message: "If true and nonce is present, it will be checked for
+            # uniqueness in the past few minutes. If another message was created by the same
+            # author with the same nonce, that message will be returned and no new message will
+            # be created." (The stand-in keeps nonces for NONCE_SECONDS.)
+            seen = self._nonces.get(str(nonce))
+            if seen is not None and time.monotonic() - seen[1] < NONCE_SECONDS and seen[0] in self._messages:
+                return self._messages[seen[0]]
         message = self._bot_message(int(channel_id), body, files)
         self._store(message)
+        if nonce is not None and body.get("enforce_nonce"):
+            self._nonces[str(nonce)] = (int(message["id"]), time.monotonic())
         self._record("message", int(channel_id), body, message, files)
         await self._dispatch_if_connected("MESSAGE_CREATE", self._gateway_message(message))
         return message

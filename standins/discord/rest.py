@@ -97,6 +97,10 @@ class _RestMixin:
         except ApiError as exc:
             response = _json_response(exc.body(), exc.status)
         else:
+            for lost in self._lost_answers:
+                if lost.times > 0 and lost.pattern.fullmatch(path) and lost.method in (None, method):
+                    lost.times -= 1
+                    return self._answer(method, path, bucket, _json_response({"message": "503: Service Unavailable", "code": 0}, 503))
             if isinstance(result, web.StreamResponse):
                 response = result
             elif result is None:

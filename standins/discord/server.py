@@ -106,6 +106,8 @@ class DiscordStandIn(_StateMixin, _GatewayMixin, _RestMixin, _MessagesMixin, _In
         self._interactions: dict[int, _Interaction] = {}
         self._rate_limits: list[_RateLimit] = []
         self._outages: list[_RateLimit] = []  # `unavailable`: the next matching calls answer 503
+        self._lost_answers: list[_RateLimit] = []  # `lose_answers`: done, then answered 503
+        self._nonces: dict[str, tuple[int, float]] = {}  # enforced nonce -> (message id, when)
         self._sessions: dict[str, _Session] = {}
         self._session: Optional[_Session] = None
         self._pending: list[tuple[str, Json]] = []

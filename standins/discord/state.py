@@ -124,6 +124,12 @@ class _StateMixin:
         (discord/http.py, `HTTPClient.request`), so a test sees the bot's own handling."""
         self._outages.append(_RateLimit(re.compile(path_regex), method, times, 0.0, False))
 
+    def lose_answers(self, path_regex: str, times: int = 1, *, method: Optional[str] = None) -> None:
+        """The next `times` matching REST calls are carried out, but answered 503, as when a
+        proxy or the network loses Discord's answer: the client cannot tell that its message
+        was made (a retry would make a second one, unless it sends an enforced nonce)."""
+        self._lost_answers.append(_RateLimit(re.compile(path_regex), method, times, 0.0, False))
+
     def dm_channel_id(self, user_id: int) -> int:
         """The DM channel between the bot and a user (created on first use, then stable)."""
         self._user(user_id)

@@ -256,3 +256,27 @@ async def test_a_long_packet_that_fails_midway_is_finished_once_with_its_buttons
         assert [bool(m.components) for m in in_thread] == [False] * (len(in_thread) - 1) + [True]
         assert len({m.content for m in in_thread}) == len(in_thread)  # no piece twice
         assert not any((m.content or "").startswith(packet.content or "-") for m in in_thread)  # the head is not repeated
+
+
+@pytest.mark.parametrize("losing", ["packet", "thread"])
+async def test_a_lost_answer_from_discord_never_doubles_the_packet(model_engine: ModelServerEngine, store: TranscriptStore, losing: str) -> None:
+    """QA: Discord made the packet (or its thread) but its answer was lost (answered 503 after
+    the fact): the retry must not post a second packet nobody records, nor repeat its head."""
+    async with discord_world(model_engine, store) as world:
+        standin = world.standin
+        if losing == "packet":
+            standin.lose_answers(rf"/channels/{DESK_ID}/messages", method="POST")
+        else:
+            standin.lose_answers(rf"/channels/{DESK_ID}/messages/\d+/threads", method="POST")
+        await standin.send_slash("human", FAN)
+        [packet] = await world.sent(DESK_ID, contains="Ticket #1 ·")
+        thread = await thread_of(standin, 1)
+        await standin.send_dm(FAN, f"my number is {PHONE}")
+        await world.sent(thread, contains=PHONE)
+        await world.settled(1.0)
+        assert [m["id"] for m in standin.messages(DESK_ID)] == [str(packet.message_id)]  # one packet at the desk
+        assert len(standin.threads) == 1 and thread == packet.message_id
+        assert not [m for m in standin.sent if m.channel_id == thread and "Ticket #1 ·" in (m.content or "")]
+        assert ("POST", f"/channels/{DESK_ID}/messages" if losing == "packet" else f"/channels/{DESK_ID}/messages/{packet.message_id}/threads", 503) in [
+            (method, path.removeprefix("/api/v10"), status) for method, path, status in standin.requests
+        ]
