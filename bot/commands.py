@@ -202,6 +202,8 @@ class CommandHandlers:
                     f" {removal.failed} I could neither delete nor edit: they are still there; this was recorded "
                     "for the operator to remove."
                 )
+            if removal.pending:
+                desk += f" {removal.pending} I could not reach just now (the desk did not answer): I will delete them as soon as it does."
         return [
             Outgoing(
                 Kind.ERASURE_DONE,

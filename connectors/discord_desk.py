@@ -33,7 +33,7 @@ from bot.handoff.actions import (
     TransferRequest,
     parse_line,
 )
-from bot.handoff.desk import ERASED_TEXT, Removal
+from bot.handoff.desk import ERASED_TEXT, DeskUnavailable, Removal
 from bot.handoff.locations import DeskLocation, DeskPost
 from bot.handoff.states import ACTIVE
 from bot.handoff.ticket_store import Ticket, TicketStore
@@ -51,6 +51,14 @@ PREFIX = "!"
 UNKNOWN_MESSAGE, UNKNOWN_CHANNEL = 10008, 10003
 #: Messages whose sent pieces are remembered for a retry (each entry is a few hundred bytes).
 PROGRESS_KEPT = 256
+
+
+def _raise_if_transient(error: discord.HTTPException) -> None:
+    """A 5xx or a 429 decides nothing about a desk message: the removal is tried again later
+    (`DeskUnavailable`) rather than counted as a copy left for good. (A 429 here outlasted
+    discord.py's own waiting.)"""
+    if error.status >= 500 or error.status == 429 or isinstance(error, discord.RateLimited):
+        raise DeskUnavailable(f"discord answered {error.status}") from None
 
 
 def _thread_name(ticket: Ticket) -> str:
@@ -202,11 +210,13 @@ class DiscordDesk:
         except discord.NotFound:  # 10008 Unknown Message / 10003 Unknown Channel: nothing left there
             return Removal(deleted=1)
         except discord.HTTPException as error:
+            _raise_if_transient(error)
             logger.warning("could not delete a desk message: %s %s", error.status, error.code)
         try:
             await message.edit(content=ERASED_TEXT, view=None)
             return Removal(edited=1)
         except discord.HTTPException as error:
+            _raise_if_transient(error)
             logger.warning("could not edit a desk message either: %s %s", error.status, error.code)
             return Removal(failed=1)
 
@@ -216,6 +226,7 @@ class DiscordDesk:
         except discord.NotFound:
             return  # no thread on that message (a top-level notice), or deleted already
         except discord.HTTPException as error:
+            _raise_if_transient(error)
             logger.warning("could not delete a ticket thread: %s %s", error.status, error.code)
 
     # What moderators do --------------------------------------------------------------------

@@ -38,13 +38,13 @@ from bot.handoff.actions import (
     TransferRequest,
     parse_line,
 )
-from bot.handoff.desk import ERASED_TEXT, Removal
+from bot.handoff.desk import ERASED_TEXT, DeskUnavailable, Removal
 from bot.handoff.locations import DeskLocation, DeskPost
 from bot.handoff.states import ACTIVE
 from bot.handoff.ticket_store import Ticket, TicketStore
 from bot.messages import Kind, Outgoing
 from connectors.router import Router
-from connectors.slack_errors import delivery_errors
+from connectors.slack_errors import TRANSIENT, delivery_errors
 from connectors.slack_render import CLAIM_TICKET, render
 from connectors.slack_text import display_name, to_plain
 
@@ -56,6 +56,14 @@ MODERATORS_CACHE_SECONDS = 60.0
 #: Slack errors meaning "nothing left to delete there" (chat.delete reference).
 GONE = frozenset({"message_not_found", "thread_not_found"})
 Respond = Callable[..., Awaitable[Any]]
+
+
+def _raise_if_transient(error: SlackApiError) -> None:
+    """Slack's rate limit or its own outage decides nothing about a desk message: the removal
+    is tried again later (`DeskUnavailable`) rather than counted as a copy left for good."""
+    status = getattr(error.response, "status_code", 200)
+    if error.response.get("error") in TRANSIENT or status == 429 or status >= 500:
+        raise DeskUnavailable(f"slack answered {error.response.get('error')}") from None
 
 
 def closed_text(ticket: Optional[Ticket]) -> str:
@@ -136,11 +144,13 @@ class SlackDesk:
             code = error.response.get("error")
             if code in GONE:
                 return Removal(deleted=1)
+            _raise_if_transient(error)
             logger.warning("could not delete a desk message: %s", code)
         try:
             await self._client.chat_update(channel=post.channel, ts=post.message, text=ERASED_TEXT, blocks=[])
             return Removal(edited=1)
         except SlackApiError as error:
+            _raise_if_transient(error)
             logger.warning("could not edit a desk message either: %s", error.response.get("error"))
             return Removal(failed=1)
 

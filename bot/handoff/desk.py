@@ -44,14 +44,20 @@ class Removal:
     deleted: int = 0  #: gone from the desk (deleted now, or already gone)
     edited: int = 0  #: could not be deleted: replaced by ERASED_TEXT
     failed: int = 0  #: could be neither deleted nor edited: still there as posted
+    pending: int = 0  #: the desk did not answer (outage, rate limit): still queued, deleted at the next try
 
     def __add__(self, other: Removal) -> Removal:
-        return Removal(self.deleted + other.deleted, self.edited + other.edited, self.failed + other.failed)
+        return Removal(self.deleted + other.deleted, self.edited + other.edited, self.failed + other.failed, self.pending + other.pending)
 
     @property
     def left(self) -> int:
         """Messages not deleted (edited or untouched)."""
         return self.edited + self.failed
+
+
+class DeskUnavailable(Exception):
+    """The desk's platform did not answer a removal (an outage, a rate limit, the network):
+    nothing is decided about the copies, which stay queued for the next try."""
 
 
 class DeskCopies(Protocol):

@@ -77,7 +77,7 @@ class Handoff:
                 # Left queued (not dropped, not audited as left): whoever runs the desk tries
                 # again (`remove_pending_desk_copies`), instead of the copies staying for good.
                 logger.warning("removing desk copies failed (%s); they stay queued and are tried again", type(error).__name__)
-                return Removal(failed=len(posts))
+                return Removal(pending=len(posts))
         if outcome.left:
             await self._store.audit("desk_copies_left", actor, {"edited": outcome.edited, "not_removed": outcome.failed})
         if self._desk_copies is not None:

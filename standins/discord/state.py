@@ -124,6 +124,11 @@ class _StateMixin:
         (discord/http.py, `HTTPClient.request`), so a test sees the bot's own handling."""
         self._outages.append(_RateLimit(re.compile(path_regex), method, times, 0.0, False))
 
+    def reset_outages(self) -> None:
+        """Ends every `unavailable` and `lose_answers` rule: Discord answers normally again."""
+        self._outages.clear()
+        self._lost_answers.clear()
+
     def lose_answers(self, path_regex: str, times: int = 1, *, method: Optional[str] = None) -> None:
         """The next `times` matching REST calls are carried out, but answered 503, as when a
         proxy or the network loses Discord's answer: the client cannot tell that its message

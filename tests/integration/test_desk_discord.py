@@ -16,7 +16,7 @@ from bot.config import AssistantSettings, DiscordSettings, HandoffSettings
 from bot.conversation import ConversationMemory
 from bot.core import Bot
 from bot.engine.remote import ModelServerEngine
-from bot.handoff.desk import ERASED_TEXT
+from bot.handoff.desk import ERASED_TEXT, Removal
 from bot.handoff.states import Status
 from bot.privacy.crypto import MasterKeys
 from bot.privacy.pseudonym import Pseudonymizer
@@ -280,3 +280,32 @@ async def test_a_lost_answer_from_discord_never_doubles_the_packet(model_engine:
         assert ("POST", f"/channels/{DESK_ID}/messages" if losing == "packet" else f"/channels/{DESK_ID}/messages/{packet.message_id}/threads", 503) in [
             (method, path.removeprefix("/api/v10"), status) for method, path, status in standin.requests
         ]
+
+
+async def test_an_erasure_during_a_desk_outage_deletes_the_copies_once_discord_answers(
+    model_engine: ModelServerEngine, store: TranscriptStore
+) -> None:
+    """QA: Discord answered 503 to the erasure's deletes (and edits), and the copies were counted
+    as left for good and dropped from the queue. A 5xx decides nothing: they stay queued, the
+    fan is told so, and the next try deletes them."""
+    async with discord_world(model_engine, store) as world:
+        standin = world.standin
+        await standin.send_slash("human", FAN)
+        [packet] = await world.sent(DESK_ID, contains="Ticket #1 ·")
+        thread = await thread_of(standin, 1)
+        await standin.send_dm(FAN, f"call me on {PHONE}")
+        await world.sent(thread, contains=PHONE)
+        standin.unavailable(r"/channels/\d+/messages/\d+", times=20, method="DELETE")
+        standin.unavailable(r"/channels/\d+/messages/\d+", times=20, method="PATCH")
+        await standin.send_slash("forget-me", FAN)
+        request = await world.sent(kind="followup", contains="/forget-me confirm")
+        await standin.click_button(FAN, "forget_me:confirm", request[-1].message_id, world.dm(), guild=False)
+        receipt = (await world.sent(kind="followup", contains="erased"))[-1].content or ""
+        assert "could not reach just now" in receipt and "still there" not in receipt, receipt
+        assert PHONE in " ".join(m.get("content") or "" for m in standin.messages(thread))  # not yet
+        standin.reset_outages()
+        removal = await world.bot.handoff.remove_pending_desk_copies(min_age_seconds=0)
+        assert removal.deleted == 2 and not removal.left and not removal.pending
+        assert not [m for m in standin.messages(DESK_ID) if int(m["id"]) == packet.message_id]
+        assert PHONE not in " ".join(m.get("content") or "" for m in standin.messages(thread))
+        assert await world.bot.handoff.remove_pending_desk_copies(min_age_seconds=0) == Removal()  # nothing left queued

@@ -191,3 +191,22 @@ async def test_a_packet_held_by_a_rate_limit_is_never_posted_after_the_fan_is_er
         await asyncio.sleep(1.5)
         await world.bot.drain()
         assert [m.text for m in standin.sent if m.channel == DESK] == [notice[0].text]
+
+
+async def test_an_erasure_while_slack_rate_limits_the_deletes_deletes_the_copies_later(model_engine: ModelServerEngine, store: TranscriptStore) -> None:
+    """QA: chat.delete and chat.update rate-limited during the erasure counted the packet as
+    left for good. A rate limit decides nothing: it stays queued and goes at the next try."""
+    async for world in start_world("socket", model_engine, store):
+        standin = world.standin
+        await standin.send_command("/human", "", FAN, GENERAL)
+        packet = (await world.sent_to(DESK, contains="Ticket #1 ·"))[0]
+        standin.rate_limit("chat.delete", times=5, retry_after=1)
+        standin.rate_limit("chat.update", times=5, retry_after=1)
+        await standin.send_command("/forget-me", "confirm", FAN, world.dm())
+        receipt = (await standin.wait_for_sent(lambda m: m.method == "response_url" and "erased" in (m.text or "").lower() and m.user == FAN, timeout=20))[-1]
+        assert "could not reach just now" in (receipt.text or "") and "still there" not in (receipt.text or ""), receipt.text
+        standin.rate_limit("chat.delete", times=0)
+        standin.rate_limit("chat.update", times=0)
+        removal = await world.bot.handoff.remove_pending_desk_copies(min_age_seconds=0)
+        assert removal.deleted == 1 and not removal.left and not removal.pending
+        assert (DESK, packet.ts) in standin.deleted
