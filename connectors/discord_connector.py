@@ -109,6 +109,7 @@ class DiscordConnector:
         self._bot: Optional[Bot] = None
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._synced = False
+        self._sync_task: Optional[asyncio.Future[None]] = None
         self.ready = asyncio.Event()
         self._register()
 
@@ -156,6 +157,8 @@ class DiscordConnector:
 
     async def aclose(self) -> None:
         """Lets replies already being worked on go out, then closes the client."""
+        if self._sync_task is not None:
+            self._sync_task.cancel()
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
         if not self.client.is_closed():
@@ -223,17 +226,45 @@ class DiscordConnector:
             await self._slash(interaction, f"/feedback {rating}")
 
     async def on_ready(self) -> None:
-        if not self._synced:  # READY comes again after a full reconnect; sync once
-            self._synced = True
+        """Serving from here. The slash commands are synced once per process (READY comes again
+        after a full reconnect), before serving as always; a sync Discord refuses for now (a
+        5xx, a rate limit, the network) no longer keeps the connector from serving (DMs and
+        mentions work without it) and is tried again in the background, not forgotten."""
+        if not self._synced and (self._sync_task is None or self._sync_task.done()) and not await self._sync_once():
+            self._sync_task = asyncio.ensure_future(self._sync_again())
+        self.served = True
+        self.ready.set()
+
+    async def _sync_once(self) -> bool:
+        """True when the commands are synced, or Discord refused them for good (logged)."""
+        try:
             if self._settings.guild_id:
                 guild = discord.Object(id=int(self._settings.guild_id))
                 self.tree.copy_global_to(guild=guild)
                 await self.tree.sync(guild=guild)
             else:
                 await self.tree.sync()
-            logger.info("discord connector ready; slash commands synced")
-        self.served = True
-        self.ready.set()
+        except Exception as error:
+            status = error.status if isinstance(error, discord.HTTPException) else None
+            if status is not None and status < 500 and status != 429:
+                logger.error("discord: syncing slash commands was refused (HTTP %s); the commands may be out of date", status)
+                self._synced = True  # trying again cannot help
+                return True
+            if status is None and not isinstance(error, NETWORK_ERRORS):
+                raise
+            logger.warning("discord: syncing slash commands failed (%s); trying again in the background", status or type(error).__name__)
+            return False
+        self._synced = True
+        logger.info("discord connector ready; slash commands synced")
+        return True
+
+    async def _sync_again(self, first_wait: float = 5.0) -> None:
+        wait = first_wait
+        while not self.client.is_closed():
+            await asyncio.sleep(wait)
+            if await self._sync_once():
+                return
+            wait = min(wait * 2, 300.0)
 
     # From Discord ------------------------------------------------------------------------------
 

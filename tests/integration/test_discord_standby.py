@@ -154,3 +154,41 @@ async def test_a_refused_rest_login_is_retried_and_logged_in_one_line(
         refused = [r.getMessage() for r in caplog.records if r.name == "connectors.discord_gateway"]
         assert len(refused) >= 2 and all("token was refused" in line and "\n" not in line for line in refused), refused
         assert world.holder.rest is not None and not world.holder.rest.logged_in
+
+
+async def test_a_refused_slash_command_sync_does_not_stop_serving_and_is_tried_again(
+    model_engine: ModelServerEngine, store: TranscriptStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """QA: a 503 on the start-up sync (PUT .../commands) raised out of on_ready: the commands
+    were never synced in that session and the connector never counted as serving (so a later
+    crash was fatal instead of restarted). Now it serves at once and syncs on a later try."""
+    caplog.set_level(logging.INFO, logger="connectors")
+    async with DiscordStandIn(token=TOKEN) as standin:
+        standin.add_member(FAN, "fan")
+        standin.unavailable(r"/applications/\d+/guilds/\d+/commands", method="PUT")
+        restore = point_discord_at(standin.api_base, standin.gateway_url)
+        settings = DiscordSettings(api_base_url=standin.api_base, gateway_url=standin.gateway_url, guild_id=str(standin.guild_id))
+        router = Router()
+        connector = DiscordConnector(settings, TOKEN, router, guild_ready_timeout=0.1)
+        router.add_platform("discord", connector)
+        bot = Bot(model_engine, Pseudonymizer(KEY), AssistantSettings(), ConversationMemory(1800), store)
+        task = asyncio.create_task(connector.run(bot))
+        try:
+            await asyncio.wait_for(connector.ready.wait(), 15)
+            assert connector.served and not standin.synced
+            await standin.send_dm(FAN, "how do I cancel my subscription?")
+            await standin.wait_for_sent(lambda m: m.channel_id == standin.dm_channel_id(FAN), count=2, timeout=20)  # served meanwhile
+            for _ in range(150):
+                if standin.synced:
+                    break
+                await asyncio.sleep(0.1)
+            assert standin.synced and "human" in standin.commands
+            lines = [r.getMessage() for r in caplog.records if r.name == "connectors.discord_connector"]
+            assert any("syncing slash commands failed (503)" in line for line in lines), lines
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+        finally:
+            await connector.aclose()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await bot.drain()
+            restore()
