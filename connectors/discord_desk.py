@@ -126,7 +126,7 @@ class DiscordDesk:
                 # A thread started from a message has that message's id (Discord, "Start Thread from Message").
                 await self.tickets.place(ticket.id, DeskLocation(DESK, str(self.channel_id), str(first.id), str(first.id)))
                 done = self._sent(message, 1)
-                if not await self._recorded(ticket, [first]):
+                if not await self._recorded(ticket, first):
                     self._progress.pop(id(message), None)
                     return
                 target: discord.abc.Messageable = await first.create_thread(name=_thread_name(ticket), auto_archive_duration=1440)
@@ -136,7 +136,7 @@ class DiscordDesk:
                 view = buttons(message) if packet and index == len(pieces) - 1 else None
                 sent = await send(target, pieces[index], view)
                 self._sent(message, index + 1)
-                if ticket is not None and not await self._recorded(ticket, [sent]):
+                if ticket is not None and not await self._recorded(ticket, sent):
                     break
             self._progress.pop(id(message), None)
 
@@ -148,11 +148,10 @@ class DiscordDesk:
             del self._progress[next(iter(self._progress))]
         return count
 
-    async def _recorded(self, ticket: Ticket, sent: Sequence[discord.Message]) -> bool:
-        """Records the desk messages just sent about `ticket`; False (and they are removed at
-        once) when the ticket was erased meanwhile."""
-        posts = [DeskPost(ticket.id, DESK, str(m.channel.id), str(m.id)) for m in sent]
-        orphans = await self.tickets.posted(posts, datetime.utcnow())
+    async def _recorded(self, ticket: Ticket, sent: discord.Message) -> bool:
+        """Records a desk message just sent about `ticket`; False (and it is removed at once)
+        when the ticket was erased meanwhile."""
+        orphans = await self.tickets.posted([DeskPost(ticket.id, DESK, str(sent.channel.id), str(sent.id))], datetime.utcnow())
         if orphans:  # erased while we posted
             await self.remove(orphans)
             return False

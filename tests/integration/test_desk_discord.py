@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -23,7 +23,7 @@ from bot.privacy.pseudonym import Pseudonymizer
 from bot.privacy.store import TranscriptStore
 from connectors.discord_connector import DiscordConnector
 from connectors.router import Router
-from standins.discord import DiscordStandIn
+from standins.discord import DiscordStandIn, SentMessage
 from tests.integration.databases import database_url  # noqa: F401 - the fixture
 from tests.integration.test_discord_connector import (
     DESK_ID,
@@ -34,6 +34,7 @@ from tests.integration.test_discord_connector import (
     OTHER_FAN,
     OUTSIDER,
     TOKEN,
+    DiscordWorld,
     discord_world,
 )
 
@@ -176,6 +177,27 @@ async def test_the_discord_desk_authorises_by_its_own_rule_only(model_engine: Mo
         await world.sent(world.dm(), contains="Robin")
 
 
+#: The two REST calls of a new ticket's packet: its post in the desk channel, then its thread.
+PACKET_STEPS = {"packet": rf"/channels/{DESK_ID}/messages", "thread": rf"/channels/{DESK_ID}/messages/\d+/threads"}
+
+
+async def packet_through(world: DiscordWorld, fault: Callable[..., None], step: str) -> tuple[SentMessage, int]:
+    """A fan's /human while Discord fails `step` of the packet once (`fault`: the stand-in's
+    `unavailable` or `lose_answers`), then the fan's next message, relayed into the thread;
+    checks Discord did answer 503. Returns the packet and its thread's id."""
+    standin = world.standin
+    fault(PACKET_STEPS[step], method="POST")
+    await standin.send_slash("human", FAN)
+    [packet] = await world.sent(DESK_ID, contains="Ticket #1 ·")
+    thread = await thread_of(standin, 1)
+    await standin.send_dm(FAN, f"my number is {PHONE}")
+    await world.sent(thread, contains=PHONE)
+    await world.settled(1.0)
+    failed = f"/channels/{DESK_ID}/messages" if step == "packet" else f"/channels/{DESK_ID}/messages/{packet.message_id}/threads"
+    assert ("POST", failed, 503) in [(method, path.removeprefix("/api/v10"), status) for method, path, status in standin.requests]
+    return packet, thread
+
+
 @pytest.mark.parametrize("failing", ["packet", "thread"])
 async def test_a_desk_outage_delays_the_packet_but_never_loses_or_doubles_it(
     model_engine: ModelServerEngine, store: TranscriptStore, failing: str
@@ -185,22 +207,11 @@ async def test_a_desk_outage_delays_the_packet_but_never_loses_or_doubles_it(
     with one packet, its thread and its buttons, and the fan's next message in that thread."""
     async with discord_world(model_engine, store) as world:
         standin = world.standin
-        if failing == "packet":
-            standin.unavailable(rf"/channels/{DESK_ID}/messages", method="POST")
-        else:
-            standin.unavailable(rf"/channels/{DESK_ID}/messages/\d+/threads", method="POST")
-        await standin.send_slash("human", FAN)
-        [packet] = await world.sent(DESK_ID, contains="Ticket #1 ·")
-        thread = await thread_of(standin, 1)
+        packet, thread = await packet_through(world, standin.unavailable, failing)
         assert thread == packet.message_id  # started from the packet: same id
-        await standin.send_dm(FAN, f"my number is {PHONE}")
-        await world.sent(thread, contains=PHONE)
-        await world.settled(1.0)
         assert [m.message_id for m in standin.sent if m.channel_id == DESK_ID] == [packet.message_id]
         assert packet.components  # Claim / Resolve
         assert [m for m in standin.sent if m.channel_id == thread and "Ticket #1" in (m.content or "")] == []
-        assert (("POST", f"/channels/{DESK_ID}/messages" if failing == "packet" else f"/channels/{DESK_ID}/messages/{packet.message_id}/threads", 503)
-                in [(method, path.removeprefix("/api/v10"), status) for method, path, status in standin.requests])
         ticket = await world.bot.handoff.tickets.get(1)
         assert ticket is not None and ticket.location is not None and ticket.location.thread == str(thread)
 
@@ -264,22 +275,10 @@ async def test_a_lost_answer_from_discord_never_doubles_the_packet(model_engine:
     the fact): the retry must not post a second packet nobody records, nor repeat its head."""
     async with discord_world(model_engine, store) as world:
         standin = world.standin
-        if losing == "packet":
-            standin.lose_answers(rf"/channels/{DESK_ID}/messages", method="POST")
-        else:
-            standin.lose_answers(rf"/channels/{DESK_ID}/messages/\d+/threads", method="POST")
-        await standin.send_slash("human", FAN)
-        [packet] = await world.sent(DESK_ID, contains="Ticket #1 ·")
-        thread = await thread_of(standin, 1)
-        await standin.send_dm(FAN, f"my number is {PHONE}")
-        await world.sent(thread, contains=PHONE)
-        await world.settled(1.0)
+        packet, thread = await packet_through(world, standin.lose_answers, losing)
         assert [m["id"] for m in standin.messages(DESK_ID)] == [str(packet.message_id)]  # one packet at the desk
         assert len(standin.threads) == 1 and thread == packet.message_id
         assert not [m for m in standin.sent if m.channel_id == thread and "Ticket #1 ·" in (m.content or "")]
-        assert ("POST", f"/channels/{DESK_ID}/messages" if losing == "packet" else f"/channels/{DESK_ID}/messages/{packet.message_id}/threads", 503) in [
-            (method, path.removeprefix("/api/v10"), status) for method, path, status in standin.requests
-        ]
 
 
 async def test_an_erasure_during_a_desk_outage_deletes_the_copies_once_discord_answers(
