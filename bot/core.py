@@ -103,6 +103,9 @@ class Bot:
         self._engine = engine
         self._pseudonyms = pseudonyms
         self._settings = settings
+        # One string for every fan: each new fan's disclosure turn is held in memory for the
+        # conversation idle limit (recent turns), and a copy each was some 450 bytes a fan.
+        self._disclosure = disclosure_text(settings)
         self._memory = memory
         memory.bind(store)
         self._handoff = Handoff(handoff, store, pseudonyms, clock)
@@ -163,7 +166,7 @@ class Bot:
                 exchange = Exchange([Outgoing(Kind.ERROR, STORE_DOWN_TEXT)])
             replies = exchange.replies
             if first_contact and not exchange.relayed:
-                replies.insert(0, Outgoing(Kind.DISCLOSURE, disclosure_text(self._settings)))
+                replies.insert(0, Outgoing(Kind.DISCLOSURE, self._disclosure))
                 if receipts and stores:
                     self._unconfirmed[(fan, conversation)] = state.started
             if exchange.erased:  # an erasure deleted the state too: nothing is written back
@@ -308,6 +311,15 @@ class Bot:
             return await self._memory.sweep()
         except StoreUnavailable:
             logger.warning("sweeping shared state skipped: the database did not answer")
+            return 0
+
+    async def release_idle(self) -> int:
+        """Drops what this process holds in memory of fans idle past the conversation idle
+        limit (the store's caches); every process calls it periodically (each holds its own),
+        unlike `expire_idle`. Returns how many fans."""
+        try:
+            return await self._store.release_idle()
+        except StoreUnavailable:
             return 0
 
     async def expire_handoffs(self) -> list[Outgoing]:

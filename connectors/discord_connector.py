@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import discord
@@ -43,16 +44,37 @@ from connectors.discord_render import (
 )
 from connectors.discord_text import to_plain
 from connectors.health import Link
+from connectors.intake import BUSY_TEXT, Intake
 from connectors.long_results import as_file
 from connectors.outbox import Unreachable
 from connectors.router import Router
 
 logger = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """A fan's DM or mention while it waits in the intake: what answering it needs, as ids
+    (not discord.py's Message, its author and channel objects, and the payload behind them)."""
+
+    message_id: int
+    channel_id: int
+    guild_id: Optional[int]
+    user: str
+    conversation: str
+    text: str  # already plain (`to_plain`, while the message's mentions were at hand)
+    attachments: int
+    #: A mention's author, to whom private replies go as a DM; None for a DM.
+    author: Optional[discord.User | discord.Member] = None
+
+
 DM = "dm"
 SHUTDOWN_GRACE_SECONDS = 10.0
 #: How long start-up waits for Discord's API before giving up with one line.
 START_TIMEOUT_SECONDS = 30.0
+#: A rate-limit bucket unused this long, with nothing in flight and its window over, is dropped
+#: (`release_idle`); discord.py's own rule keeps each for 300 s.
+BUCKET_IDLE_SECONDS = 30.0
 #: Interaction tokens last 15 minutes; keep a margin.
 INTERACTION_TTL_SECONDS = 14 * 60
 UNKNOWN_BUTTON_TEXT = "Sorry, I don't recognise that button (it may be from an older version of me). Please type your request instead."
@@ -108,6 +130,7 @@ class DiscordConnector:
         self._interactions_swept = time.monotonic()
         self._bot: Optional[Bot] = None
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self._intake: Intake[_Taken] = Intake(self._answer_taken, platform="discord")
         self._synced = False
         self._sync_task: Optional[asyncio.Future[None]] = None
         self.ready = asyncio.Event()
@@ -156,11 +179,16 @@ class DiscordConnector:
             raise ConnectorError("discord: the token was refused; check DISCORD_TOKEN") from None
 
     async def aclose(self) -> None:
-        """Lets replies already being worked on go out, then closes the client."""
+        """Lets messages taken and replies being worked on go out (for `SHUTDOWN_GRACE_SECONDS`),
+        then closes the client."""
         if self._sync_task is not None:
             self._sync_task.cancel()
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        left = await self._intake.drain(SHUTDOWN_GRACE_SECONDS)
+        if left:
+            logger.warning("discord: %d message(s) taken were not answered before shutdown", left)
         if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
+            await asyncio.wait(set(self._in_flight), timeout=max(0.0, deadline - time.monotonic()))
         if not self.client.is_closed():
             await self.client.close()
 
@@ -173,6 +201,26 @@ class DiscordConnector:
     def logged_in(self) -> bool:
         """Whether REST calls can be made: logged in (the gateway may be reconnecting)."""
         return self.client.user is not None and not self.client.is_closed()
+
+    def release_idle(self, idle_seconds: float = BUCKET_IDLE_SECONDS) -> int:
+        """Drops discord.py's rate-limit buckets nobody used for `idle_seconds`; returns how
+        many. discord.py keeps one per route and channel written to (a DM: one per fan) until
+        300 s after its last request, and looks for old ones only when it makes a new one past
+        256 (discord/http.py, `HTTPClient.get_ratelimit`, `Ratelimit.is_inactive`): after a
+        burst of 2,500 fans they stayed, scattered over the allocator's arenas (bench/soak.py).
+        A bucket with a request in flight or waiting, or whose rate-limit window is still
+        running, is kept; a dropped one is made afresh by the next request (limit 1 until
+        Discord's headers say more), as for a channel never written to."""
+        http = self.client.http
+        now = asyncio.get_running_loop().time()
+        idle = [
+            key for key, bucket in http._buckets.items()
+            if bucket.outgoing == 0 and not bucket._pending_requests and not bucket._sleeping.locked()
+            and (bucket.expires is None or bucket.expires < now) and now - bucket._last_request >= idle_seconds
+        ]  # fmt: skip
+        for key in idle:
+            del http._buckets[key]
+        return len(idle)
 
     async def reset(self) -> None:
         """After a crash: close the client and clear its state, so `run` logs in afresh
@@ -269,30 +317,63 @@ class DiscordConnector:
     # From Discord ------------------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
-        if message.author.bot or (self._bot is not None and not await self._bot.deliveries.first_time(f"discord:message:{message.id}")):
-            return  # our own messages, other bots, and anything delivered twice
+        """A fan's DM or mention is taken into the intake as a small record and this returns,
+        so discord.py's Message is freed at once (`connectors.intake`); a moderator's message
+        in a desk thread is handled here, as before."""
+        if message.author.bot:
+            return  # our own messages and other bots
         if self._at_the_desk(message):
-            if self._bot is not None and self.desk is not None:
+            if self._bot is not None and self.desk is not None and await self._bot.deliveries.first_time(f"discord:message:{message.id}"):
                 await self.desk.on_thread_message(self._bot, self._router, message)
             return
+        attachments = len(message.attachments)
         if message.guild is None:
-            incoming = Incoming(self.name, str(message.author.id), DM, to_plain(message, client=self.client), len(message.attachments))
-            await self._handle(incoming, lambda reply: self._reply(message, reply))
-            return
-        if self.client.user is None or self.client.user not in message.mentions:
+            text = to_plain(message, client=self.client)
+            taken = _Taken(message.id, message.channel.id, None, str(message.author.id), DM, text, attachments)
+        elif self.client.user is not None and self.client.user in message.mentions:
+            text = message.content
+            for form in (f"<@{self.client.user.id}>", f"<@!{self.client.user.id}>"):
+                text = text.replace(form, "")
+            plain = to_plain(message, text, self.client).strip()
+            channel = message.channel.id
+            taken = _Taken(message.id, channel, message.guild.id, str(message.author.id), str(channel), plain, attachments, message.author)
+        else:
             return  # channel chatter: the assistant answers mentions only
-        text = message.content
-        for form in (f"<@{self.client.user.id}>", f"<@!{self.client.user.id}>"):
-            text = text.replace(form, "")
-        incoming = Incoming(self.name, str(message.author.id), str(message.channel.id), to_plain(message, text, self.client).strip(), len(message.attachments))
+        if not self._intake.offer(taken.user, taken):  # full: the fan is told at once, honestly
+            logger.warning("discord: the intake is full; a fan was asked to write again later")
+            await self._router.deliver([Outgoing(Kind.ERROR, BUSY_TEXT)], self._answer_for(taken), Address(self.name, taken.user, taken.conversation))
 
-        async def answer(reply: Outgoing) -> None:
+    def _replying_to(self, taken: _Taken) -> discord.PartialMessage:
+        """The fan's message to reply to, from its ids alone (no API call)."""
+        kind = discord.ChannelType.private if taken.guild_id is None else None
+        return self.client.get_partial_messageable(taken.channel_id, guild_id=taken.guild_id, type=kind).get_partial_message(taken.message_id)
+
+    def _answer_for(self, taken: _Taken) -> Callable[[Outgoing], Awaitable[None]]:
+        author = taken.author
+        if author is None:
+            return lambda reply: self._reply(self._replying_to(taken), reply)
+
+        async def answer(reply: Outgoing) -> None:  # a mention: private kinds go to the fan's DMs
             if not reply.private:
-                await self._reply(message, reply)
-            elif not await self._dm(message.author, reply):
-                await message.reply(render(Outgoing(reply.kind, DMS_CLOSED_TEXT))[0], mention_author=False, allowed_mentions=NO_PINGS)
+                await self._reply(self._replying_to(taken), reply)
+            elif not await self._dm(author, reply):
+                await self._replying_to(taken).reply(render(Outgoing(reply.kind, DMS_CLOSED_TEXT))[0], mention_author=False, allowed_mentions=NO_PINGS)
 
-        await self._handle(incoming, answer)
+        return answer
+
+    async def _answer_taken(self, taken: _Taken) -> None:
+        """The intake's turn for a taken message: deduplicated and answered. A failure outside
+        the bot's own funnel is logged by type and the fan gets the error reply, as `on_error`
+        does for events."""
+        try:
+            if self._bot is not None and not await self._bot.deliveries.first_time(f"discord:message:{taken.message_id}"):
+                return  # delivered twice
+            incoming = Incoming(self.name, taken.user, taken.conversation, taken.text, taken.attachments)
+            await self._handle(incoming, self._answer_for(taken))
+        except Exception as failure:
+            logger.error("handling a discord message event failed: %s", type(failure).__name__)
+            reply = Outgoing(Kind.ERROR, STORE_DOWN_TEXT if isinstance(failure, StoreUnavailable) else HANDLING_FAILED_TEXT)
+            await self._tell_failure(self._reply(self._replying_to(taken), reply))
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         """Button clicks (slash commands are the tree's): erasure confirmation, yes/no answers,
@@ -419,7 +500,7 @@ class DiscordConnector:
     # Every send below turns Discord's refusals into the outbox's terms (`delivery_errors`), so
     # the router retries what may pass later and reports what cannot.
 
-    async def _reply(self, message: discord.Message, reply: Outgoing) -> None:
+    async def _reply(self, message: discord.Message | discord.PartialMessage, reply: Outgoing) -> None:
         pieces = render(reply)
         view = buttons(reply)
         with delivery_errors():

@@ -101,6 +101,10 @@ class GatewayHolder:
     async def reset(self) -> None:
         await self.connector.reset()
 
+    def release_idle(self) -> int:
+        """Both clients' idle rate-limit buckets (`DiscordConnector.release_idle`)."""
+        return self.connector.release_idle() + (self.rest.release_idle() if self.rest is not None else 0)
+
     async def aclose(self) -> None:
         self._closing = True
         await self.connector.aclose()

@@ -19,10 +19,11 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
 
+from bot import heap
 from bot.config import Config, ConfigError
 from bot.core import Bot
 from bot.handoff.actions import DeskLineError, ModeratorAction
@@ -206,6 +207,25 @@ async def _watch_timeouts(bot: Bot, router: Router, every_seconds: float, jobs: 
         await bot.expire_idle()
 
 
+async def _release_idle(bot: Bot, connectors: Sequence[Any], every_seconds: float) -> None:
+    """In every process, leading or not (each holds its own): what is held in memory of fans
+    idle past the conversation idle limit goes (the store's caches, discord.py's rate-limit
+    buckets), and when anything went the heap is trimmed (`bot.heap`), so the resident size
+    comes back down after a burst (issue 11, `bench/soak.py`)."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            released = await bot.release_idle()
+            for connector in connectors:
+                release = getattr(connector, "release_idle", None)
+                if release is not None:
+                    released += release()
+            if released:
+                heap.trim()
+        except Exception as error:
+            logger.error("releasing idle fans' memory failed (%s); will retry", type(error).__name__)
+
+
 def _stop_on_signals(stop: asyncio.Event) -> None:
     """SIGTERM (a service manager) and SIGINT (Ctrl-C) stop serving cleanly: replies being
     worked on go out and queued transcript writes reach the database."""
@@ -239,6 +259,7 @@ async def serve(
         stopping,
         asyncio.create_task(hold(jobs), name="jobs-leader"),
         asyncio.create_task(_watch_timeouts(bot, platforms.router, timeout_check_seconds, jobs)),
+        asyncio.create_task(_release_idle(bot, runners, timeout_check_seconds), name="release-idle"),
     ]
     if platforms.console_desk is not None:
         background.append(asyncio.create_task(platforms.console_desk.run(bot)))

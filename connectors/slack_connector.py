@@ -35,6 +35,7 @@ from bot.metrics import METRICS
 from connectors.base import NETWORK_ERRORS, ConnectorError, replies_to, unreachable
 from connectors.dedupe import slack_message_key
 from connectors.health import Link
+from connectors.intake import BUSY_TEXT, Intake
 from connectors.long_results import as_file
 from connectors.outbox import Unreachable
 from connectors.router import Router
@@ -82,6 +83,21 @@ UNKNOWN_BUTTON_TEXT = "Sorry, I don't recognise that button (it may be from an o
 #: The value each fixed button carries (`slack_render`); ratings and desk buttons carry a token or a ticket number.
 FIXED_VALUES = {CONFIRM_ERASURE: "confirm", CANCEL_ERASURE: "cancel", ANSWER_YES: "yes", ANSWER_NO: "no", CONSENT_YES: "yes", CONSENT_NO: "no"}
 FREE_VALUES = frozenset({RATE_GOOD, RATE_BAD, CLAIM_TICKET, RESOLVE_TICKET})
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """A fan's DM or mention while it waits in the intake: what answering it needs, nothing
+    more (not Bolt's request, not the event's other fields)."""
+
+    event_id: Optional[str]  # the delivery, for Slack's redeliveries
+    key: Optional[str]  # the message (`slack_message_key`), for one message under two event ids
+    user: str
+    channel: str
+    thread: Optional[str]
+    text: str  # as Slack sent it (mrkdwn): made plain when its turn comes
+    files: int
+    mention: bool
 
 
 def usable_actions(body: Any) -> bool:
@@ -194,8 +210,8 @@ class SlackConnector:
         # Bolt's default runner answers Slack only once it sees ack(), polling for it every 10 ms
         # (slack_bolt/listener/asyncio_runner.py): a floor of ~11 ms under every ack, 21-75 ms at
         # p99 under load (docs/benchmarks.md). With process_before_response Bolt answers as soon as
-        # the listener returns, and each listener here acks and hands its work to a task at once
-        # (`_acking`), so the ack waits on nothing.
+        # the listener returns, and each listener here acks and hands its work on at once (a
+        # task, `_acking`; fans' messages to the intake, `_on_message`), so the ack waits on nothing.
         self.app = _App(
             client=self.client, signing_secret=tokens.signing_secret or "socket-mode", logger=sdk_logger,
             process_before_response=True,
@@ -211,6 +227,7 @@ class SlackConnector:
         self._bot: Optional[Bot] = None
         self._session: Optional[aiohttp.ClientSession] = None
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self._intake: Intake[_Taken] = Intake(self._answer_taken, platform="slack")
         self.http_port: Optional[int] = None  # the bound port in http mode (useful with port 0)
         self._register()
 
@@ -246,10 +263,18 @@ class SlackConnector:
         await self._closed.wait()
 
     async def aclose(self) -> None:
-        """Stops taking events, lets replies already being worked on go out, then closes."""
+        """Stops taking events, lets messages taken and replies being worked on go out (for
+        `SHUTDOWN_GRACE_SECONDS`), then closes."""
         self._closed.set()
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        left = await self._intake.drain(SHUTDOWN_GRACE_SECONDS)
+        if left:
+            logger.warning("slack: %d message(s) taken were not answered before shutdown", left)
+        await self._close_connections(max(0.0, deadline - time.monotonic()))
+
+    async def _close_connections(self, grace: float) -> None:
         if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=SHUTDOWN_GRACE_SECONDS)
+            await asyncio.wait(set(self._in_flight), timeout=grace)
         if self._socket is not None:
             await self._socket.close_async()
             self._socket = None
@@ -261,8 +286,10 @@ class SlackConnector:
             self._session = None
 
     async def reset(self) -> None:
-        """After a crash: close what is open, so `run` connects afresh."""
-        await self.aclose()
+        """After a crash: close what is open, so `run` connects afresh. Messages taken stay in
+        the intake and are answered (their replies wait in the outbox until Slack answers)."""
+        self._closed.set()
+        await self._close_connections(SHUTDOWN_GRACE_SECONDS)
         self._closed = asyncio.Event()
 
     async def link(self) -> Link:
@@ -311,8 +338,8 @@ class SlackConnector:
     # From Slack ------------------------------------------------------------------------------
 
     def _register(self) -> None:
-        self.app.event("message")(self._acking(self._on_message))
-        self.app.event("app_mention")(self._acking(self._on_mention))
+        self.app.event("message")(self._on_message)  # taken into the intake, acked as it returns
+        self.app.event("app_mention")(self._on_mention)
         for command in COMMANDS:
             self.app.command(command)(self._acking(self._on_command))
         for erasure_or_answer in (CONFIRM_ERASURE, CANCEL_ERASURE, ANSWER_YES, ANSWER_NO, CONSENT_YES, CONSENT_NO):  # a click becomes the fan's words
@@ -351,7 +378,7 @@ class SlackConnector:
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
-    async def _guarded(self, work: Awaitable[None]) -> None:
+    async def _guarded(self, work: Awaitable[Any]) -> None:
         """What fails outside a fan's message (`replies_to` answers those): a desk action, a
         click; logged once, by type only (no content)."""
         try:
@@ -376,31 +403,55 @@ class SlackConnector:
         return await to_plain(text, lambda user: display_name(self.client, user))
 
     async def _on_message(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("bot_id") or event.get("subtype") in IGNORED_SUBTYPES or not event.get("user") or not await self._first_delivery(body):
+        """Bolt's listener, run before the ack: a fan's DM is taken into the intake (its work
+        waits there as a small record, `connectors.intake`); a moderator's reply in a desk
+        thread is handled in a task of its own, as before."""
+        arrived = time.perf_counter()
+        if event.get("bot_id") or event.get("subtype") in IGNORED_SUBTYPES or not event.get("user"):
             return  # other bots, our own echoes, edits, deletions and joins
         channel, thread = event.get("channel", ""), event.get("thread_ts")
         if self.desk is not None and channel == self.desk.channel:
-            if thread and self._bot is not None and await self._first_message(event):
-                await self.desk.on_thread_reply(self._bot, self._router, event["user"], event.get("text", ""), thread)
-            return
-        if event.get("channel_type") != "im" or not await self._first_message(event):
-            return  # channel chatter (the assistant answers mentions only), or a message seen already
-        text = await self._plain(event.get("text", ""))
-        incoming = Incoming(self.name, event["user"], DM, text, len(event.get("files") or []))
-        await self._handle(incoming, lambda m: self._post(channel, m, thread))
+            if thread:
+                self._spawn(self._on_desk_reply(body, event))
+        elif event.get("channel_type") == "im":  # else channel chatter: the assistant answers mentions only
+            files = len(event.get("files") or [])
+            self._take(_Taken(body.get("event_id"), slack_message_key(event), event["user"], channel, thread, event.get("text", ""), files, False))
+        METRICS.acked(self.name, time.perf_counter() - arrived)
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
-        if event.get("bot_id") or not event.get("user") or not await self._first_delivery(body):
+        arrived = time.perf_counter()
+        if event.get("bot_id") or not event.get("user"):
             return
-        channel, thread = event["channel"], event.get("thread_ts")
+        channel = event.get("channel", "")
         if self.desk is not None and channel == self.desk.channel:
             return  # the desk is for moderators; their thread replies arrive as messages
-        if not await self._first_message({**event, "type": "app_mention"}):
-            return
-        own = f"<@{self._bot_user_id}>" if self._bot_user_id else ""
-        text = (await self._plain(event.get("text", "").replace(own, "") if own else event.get("text", ""))).strip()
-        conversation = f"{channel}/{thread}" if thread else channel
-        user = event["user"]
+        key = slack_message_key({**event, "type": "app_mention"})
+        files = len(event.get("files") or [])
+        self._take(_Taken(body.get("event_id"), key, event["user"], channel, event.get("thread_ts"), event.get("text", ""), files, True))
+        METRICS.acked(self.name, time.perf_counter() - arrived)
+
+    def _take(self, taken: _Taken) -> None:
+        if not self._intake.offer(taken.user, taken):  # full: the fan is told at once, honestly
+            logger.warning("slack: the intake is full; a fan was asked to write again later")
+            address = Address(self.name, taken.user, self._conversation(taken))
+            self._spawn(self._router.deliver([Outgoing(Kind.ERROR, BUSY_TEXT)], self._answer_for(taken), address))
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(self._guarded(work))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    @staticmethod
+    def _conversation(taken: _Taken) -> str:
+        if not taken.mention:
+            return DM
+        return f"{taken.channel}/{taken.thread}" if taken.thread else taken.channel
+
+    def _answer_for(self, taken: _Taken) -> Callable[[Outgoing], Awaitable[None]]:
+        channel, thread = taken.channel, taken.thread
+        if not taken.mention:
+            return lambda m: self._post(channel, m, thread)
+        user = taken.user
 
         async def answer(message: Outgoing) -> None:
             if message.private:
@@ -408,7 +459,23 @@ class SlackConnector:
             else:
                 await self._post(channel, message, thread)
 
-        await self._handle(Incoming(self.name, user, conversation, text, len(event.get("files") or [])), answer)
+        return answer
+
+    async def _answer_taken(self, taken: _Taken) -> None:
+        """The intake's turn for a taken message: deduplicated, made plain, answered."""
+        if not await self._first_time(taken.event_id) or not await self._first_time(taken.key):
+            return  # delivered twice (Slack redelivers, and a message can come under two event ids)
+        text = taken.text
+        if taken.mention and self._bot_user_id:
+            text = text.replace(f"<@{self._bot_user_id}>", "")
+        plain = await self._plain(text)
+        incoming = Incoming(self.name, taken.user, self._conversation(taken), plain.strip() if taken.mention else plain, taken.files)
+        await self._handle(incoming, self._answer_for(taken))
+
+    async def _on_desk_reply(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if self._bot is None or self.desk is None or not await self._first_delivery(body) or not await self._first_message(event):
+            return
+        await self.desk.on_thread_reply(self._bot, self._router, event["user"], event.get("text", ""), event["thread_ts"])
 
     async def _on_command(self, ack: Callable[..., Awaitable[None]], command: dict[str, Any], respond: Callable[..., Awaitable[Any]]) -> None:
         await ack()  # within Slack's 3 seconds, before any slow work

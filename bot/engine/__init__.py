@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
 FALLBACK_INTENT = "nlu_fallback"
+
+#: When the message being answered reached this process (`time.monotonic()`), set by the edge
+#: that held it before the pipeline (`connectors.intake`): a model server's queue limit
+#: (`[engine] queue_seconds`) counts the wait there too. None: it arrived just now.
+ARRIVED: ContextVar[Optional[float]] = ContextVar("arrived", default=None)
 
 
 class ModelMissingError(FileNotFoundError):

@@ -36,6 +36,10 @@ class LoggingChoices:
     def drop(self, fan: str) -> None:
         self._held.pop(fan, None)
 
+    def compact(self) -> None:
+        """After many drops: a dict keeps its grown table until rebuilt."""
+        self._held = dict(self._held)
+
     def clear(self) -> None:
         self._held.clear()
 

@@ -81,6 +81,10 @@ logger = logging.getLogger(__name__)
 _PROBE = text(f"INSERT INTO {store_meta.name} (name, value) VALUES ('health_probe', :value) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
 
 
+#: Fans released at once from which a SQLite store's connection is reopened (`release_idle`).
+RELEASE_RECONNECT_FANS = 100
+
+
 class TranscriptStore:
     """The one entry to the fans' stored data for the rest of the bot. It owns the store thread
     and the caches (`FanCaches`) that turn writes, erasure and change tracking share, and
@@ -196,8 +200,30 @@ class TranscriptStore:
 
     def keep_recent(self, turns: int, idle_seconds: float) -> None:
         """Keeps each active fan's last `turns` stored turns in memory for handoff packets
-        (see `RecentTurns`), dropping fans idle for `idle_seconds`. Call before use."""
+        (see `RecentTurns`), dropping fans idle for `idle_seconds`, as every other cache of
+        a fan is (`FanCaches.expire`). Call before use."""
         self._caches.recent = RecentTurns(turns, idle_seconds)
+        self._caches.idle_seconds = idle_seconds
+
+    async def release_idle(self) -> int:
+        """Drops what is held in memory of fans idle past the conversation idle limit (every
+        process, periodically: each holds its own caches); returns how many fans.
+
+        After a burst (`RELEASE_RECONNECT_FANS` or more at once) a SQLite store's connection is
+        closed too, and opened afresh by the next use (the pragmas: about a millisecond): it
+        held a page cache filled by the burst, and up to 128 prepared statements (Python's
+        sqlite3 cache), since SQLAlchemy renders a statement per length of an IN list or a
+        multi-row insert. Some 2.5 MB after 5,000 fans (`bench/soak.py`)."""
+
+        def work() -> int:
+            dropped = self._caches.expire()
+            if dropped >= RELEASE_RECONNECT_FANS:
+                for engine in {self._engine, self._keys_engine}:
+                    if engine.dialect.name == "sqlite":
+                        engine.dispose()
+            return dropped
+
+        return await self.run(work)
 
     def forget_recent(self, fan: str) -> None:
         """Drops the fan's recent turns held in memory, after a deletion outside this class
@@ -255,6 +281,7 @@ class TranscriptStore:
         cached = self._caches.keys.get(fan)
         if cached is not None:
             self._caches.keys.move_to_end(fan)
+            self._caches.touch(fan)
             return cached
         return self._read_keys([fan], create).get(fan)
 

@@ -5,7 +5,7 @@ active fan's recent turns held in memory for handoff packets.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,9 +57,15 @@ class QueuedTurns:
     versions: Mapping[str, datetime]  # the fans' cached key versions then
 
 
-@dataclass
+#: One turn held in memory: role, kind, at, text. A tuple, not the dict handed out: every
+#: active fan holds a few for the conversation idle limit, so their size is the burst's memory.
+_Held = tuple[str, str, datetime, str]
+_FIELDS = ("role", "kind", "at", "text")
+
+
+@dataclass(slots=True)
 class _Recent:
-    turns: deque[dict[str, Any]]
+    turns: tuple[_Held, ...]  # oldest first, at most `limit`
     disclosed: Optional[datetime]
     seen: float
 
@@ -101,15 +107,16 @@ class RecentTurns:
         if entry is None or limit > self.limit:
             return None
         self._touch(fan, entry)
-        shown = list(entry.turns)[-limit:] if limit > 0 else []
-        return [dict(turn) for turn in shown], entry.disclosed
+        shown = entry.turns[-limit:] if limit > 0 else ()
+        return [dict(zip(_FIELDS, turn)) for turn in shown], entry.disclosed
 
     def start(self, fan: str, turns: Sequence[dict[str, Any]] = (), disclosed: Optional[datetime] = None) -> None:
         """A complete entry: `turns` are the fan's last stored turns (at least `limit` of
         them, or all there are), `disclosed` their first stored disclosure."""
         if not self.limit:
             return
-        entry = _Recent(deque((dict(turn) for turn in turns), maxlen=self.limit), disclosed, 0.0)
+        held = tuple((turn["role"], turn["kind"], turn["at"], turn["text"]) for turn in turns)
+        entry = _Recent(held[-self.limit:], disclosed, 0.0)
         self._fans[fan] = entry
         self._touch(fan, entry)
         while len(self._fans) > self._max_fans:
@@ -123,7 +130,7 @@ class RecentTurns:
             entry = self._fans.get(turn.fan)
             if entry is None:
                 continue
-            entry.turns.append({"role": turn.role, "kind": turn.kind, "at": turn.at, "text": turn.text})
+            entry.turns = (*entry.turns[1 - self.limit:], (turn.role, turn.kind, turn.at, turn.text)) if self.limit > 1 else ((turn.role, turn.kind, turn.at, turn.text),)
             if turn.kind == "disclosure" and (entry.disclosed is None or turn.at < entry.disclosed):
                 entry.disclosed = turn.at
             self._touch(turn.fan, entry)
@@ -132,11 +139,15 @@ class RecentTurns:
     def drop(self, fan: str) -> None:
         self._fans.pop(fan, None)
 
+    def compact(self) -> None:
+        """After many drops: a dict keeps its grown table until rebuilt."""
+        self._fans = OrderedDict(self._fans)
+
     def drop_before(self, before: datetime) -> None:
         """After a purge of turns older than `before`: entries holding one are no longer exact."""
         for fan in [
             fan for fan, entry in self._fans.items()
-            if (entry.disclosed is not None and entry.disclosed < before) or any(t["at"] < before for t in entry.turns)
+            if (entry.disclosed is not None and entry.disclosed < before) or any(at < before for _, _, at, _ in entry.turns)
         ]:
             del self._fans[fan]
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from bot.engine import EngineStarting, EngineUnavailable
+from bot.engine import ARRIVED, EngineStarting, EngineUnavailable
 from bot.engine.child import free_port
 from bot.engine.remote import CHANNEL_PATH, ModelServerEngine
 
@@ -246,4 +246,31 @@ async def test_a_place_not_found_in_time_is_an_honest_busy_failure(servers: list
     engine = ModelServerEngine([(await serve(servers, slow)).url], TOKEN, timeout_seconds=5, max_in_flight=1, queue_seconds=0.2)
     results = await asyncio.gather(engine.respond("a", "hi"), engine.respond("b", "hi"), return_exceptions=True)
     assert sum(isinstance(r, EngineUnavailable) and "busy" in str(r) for r in results) == 1
+    await engine.aclose()
+
+
+async def test_the_queue_limit_counts_the_wait_before_the_pipeline(servers: list[Server]) -> None:
+    """A message that already waited its `queue_seconds` in the connector's intake
+    (`ARRIVED`) gets the honest busy failure, not a late answer; one that waited less has
+    the rest of its limit for a place."""
+    calls = [0]
+
+    async def answer(request: web.Request) -> web.Response:
+        calls[0] += 1
+        return web.json_response(GOOD)
+
+    now = [1000.0]
+    engine = ModelServerEngine(
+        [(await serve(servers, answer)).url], TOKEN, timeout_seconds=5, queue_seconds=60, monotonic=lambda: now[0]
+    )
+    token = ARRIVED.set(now[0] - 61)
+    try:
+        with pytest.raises(EngineUnavailable, match="busy"):
+            await engine.respond("a", "hi")
+        assert calls[0] == 0
+        ARRIVED.set(now[0] - 30)
+        assert (await engine.respond("a", "hi")).intent
+        assert calls[0] == 1
+    finally:
+        ARRIVED.reset(token)
     await engine.aclose()
