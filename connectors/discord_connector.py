@@ -74,7 +74,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 START_TIMEOUT_SECONDS = 30.0
 #: A rate-limit bucket unused this long, with nothing in flight and its window over, is dropped
 #: (`release_idle`); discord.py's own rule keeps each for 300 s.
-BUCKET_IDLE_SECONDS = 30.0
+BUCKET_IDLE_SECONDS = 10.0
 #: Interaction tokens last 15 minutes; keep a margin.
 INTERACTION_TTL_SECONDS = 14 * 60
 UNKNOWN_BUTTON_TEXT = "Sorry, I don't recognise that button (it may be from an older version of me). Please type your request instead."

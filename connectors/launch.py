@@ -37,6 +37,9 @@ from connectors.supervise import supervise
 logger = logging.getLogger(__name__)
 
 TIMEOUT_CHECK_SECONDS = 30.0
+#: How often each process lets go of what it holds of idle fans (`_release_idle`): often
+#: enough that a burst's rate-limit buckets (one per Discord fan) do not pile up.
+RELEASE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -259,7 +262,7 @@ async def serve(
         stopping,
         asyncio.create_task(hold(jobs), name="jobs-leader"),
         asyncio.create_task(_watch_timeouts(bot, platforms.router, timeout_check_seconds, jobs)),
-        asyncio.create_task(_release_idle(bot, runners, timeout_check_seconds), name="release-idle"),
+        asyncio.create_task(_release_idle(bot, runners, min(RELEASE_SECONDS, timeout_check_seconds)), name="release-idle"),
     ]
     if platforms.console_desk is not None:
         background.append(asyncio.create_task(platforms.console_desk.run(bot)))

@@ -19,8 +19,11 @@ from bot.privacy.crypto import MasterKeys
 from bot.privacy.database import StoreError, describe, first_line
 from bot.privacy.schema import data_keys, dialect_insert, store_meta
 
-#: Data keys (and per-fan choices, recent turns) held in memory at most, per store.
-DATA_KEY_CACHE = 10_000
+#: Data keys (and per-fan choices, recent turns) held in memory at most, per store: the most
+#: recently active fans' (a burst's group commits need a few dozen at once; a fan beyond them
+#: is read from the store). Each costs about 1.3 KB; 10,000 kept a burst's 13 MB, scattered
+#: over the allocator's arenas, for the conversation idle limit (bench/soak.py, issue 11).
+DATA_KEY_CACHE = 1_000
 
 
 class KeyMismatchError(RuntimeError):
