@@ -21,7 +21,7 @@ from bot.consent import Consent
 from bot.conversation import ConversationMemory, ConversationState, Explanation
 from bot.deliveries import DeliveryKeys
 from bot.disclosure import bot_challenge_text, disclosure_text
-from bot.engine import FALLBACK_INTENT, DialogueEngine, EngineResult, EngineStarting, EngineUnavailable
+from bot.engine import ARRIVED, FALLBACK_INTENT, DialogueEngine, EngineResult, EngineStarting, EngineUnavailable
 from bot.feedback import Feedback
 from bot.guards import about_elsewhere, asks_if_human, sounds_upset, unclear_answer, yes_or_no
 from bot.handoff.actions import ModeratorAction
@@ -70,6 +70,9 @@ ASK_BACK_TEXT = {
 ASK_AGAIN_TEXT = "Sorry, I didn't catch that. Please answer yes or no: "
 DECLINED_TEXT = "OK, I won't. What else can I help you with? (/human reaches a person at any time.)"
 NOTHING_PENDING_TEXT = "There's no question of mine waiting for an answer right now. What can I help you with?"
+#: How long an erasure here is remembered, to drop messages that waited in an intake meanwhile:
+#: longer than any wait there (`[engine] queue_seconds` ends it, 60 s by default).
+ERASED_KEPT_SECONDS = 3600.0
 ENGINE_FAILURE_TEXT = "Sorry, something went wrong on my side and I can't answer right now. Type /human to reach a person."
 ENGINE_STARTING_TEXT = (
     "I'm an automated assistant and I'm still starting up, so I can't answer that yet: try again in a minute. "
@@ -131,6 +134,9 @@ class Bot:
         #: Disclosures out for delivery (handle(..., receipts=True)): (fan, conversation) -> when
         #: that conversation started. The delivery report comes back to this process.
         self._unconfirmed: dict[tuple[str, str], float] = {}
+        #: When each fan was erased here (time.monotonic), for `ERASED_KEPT_SECONDS`: a message
+        #: that waited in a connector's intake meanwhile is dropped, not answered and stored anew.
+        self._erased_at: dict[str, float] = {}
 
     @property
     def handoff(self) -> Handoff:
@@ -148,6 +154,12 @@ class Bot:
         fan = self._pseudonyms.fan(incoming.platform, incoming.user_id)
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
         async with self._locks.hold(fan):  # across processes on PostgreSQL
+            waited_since = ARRIVED.get()
+            if waited_since is not None and self._erased_at.get(fan, float("-inf")) > waited_since:
+                # The fan erased everything while this message waited (bot.engine.ARRIVED):
+                # it goes with the rest, rather than start new records after their erasure.
+                logger.info("a message that waited while its fan was erased was dropped unanswered")
+                return []
             await self._drop_if_erased_elsewhere(fan)
             consented = await self._consented(fan)
             stores = consented == "yes"  # opt-in: nothing is written before a yes
@@ -171,6 +183,7 @@ class Bot:
                     self._unconfirmed[(fan, conversation)] = state.started
             if exchange.erased:  # an erasure deleted the state too: nothing is written back
                 self._consent.drop(fan)
+                self._note_erased(fan)
             elif not stores and (choice := await self._consented(fan)) != "yes":  # kept in memory only
                 if choice is None and not state.pending and self._consent.should_ask(fan):
                     state.ask_back = "consent"
@@ -312,6 +325,12 @@ class Bot:
         except StoreUnavailable:
             logger.warning("sweeping shared state skipped: the database did not answer")
             return 0
+
+    def _note_erased(self, fan: str) -> None:
+        now = time.monotonic()
+        for old in [f for f, at in self._erased_at.items() if now - at > ERASED_KEPT_SECONDS]:
+            del self._erased_at[old]
+        self._erased_at[fan] = now
 
     async def release_idle(self) -> int:
         """Drops what this process holds in memory of fans idle past the conversation idle

@@ -150,3 +150,34 @@ async def test_discords_buttons_are_not_kept_by_discord_py_and_idle_rate_limit_b
         await world.sent(world.dm(fans[0]), count=3)
         assert world.connector.release_idle(idle_seconds=0.0) == 0  # a window still running is kept
         assert len(http._buckets) >= 1
+
+
+class SlowWhenAsked(GatedEngine):
+    """Answers at once, except a message saying "slow", which waits for the gate."""
+
+    async def respond(self, pseudonym: str, text: str) -> EngineResult:
+        if "slow" in text:
+            return await super().respond(pseudonym, text)
+        return await FakeEngine.respond(self, pseudonym, text)
+
+
+async def test_a_message_still_waiting_when_its_fan_erases_everything_is_dropped_not_stored(store: TranscriptStore) -> None:
+    engine = SlowWhenAsked()
+    async with slack(engine, store) as world:
+        fan = "UERASER"
+        world.standin.add_user(fan, "fan")
+        await world.standin.send_dm(fan, "a slow question")  # holds the fan's turn while the model thinks
+        await until(lambda: engine.running == 1)
+        await world.standin.send_dm(fan, "I need a refund")  # waits in the intake behind it
+        await until(lambda: len(world.connector._intake) == 2)
+        await world.standin.send_command("/forget-me", "confirm", fan, world.dm(fan))  # waits for the fan's turn
+        await asyncio.sleep(0.3)
+        engine.gate.set()
+        await world.standin.wait_for_sent(lambda m: m.method == "response_url" and "erased" in (m.text or "").lower(), timeout=20)
+        await until(lambda: len(world.connector._intake) == 0)
+        await world.settled()
+        texts = [m.text or "" for m in world.standin.sent if m.channel == world.dm(fan)]
+        assert not [t for t in texts if "[faq_billing answer]" in t]  # the waiting message went with the rest
+        pseudonym = world.bot._pseudonyms.fan("slack", fan)
+        assert (await store.export(pseudonym, "test"))["turns"] == []
+        assert not store.holds_key(pseudonym)
