@@ -140,7 +140,7 @@ class EngineSettings:
     #: Messages sent to one model server at once; more wait in the bot (a server works through
     #: one at a time, so more would only queue inside it, against the timeout).
     max_in_flight: int = _check(_positive, default=4)
-    #: A message waiting longer than this (from its arrival) for a place gets the honest error reply.
+    #: A message waiting longer than this for a place gets the honest error reply.
     queue_seconds: float = _check(_finite_positive, default=60.0)
     #: CA certificate(s) that signed the model servers' TLS certificates; empty: the system's.
     ca_file: str = _check(_optional_file, default="")

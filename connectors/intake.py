@@ -119,7 +119,7 @@ class Intake(Generic[R]):
             queue = self._waiting[fan]
             while queue:
                 arrived, record = queue[0]
-                ARRIVED.set(arrived)  # the model's queue limit counts from here (bot.engine)
+                ARRIVED.set(arrived)  # for the handler: when the message came (bot.engine.ARRIVED)
                 try:
                     await self._handle(record)
                 except Exception as error:  # the handler answers its own failures; this is a last resort

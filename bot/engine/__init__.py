@@ -9,8 +9,8 @@ from typing import Optional, Protocol
 FALLBACK_INTENT = "nlu_fallback"
 
 #: When the message being answered reached this process (`time.monotonic()`), set by the edge
-#: that held it before the pipeline (`connectors.intake`): a model server's queue limit
-#: (`[engine] queue_seconds`) counts the wait there too. None: it arrived just now.
+#: that held it before the pipeline (`connectors.intake`): a message that waited there while
+#: its fan was erased is dropped (`Bot.handle`). None: it arrived just now.
 ARRIVED: ContextVar[Optional[float]] = ContextVar("arrived", default=None)
 
 

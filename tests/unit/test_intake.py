@@ -123,5 +123,5 @@ async def test_the_handler_sees_when_its_message_arrived() -> None:
     intake.offer("b", 2)
     gate.set()
     await intake.drain(5)
-    assert seen == [100.0, 130.0]  # the model's queue limit counts from these (bot.engine.remote)
+    assert seen == [100.0, 130.0]  # what waited while its fan was erased is dropped by these (bot.core)
     assert ARRIVED.get() is None  # the workers' own context, not the caller's

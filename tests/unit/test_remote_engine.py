@@ -249,28 +249,19 @@ async def test_a_place_not_found_in_time_is_an_honest_busy_failure(servers: list
     await engine.aclose()
 
 
-async def test_the_queue_limit_counts_the_wait_before_the_pipeline(servers: list[Server]) -> None:
-    """A message that already waited its `queue_seconds` in the connector's intake
-    (`ARRIVED`) gets the honest busy failure, not a late answer; one that waited less has
-    the rest of its limit for a place."""
-    calls = [0]
+
+async def test_a_wait_in_the_intake_before_the_pipeline_does_not_count_against_the_queue_limit(servers: list[Server]) -> None:
+    """A burst's last fans waited in the connector's intake (`ARRIVED` long ago): they get a
+    late answer, not the busy error (issue 11's soak: counted from arrival, a third of 5,000
+    fans got the error on a busy machine)."""
 
     async def answer(request: web.Request) -> web.Response:
-        calls[0] += 1
         return web.json_response(GOOD)
 
-    now = [1000.0]
-    engine = ModelServerEngine(
-        [(await serve(servers, answer)).url], TOKEN, timeout_seconds=5, queue_seconds=60, monotonic=lambda: now[0]
-    )
-    token = ARRIVED.set(now[0] - 61)
+    engine = ModelServerEngine([(await serve(servers, answer)).url], TOKEN, timeout_seconds=5, queue_seconds=1)
+    token = ARRIVED.set(0.0)  # monotonic zero: the machine's boot, hours ago
     try:
-        with pytest.raises(EngineUnavailable, match="busy"):
-            await engine.respond("a", "hi")
-        assert calls[0] == 0
-        ARRIVED.set(now[0] - 30)
         assert (await engine.respond("a", "hi")).intent
-        assert calls[0] == 1
     finally:
         ARRIVED.reset(token)
     await engine.aclose()
