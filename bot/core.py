@@ -153,9 +153,10 @@ class Bot:
         arrived = time.perf_counter()
         fan = self._pseudonyms.fan(incoming.platform, incoming.user_id)
         conversation = self._pseudonyms.conversation(incoming.platform, incoming.conversation_id, incoming.user_id)
+        waited_since = ARRIVED.get()
+        came = time.monotonic() if waited_since is None else waited_since  # when this message reached the process
         async with self._locks.hold(fan):  # across processes on PostgreSQL
-            waited_since = ARRIVED.get()
-            if waited_since is not None and self._erased_at.get(fan, float("-inf")) > waited_since:
+            if waited_since is not None and self._erased_at.get(fan, float("-inf")) > came:  # commands are always answered
                 # The fan erased everything while this message waited (bot.engine.ARRIVED):
                 # it goes with the rest, rather than start new records after their erasure.
                 logger.info("a message that waited while its fan was erased was dropped unanswered")
@@ -183,7 +184,7 @@ class Bot:
                     self._unconfirmed[(fan, conversation)] = state.started
             if exchange.erased:  # an erasure deleted the state too: nothing is written back
                 self._consent.drop(fan)
-                self._note_erased(fan)
+                self._note_erased(fan, came)  # what came after the request is the fan's new start
             elif not stores and (choice := await self._consented(fan)) != "yes":  # kept in memory only
                 if choice is None and not state.pending and self._consent.should_ask(fan):
                     state.ask_back = "consent"
@@ -310,6 +311,7 @@ class Bot:
         store has dropped its caches; this drops the model servers' tracker at once (tickets
         are read from the database: no process holds an index of them). The eraser's own `engine.forget` does not suffice: `bot
         forget` has no engine, and a worker may use model servers the eraser does not."""
+        self._note_erased(fan, time.monotonic())  # their messages waiting here go with the rest
         async with self._locks.hold(fan):
             logger.info("a fan was erased by another process; dropped this process's state of them")
             self._consent.drop(fan)  # opt-in state held in memory before consent
@@ -326,11 +328,13 @@ class Bot:
             logger.warning("sweeping shared state skipped: the database did not answer")
             return 0
 
-    def _note_erased(self, fan: str) -> None:
+    def _note_erased(self, fan: str, requested: float) -> None:
+        """Messages that reached this process before `requested` (time.monotonic) and still
+        wait are dropped (`handle`)."""
         now = time.monotonic()
         for old in [f for f, at in self._erased_at.items() if now - at > ERASED_KEPT_SECONDS]:
             del self._erased_at[old]
-        self._erased_at[fan] = now
+        self._erased_at[fan] = requested
 
     async def release_idle(self) -> int:
         """Drops what this process holds in memory of fans idle past the conversation idle

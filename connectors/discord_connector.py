@@ -212,6 +212,8 @@ class DiscordConnector:
         running, is kept; a dropped one is made afresh by the next request (limit 1 until
         Discord's headers say more), as for a channel never written to."""
         http = self.client.http
+        if not http._global_over.is_set():  # a global rate limit: requests wait before taking their bucket
+            return 0
         now = asyncio.get_running_loop().time()
         idle = [
             key for key, bucket in http._buckets.items()

@@ -117,17 +117,22 @@ class Intake(Generic[R]):
         while self._turns:
             fan = self._turns.popleft()
             queue = self._waiting[fan]
-            while queue:
-                arrived, record = queue[0]
-                ARRIVED.set(arrived)  # for the handler: when the message came (bot.engine.ARRIVED)
-                try:
-                    await self._handle(record)
-                except Exception as error:  # the handler answers its own failures; this is a last resort
-                    logger.error("handling a waiting %s message failed: %s", self._platform, type(error).__name__)
-                finally:
-                    queue.pop(0)
-                    self._size -= 1
-            del self._waiting[fan]
-            if not self._size:
-                self._waiting = {}  # after a burst: a dict keeps its grown table until rebuilt
-                self._empty.set()
+            try:
+                while queue:
+                    arrived, record = queue[0]
+                    ARRIVED.set(arrived)  # for the handler: when the message came (bot.engine.ARRIVED)
+                    try:
+                        await self._handle(record)
+                    except Exception as error:  # the handler answers its own failures; this is a last resort
+                        logger.error("handling a waiting %s message failed: %s", self._platform, type(error).__name__)
+                    finally:
+                        queue.pop(0)
+                        self._size -= 1
+            finally:
+                if queue:  # cancelled midway: the fan's turn comes again, for the next worker
+                    self._turns.appendleft(fan)
+                else:
+                    del self._waiting[fan]
+                if not self._size:
+                    self._waiting = {}  # after a burst: a dict keeps its grown table until rebuilt
+                    self._empty.set()

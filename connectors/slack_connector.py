@@ -29,10 +29,11 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetr
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import ConfigError, SlackSettings
-from bot.core import Bot
+from bot.core import STORE_DOWN_TEXT, Bot
 from bot.messages import Address, Incoming, Kind, Outgoing
 from bot.metrics import METRICS
-from connectors.base import NETWORK_ERRORS, ConnectorError, replies_to, unreachable
+from bot.privacy.database import StoreUnavailable
+from connectors.base import HANDLING_FAILED_TEXT, NETWORK_ERRORS, ConnectorError, replies_to, unreachable
 from connectors.dedupe import slack_message_key
 from connectors.health import Link
 from connectors.intake import BUSY_TEXT, Intake
@@ -98,6 +99,11 @@ class _Taken:
     text: str  # as Slack sent it (mrkdwn): made plain when its turn comes
     files: int
     mention: bool
+
+
+def _text(value: Any) -> str:
+    """A string field of an event as a string: "" for a missing, null or non-string one."""
+    return value if isinstance(value, str) else ""
 
 
 def usable_actions(body: Any) -> bool:
@@ -407,27 +413,27 @@ class SlackConnector:
         waits there as a small record, `connectors.intake`); a moderator's reply in a desk
         thread is handled in a task of its own, as before."""
         arrived = time.perf_counter()
-        if event.get("bot_id") or event.get("subtype") in IGNORED_SUBTYPES or not event.get("user"):
-            return  # other bots, our own echoes, edits, deletions and joins
+        if event.get("bot_id") or event.get("subtype") in IGNORED_SUBTYPES or not _text(event.get("user")):
+            return  # other bots, our own echoes, edits, deletions and joins (and no user: not a person)
         channel, thread = event.get("channel", ""), event.get("thread_ts")
         if self.desk is not None and channel == self.desk.channel:
             if thread:
                 self._spawn(self._on_desk_reply(body, event))
         elif event.get("channel_type") == "im":  # else channel chatter: the assistant answers mentions only
             files = len(event.get("files") or [])
-            self._take(_Taken(body.get("event_id"), slack_message_key(event), event["user"], channel, thread, event.get("text", ""), files, False))
+            self._take(_Taken(body.get("event_id"), slack_message_key(event), event["user"], channel, thread, _text(event.get("text")), files, False))
         METRICS.acked(self.name, time.perf_counter() - arrived)
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         arrived = time.perf_counter()
-        if event.get("bot_id") or not event.get("user"):
+        if event.get("bot_id") or not _text(event.get("user")):
             return
         channel = event.get("channel", "")
         if self.desk is not None and channel == self.desk.channel:
             return  # the desk is for moderators; their thread replies arrive as messages
         key = slack_message_key({**event, "type": "app_mention"})
         files = len(event.get("files") or [])
-        self._take(_Taken(body.get("event_id"), key, event["user"], channel, event.get("thread_ts"), event.get("text", ""), files, True))
+        self._take(_Taken(body.get("event_id"), key, event["user"], channel, event.get("thread_ts"), _text(event.get("text")), files, True))
         METRICS.acked(self.name, time.perf_counter() - arrived)
 
     def _take(self, taken: _Taken) -> None:
@@ -462,15 +468,23 @@ class SlackConnector:
         return answer
 
     async def _answer_taken(self, taken: _Taken) -> None:
-        """The intake's turn for a taken message: deduplicated, made plain, answered."""
-        if not await self._first_time(taken.event_id) or not await self._first_time(taken.key):
-            return  # delivered twice (Slack redelivers, and a message can come under two event ids)
-        text = taken.text
-        if taken.mention and self._bot_user_id:
-            text = text.replace(f"<@{self._bot_user_id}>", "")
-        plain = await self._plain(text)
-        incoming = Incoming(self.name, taken.user, self._conversation(taken), plain.strip() if taken.mention else plain, taken.files)
-        await self._handle(incoming, self._answer_for(taken))
+        """The intake's turn for a taken message: deduplicated, made plain, answered. A failure
+        outside the bot's own funnel (the dedupe, the display names) is logged by type and the
+        fan gets the error reply, as on Discord."""
+        try:
+            if not await self._first_time(taken.event_id) or not await self._first_time(taken.key):
+                return  # delivered twice (Slack redelivers, and a message can come under two event ids)
+            text = taken.text
+            if taken.mention and self._bot_user_id:
+                text = text.replace(f"<@{self._bot_user_id}>", "")
+            plain = await self._plain(text)
+            incoming = Incoming(self.name, taken.user, self._conversation(taken), plain.strip() if taken.mention else plain, taken.files)
+            await self._handle(incoming, self._answer_for(taken))
+        except Exception as failure:
+            logger.error("handling a Slack message event failed: %s", type(failure).__name__)
+            reply = Outgoing(Kind.ERROR, STORE_DOWN_TEXT if isinstance(failure, StoreUnavailable) else HANDLING_FAILED_TEXT)
+            address = Address(self.name, taken.user, self._conversation(taken))
+            await self._router.deliver([reply], self._answer_for(taken), address)
 
     async def _on_desk_reply(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         if self._bot is None or self.desk is None or not await self._first_delivery(body) or not await self._first_message(event):

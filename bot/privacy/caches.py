@@ -38,6 +38,9 @@ class FanCaches:
         #: When each fan held here was last used, least recently used first (a plain dict keeps
         #: insertion order, and is smaller than an OrderedDict: one entry per active fan).
         self._seen: dict[str, float] = {}
+        #: Fans dropped for idleness over the object's life (`expire`, here or on access).
+        self.expired = 0
+        self._since_rebuild = 0
         #: Each data key with its version, the row's `created_at`: a key made after an
         #: erasure is another version, so a cache or a queued write of the old one is refused.
         self.keys: OrderedDict[str, tuple[bytes, datetime]] = OrderedDict()
@@ -85,7 +88,12 @@ class FanCaches:
             self.drop(fan)
             self.tokens.pop(fan_token(fan), None)
             dropped += 1
-        if dropped > len(self._seen):  # most went: a dict never shrinks its table on deletes
+        self.expired += dropped
+        self._since_rebuild += dropped
+        # A dict never shrinks its table on deletes: rebuilt once more fans went since the last
+        # rebuild than are held now (a burst gone idle, at once or a few at a time).
+        if dropped and self._since_rebuild > max(len(self._seen), 256):
+            self._since_rebuild = 0
             self._seen = dict(self._seen)
             self.keys = OrderedDict(self.keys)
             self.tokens = dict(self.tokens)

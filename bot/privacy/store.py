@@ -104,6 +104,8 @@ class TranscriptStore:
         self._parts: tuple[FanDataPart, ...] = tuple(parts) if parts is not None else everything()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._caches = FanCaches()
+        self._expired_seen = 0  # `FanCaches.expired` at the last `release_idle`
+        self._expired_since_reopen = 0
         self._changes = Changes(self._caches, self._on_store_thread)
         self._closed = False
         self._files = {path: file_identity(path) for path in (sqlite_file(engine), sqlite_file(keys_engine)) if path}
@@ -207,7 +209,8 @@ class TranscriptStore:
 
     async def release_idle(self) -> int:
         """Drops what is held in memory of fans idle past the conversation idle limit (every
-        process, periodically: each holds its own caches); returns how many fans.
+        process, periodically: each holds its own caches); returns how many fans went since
+        the last call (here, or as the caches were used).
 
         After a burst (`RELEASE_RECONNECT_FANS` or more at once) a SQLite store's connection is
         closed too, and opened afresh by the next use (the pragmas: about a millisecond): it
@@ -216,8 +219,12 @@ class TranscriptStore:
         multi-row insert. Some 2.5 MB after 5,000 fans (`bench/soak.py`)."""
 
         def work() -> int:
-            dropped = self._caches.expire()
-            if dropped >= RELEASE_RECONNECT_FANS:
+            self._caches.expire()
+            dropped = self._caches.expired - self._expired_seen  # here and on access since the last call
+            self._expired_seen = self._caches.expired
+            self._expired_since_reopen += dropped
+            if self._expired_since_reopen >= RELEASE_RECONNECT_FANS:  # a burst, gone in one go or a few at a time
+                self._expired_since_reopen = 0
                 for engine in {self._engine, self._keys_engine}:
                     if engine.dialect.name == "sqlite":
                         engine.dispose()
@@ -556,8 +563,12 @@ class TranscriptStore:
         enabled = await self._logging_reads.submit(fan)
         if generation != self._caches.generation:  # a change was announced meanwhile: do not keep it
             return enabled
-        self._caches.hold_token(fan)
-        self._caches.logging.keep({fan: enabled})
+
+        def keep() -> None:  # on the store thread, which alone tracks when each fan was last used
+            self._caches.hold_token(fan)
+            self._caches.logging.keep({fan: enabled})
+
+        await self.run(keep)
         return enabled
 
     def read_logging_choices(self, fans: Iterable[str], connection: Connection) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.core import Bot
-from bot.messages import Incoming
+from bot.messages import Incoming, Kind
 from bot.privacy.pseudonym import Pseudonymizer
 from bot.testing.fake_engine import FakeEngine
 from tests.conftest import TEST_KEY
@@ -242,3 +242,31 @@ async def test_a_message_of_only_invisible_characters_is_empty_and_never_reaches
         replies = await bot.handle(Incoming("slack", "U-INVISIBLE", "D1", text))
         assert replies[-1].kind.value == "error" and "empty" in replies[-1].text
     assert engine.seen == []
+
+
+async def test_messages_that_waited_while_their_fan_was_erased_go_and_later_ones_are_answered(bot: Bot) -> None:
+    """`ARRIVED` is when a message reached the process (connectors.intake sets it)."""
+    import time
+
+    from bot.engine import ARRIVED
+
+    start = time.monotonic()
+    token = ARRIVED.set(start)
+    try:
+        await bot.handle(Incoming("slack", "U1", "im", "hello"))
+        ARRIVED.set(start + 1)  # the erasure's request came at +1 s
+        erased = await bot.handle(Incoming("slack", "U1", "im", "/forget-me confirm"))
+        assert any(r.kind is Kind.ERASURE_DONE for r in erased)
+        ARRIVED.set(start + 0.5)  # came before the request, waited meanwhile: goes with the rest
+        assert await bot.handle(Incoming("slack", "U1", "im", "I need a refund")) == []
+        ARRIVED.set(start + 2)  # came after: the fan's new start
+        assert [r.kind for r in await bot.handle(Incoming("slack", "U1", "im", "I need a refund"))][0] is Kind.DISCLOSURE
+        # Erased by another process (its announcement): what waited here goes too.
+        fan = bot._pseudonyms.fan("slack", "U2")
+        await bot._forget_erased_elsewhere(fan)
+        ARRIVED.set(time.monotonic() - 1)  # came before the announcement
+        assert await bot.handle(Incoming("slack", "U2", "im", "hello")) == []
+        ARRIVED.set(None)  # a slash command is always answered
+        assert await bot.handle(Incoming("slack", "U2", "im", "/privacy"))
+    finally:
+        ARRIVED.reset(token)

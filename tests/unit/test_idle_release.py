@@ -112,3 +112,30 @@ def test_heap_trim_is_available_on_glibc() -> None:
 
         if platform.libc_ver()[0] == "glibc":
             assert heap.trim()
+
+
+def test_a_burst_expiring_a_few_fans_at_a_time_still_gets_its_tables_rebuilt() -> None:
+    """Steady light traffic after a burst: each new fan's key read expires a few of the
+    burst's fans at a time (QA): the rebuild counts them all since the last one."""
+    now = [0.0]
+    caches = FanCaches(idle_seconds=60, monotonic=lambda: now[0])
+    for n in range(5000):  # 5,000 fans in 60 s
+        now[0] = n * 0.012
+        caches.keep_keys({f"fan{n}": KEY})
+    grown = sys.getsizeof(caches._seen) + sys.getsizeof(caches.tokens)
+    for n in range(600):  # then five new fans a second: more are held than go at each step
+        now[0] = 61.0 + n / 5
+        caches.keep_keys({f"late{n}": KEY})
+    assert len(caches.keys) <= 301 and caches.expired > 4000  # the rest went as the 1,000 most recent were kept
+    assert sys.getsizeof(caches._seen) + sys.getsizeof(caches.tokens) < grown / 4
+
+
+async def test_fans_expired_as_the_caches_are_used_count_towards_reopening_sqlite(store: TranscriptStore) -> None:
+    store.keep_recent(10, idle_seconds=0.2)
+    fans = [f"fan{n}" for n in range(RELEASE_RECONNECT_FANS)]
+    await store.run(lambda: store.hold_keys(fans, create=True))
+    await asyncio.sleep(0.3)
+    await store.run(lambda: store.hold_keys(["newcomer"], create=True))  # expires the burst on access
+    assert not store.holds_key(fans[0])
+    assert await store.release_idle() == len(fans)  # counted all the same
+    assert store.engine.pool.checkedin() == 0

@@ -125,3 +125,22 @@ async def test_the_handler_sees_when_its_message_arrived() -> None:
     await intake.drain(5)
     assert seen == [100.0, 130.0]  # what waited while its fan was erased is dropped by these (bot.core)
     assert ARRIVED.get() is None  # the workers' own context, not the caller's
+
+
+async def test_a_handler_cancelled_midway_strands_no_fan() -> None:
+    handled: list[str] = []
+    cancel_once = [True]
+
+    async def handle(record: str) -> None:
+        if cancel_once[0]:
+            cancel_once[0] = False
+            raise asyncio.CancelledError  # a worker cancelled while answering (shutdown)
+        handled.append(record)
+
+    intake: Intake[str] = Intake(handle, concurrency=1)
+    intake.offer("fan", "first")
+    intake.offer("fan", "second")
+    await asyncio.sleep(0.01)
+    intake.offer("fan", "third")  # a new worker takes the fan's turn again
+    assert await intake.drain(5) == 0
+    assert handled == ["second", "third"]
