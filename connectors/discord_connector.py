@@ -212,7 +212,8 @@ class DiscordConnector:
         running, is kept; a dropped one is made afresh by the next request (limit 1 until
         Discord's headers say more), as for a channel never written to."""
         http = self.client.http
-        if not http._global_over.is_set():  # a global rate limit: requests wait before taking their bucket
+        over = getattr(http, "_global_over", None)  # an Event once logged in (discord.utils.MISSING before)
+        if not isinstance(over, asyncio.Event) or not over.is_set():  # not logged in, or a global rate limit
             return 0
         now = asyncio.get_running_loop().time()
         idle = [

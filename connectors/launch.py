@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import signal
@@ -217,16 +218,17 @@ async def _release_idle(bot: Bot, connectors: Sequence[Any], every_seconds: floa
     comes back down after a burst (issue 11, `bench/soak.py`)."""
     while True:
         await asyncio.sleep(every_seconds)
-        try:
-            released = await bot.release_idle()
-            for connector in connectors:
-                release = getattr(connector, "release_idle", None)
-                if release is not None:
-                    released += release()
-            if released:
-                heap.trim()
-        except Exception as error:
-            logger.error("releasing idle fans' memory failed (%s); will retry", type(error).__name__)
+        released = 0
+        for release in (bot.release_idle, *(getattr(c, "release_idle", None) for c in connectors)):
+            if release is None:
+                continue
+            try:  # one part failing stops no other
+                result = release()
+                released += await result if inspect.isawaitable(result) else result
+            except Exception as error:
+                logger.error("releasing idle fans' memory failed (%s); will retry", type(error).__name__)
+        if released:
+            heap.trim()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

@@ -139,3 +139,30 @@ async def test_fans_expired_as_the_caches_are_used_count_towards_reopening_sqlit
     assert not store.holds_key(fans[0])
     assert await store.release_idle() == len(fans)  # counted all the same
     assert store.engine.pool.checkedin() == 0
+
+
+async def test_one_part_failing_to_release_stops_no_other(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    trims: list[Any] = []
+    monkeypatch.setattr(heap, "trim", lambda: trims.append(1) or True)
+
+    class Broken:
+        def release_idle(self) -> int:
+            raise AttributeError("not logged in")
+
+    bot, connector = _Bot(0), _Connector(2)
+    task = asyncio.create_task(launch._release_idle(bot, [Broken(), connector], 0.01))  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert connector.calls >= 2 and trims
+    assert "releasing idle fans' memory failed (AttributeError)" in caplog.text
+
+
+async def test_a_discord_client_never_logged_in_has_nothing_to_release() -> None:
+    """A standby's REST client logs in only when first needed (connectors.discord_gateway)."""
+    from bot.config import DiscordSettings
+    from connectors.discord_connector import DiscordConnector
+    from connectors.router import Router
+
+    connector = DiscordConnector(DiscordSettings(), "token", Router(), None)
+    assert connector.release_idle() == 0
