@@ -156,7 +156,7 @@ class Bot:
         waited_since = ARRIVED.get()
         came = time.monotonic() if waited_since is None else waited_since  # when this message reached the process
         async with self._locks.hold(fan):  # across processes on PostgreSQL
-            if waited_since is not None and self._erased_at.get(fan, float("-inf")) > came:  # commands are always answered
+            if waited_since is not None and self._erased_after(fan, came):  # commands are always answered
                 # The fan erased everything while this message waited (bot.engine.ARRIVED):
                 # it goes with the rest, rather than start new records after their erasure.
                 logger.info("a message that waited while its fan was erased was dropped unanswered")
@@ -311,7 +311,6 @@ class Bot:
         store has dropped its caches; this drops the model servers' tracker at once (tickets
         are read from the database: no process holds an index of them). The eraser's own `engine.forget` does not suffice: `bot
         forget` has no engine, and a worker may use model servers the eraser does not."""
-        self._note_erased(fan, time.monotonic())  # their messages waiting here go with the rest
         async with self._locks.hold(fan):
             logger.info("a fan was erased by another process; dropped this process's state of them")
             self._consent.drop(fan)  # opt-in state held in memory before consent
@@ -327,6 +326,13 @@ class Bot:
         except StoreUnavailable:
             logger.warning("sweeping shared state skipped: the database did not answer")
             return 0
+
+    def _erased_after(self, fan: str, came: float) -> bool:
+        """Whether the fan was erased (here, or announced by another process) after a message
+        that reached this process at `came` (time.monotonic)."""
+        here = self._erased_at.get(fan)
+        elsewhere = self._store.erased_elsewhere_since(fan)
+        return (here is not None and here > came) or (elsewhere is not None and elsewhere > came)
 
     def _note_erased(self, fan: str, requested: float) -> None:
         """Messages that reached this process before `requested` (time.monotonic) and still

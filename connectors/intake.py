@@ -123,6 +123,11 @@ class Intake(Generic[R]):
                     ARRIVED.set(arrived)  # for the handler: when the message came (bot.engine.ARRIVED)
                     try:
                         await self._handle(record)
+                    except asyncio.CancelledError:
+                        task = asyncio.current_task()
+                        if task is not None and task.cancelling():
+                            raise  # this worker is being cancelled (shutdown)
+                        logger.error("handling a waiting %s message failed: CancelledError", self._platform)
                     except Exception as error:  # the handler answers its own failures; this is a last resort
                         logger.error("handling a waiting %s message failed: %s", self._platform, type(error).__name__)
                     finally:

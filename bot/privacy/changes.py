@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Optional
@@ -17,6 +18,10 @@ from typing import Optional
 from bot.privacy.caches import FanCaches
 from bot.privacy.notify import ERASED, EVERY_FAN, KEYS, PREFERENCE, fan_token
 from bot.privacy.turns import Turn
+
+#: How long an erasure announced by another process is remembered (`Changes.erased_since`):
+#: longer than any wait in an intake.
+ERASED_KEPT_SECONDS = 3600.0
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +35,10 @@ class Changes:
         self._caches = caches
         self._on_store_thread = on_store_thread  # (work, *args): queued on the store thread
         self._changed: dict[str, tuple[int, bool]] = {}  # token -> (generation, erased)
+        #: When each erasure announced by another process reached this one (time.monotonic),
+        #: by token, whether or not the fan is held here, for `ERASED_KEPT_SECONDS`: messages
+        #: of the fan that waited in an intake meanwhile are dropped (`erased_since`).
+        self._erasures: dict[str, float] = {}
         self._all_changed = 0  # generation of the last "trust nothing" (the listener reconnected)
         self._erased_callbacks: list[Callable[[str], Awaitable[None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -48,7 +57,18 @@ class Changes:
             if token != EVERY_FAN:
                 before = self._changed.get(token, (0, False))
                 self._changed[token] = (caches.generation, before[1] or kind == ERASED)
+                if kind == ERASED:
+                    now = time.monotonic()
+                    for old in [t for t, at in self._erasures.items() if now - at > ERASED_KEPT_SECONDS]:
+                        del self._erasures[old]
+                    self._erasures[token] = now
         self._on_store_thread(self._drop_changed, kind, token)
+
+    def erased_since(self, fan: str) -> Optional[float]:
+        """When an erasure of the fan announced by another process reached this one (monotonic),
+        within the last `ERASED_KEPT_SECONDS`; None if none did."""
+        with self._caches.lock:
+            return self._erasures.get(fan_token(fan))
 
     def drop_all_cached(self) -> None:
         with self._caches.lock:

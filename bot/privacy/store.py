@@ -324,6 +324,11 @@ class TranscriptStore:
         """How many changes announced by other processes (or reconnections) reached this one."""
         return self._caches.generation
 
+    def erased_elsewhere_since(self, fan: str) -> Optional[float]:
+        """When another process's erasure of the fan was announced to this one (time.monotonic),
+        if within the last hour (`Changes.erased_since`); any thread."""
+        return self._changes.erased_since(fan)
+
     def holds_key(self, fan: str) -> bool:
         """Whether the fan's data key is cached here (for tests and checks)."""
         return fan in self._caches.keys
@@ -565,6 +570,8 @@ class TranscriptStore:
             return enabled
 
         def keep() -> None:  # on the store thread, which alone tracks when each fan was last used
+            if generation != self._caches.generation:  # a change was announced meanwhile
+                return
             self._caches.hold_token(fan)
             self._caches.logging.keep({fan: enabled})
 

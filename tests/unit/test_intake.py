@@ -127,20 +127,39 @@ async def test_the_handler_sees_when_its_message_arrived() -> None:
     assert ARRIVED.get() is None  # the workers' own context, not the caller's
 
 
-async def test_a_handler_cancelled_midway_strands_no_fan() -> None:
+async def test_a_handler_raising_cancelled_error_stops_no_one() -> None:
     handled: list[str] = []
-    cancel_once = [True]
 
     async def handle(record: str) -> None:
-        if cancel_once[0]:
-            cancel_once[0] = False
-            raise asyncio.CancelledError  # a worker cancelled while answering (shutdown)
+        if record == "boom":
+            raise asyncio.CancelledError  # e.g. awaiting a future someone cancelled
         handled.append(record)
 
     intake: Intake[str] = Intake(handle, concurrency=1)
-    intake.offer("fan", "first")
+    for fan, record in (("a", "boom"), ("a", "second"), ("b", "other")):
+        intake.offer(fan, record)
+    assert await intake.drain(2) == 0
+    assert handled == ["second", "other"]
+
+
+async def test_a_worker_cancelled_at_shutdown_leaves_the_fans_turn_for_the_next() -> None:
+    handled: list[str] = []
+    started = asyncio.Event()
+    never = asyncio.Event()
+
+    async def handle(record: str) -> None:
+        if record == "stuck":
+            started.set()
+            await never.wait()
+        handled.append(record)
+
+    intake: Intake[str] = Intake(handle, concurrency=1)
+    intake.offer("fan", "stuck")
     intake.offer("fan", "second")
-    await asyncio.sleep(0.01)
+    await started.wait()
+    (worker,) = [t for t in asyncio.all_tasks() if t.get_name() == "intake-"]
+    worker.cancel()
+    await asyncio.gather(worker, return_exceptions=True)
     intake.offer("fan", "third")  # a new worker takes the fan's turn again
-    assert await intake.drain(5) == 0
+    assert await intake.drain(2) == 0
     assert handled == ["second", "third"]
