@@ -70,9 +70,6 @@ ASK_BACK_TEXT = {
 ASK_AGAIN_TEXT = "Sorry, I didn't catch that. Please answer yes or no: "
 DECLINED_TEXT = "OK, I won't. What else can I help you with? (/human reaches a person at any time.)"
 NOTHING_PENDING_TEXT = "There's no question of mine waiting for an answer right now. What can I help you with?"
-#: How long an erasure here is remembered, to drop messages that waited in an intake meanwhile:
-#: longer than any wait there (`[engine] queue_seconds` ends it, 60 s by default).
-ERASED_KEPT_SECONDS = 3600.0
 ENGINE_FAILURE_TEXT = "Sorry, something went wrong on my side and I can't answer right now. Type /human to reach a person."
 ENGINE_STARTING_TEXT = (
     "I'm an automated assistant and I'm still starting up, so I can't answer that yet: try again in a minute. "
@@ -134,9 +131,6 @@ class Bot:
         #: Disclosures out for delivery (handle(..., receipts=True)): (fan, conversation) -> when
         #: that conversation started. The delivery report comes back to this process.
         self._unconfirmed: dict[tuple[str, str], float] = {}
-        #: When each fan was erased here (time.monotonic), for `ERASED_KEPT_SECONDS`: a message
-        #: that waited in a connector's intake meanwhile is dropped, not answered and stored anew.
-        self._erased_at: dict[str, float] = {}
 
     @property
     def handoff(self) -> Handoff:
@@ -156,7 +150,8 @@ class Bot:
         waited_since = ARRIVED.get()
         came = time.monotonic() if waited_since is None else waited_since  # when this message reached the process
         async with self._locks.hold(fan):  # across processes on PostgreSQL
-            if waited_since is not None and self._erased_after(fan, came):  # commands are always answered
+            erased = self._store.erased_since(fan) if waited_since is not None else None  # commands are always answered
+            if erased is not None and erased > came:
                 # The fan erased everything while this message waited (bot.engine.ARRIVED):
                 # it goes with the rest, rather than start new records after their erasure.
                 logger.info("a message that waited while its fan was erased was dropped unanswered")
@@ -184,7 +179,7 @@ class Bot:
                     self._unconfirmed[(fan, conversation)] = state.started
             if exchange.erased:  # an erasure deleted the state too: nothing is written back
                 self._consent.drop(fan)
-                self._note_erased(fan, came)  # what came after the request is the fan's new start
+                self._store.note_erased(fan, came)  # what came after the request is the fan's new start
             elif not stores and (choice := await self._consented(fan)) != "yes":  # kept in memory only
                 if choice is None and not state.pending and self._consent.should_ask(fan):
                     state.ask_back = "consent"
@@ -326,21 +321,6 @@ class Bot:
         except StoreUnavailable:
             logger.warning("sweeping shared state skipped: the database did not answer")
             return 0
-
-    def _erased_after(self, fan: str, came: float) -> bool:
-        """Whether the fan was erased (here, or announced by another process) after a message
-        that reached this process at `came` (time.monotonic)."""
-        here = self._erased_at.get(fan)
-        elsewhere = self._store.erased_elsewhere_since(fan)
-        return (here is not None and here > came) or (elsewhere is not None and elsewhere > came)
-
-    def _note_erased(self, fan: str, requested: float) -> None:
-        """Messages that reached this process before `requested` (time.monotonic) and still
-        wait are dropped (`handle`)."""
-        now = time.monotonic()
-        for old in [f for f, at in self._erased_at.items() if now - at > ERASED_KEPT_SECONDS]:
-            del self._erased_at[old]
-        self._erased_at[fan] = requested
 
     async def release_idle(self) -> int:
         """Drops what this process holds in memory of fans idle past the conversation idle

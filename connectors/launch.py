@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import os
 import signal
@@ -219,12 +218,13 @@ async def _release_idle(bot: Bot, connectors: Sequence[Any], every_seconds: floa
     while True:
         await asyncio.sleep(every_seconds)
         released = 0
-        for release in (bot.release_idle, *(getattr(c, "release_idle", None) for c in connectors)):
-            if release is None:
-                continue
-            try:  # one part failing stops no other
-                result = release()
-                released += await result if inspect.isawaitable(result) else result
+        try:  # one part failing stops no other
+            released += await bot.release_idle()
+        except Exception as error:
+            logger.error("releasing idle fans' memory failed (%s); will retry", type(error).__name__)
+        for connector in connectors:
+            try:
+                released += connector.release_idle() if hasattr(connector, "release_idle") else 0
             except Exception as error:
                 logger.error("releasing idle fans' memory failed (%s); will retry", type(error).__name__)
         if released:

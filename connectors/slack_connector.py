@@ -366,9 +366,7 @@ class SlackConnector:
             ack = kwargs.get("ack")
             if ack is not None:
                 await ack()  # commands and clicks; the listener's own ack() after this is a no-op for Slack
-            task = asyncio.create_task(self._guarded(listener(*args, **kwargs)))
-            self._in_flight.add(task)
-            task.add_done_callback(self._in_flight.discard)
+            self._spawn(listener(*args, **kwargs))
             METRICS.acked(self.name, time.perf_counter() - arrived)  # events: Bolt acks as this returns
 
         return acked
@@ -380,9 +378,7 @@ class SlackConnector:
         if not (isinstance(user, dict) and isinstance(user.get("id"), str) and isinstance(url, str) and url):
             return
         respond = AsyncRespond(response_url=url, proxy=self.client.proxy, ssl=self.client.ssl)
-        task = asyncio.create_task(self._guarded(self._respond(respond, Outgoing(Kind.ERROR, UNKNOWN_BUTTON_TEXT), user["id"])))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        self._spawn(self._respond(respond, Outgoing(Kind.ERROR, UNKNOWN_BUTTON_TEXT), user["id"]))
 
     async def _guarded(self, work: Awaitable[Any]) -> None:
         """What fails outside a fan's message (`replies_to` answers those): a desk action, a
@@ -443,6 +439,7 @@ class SlackConnector:
             self._spawn(self._router.deliver([Outgoing(Kind.ERROR, BUSY_TEXT)], self._answer_for(taken), address))
 
     def _spawn(self, work: Awaitable[Any]) -> None:
+        """`work` in a task of its own, failures logged (`_guarded`), tracked so shutdown lets it finish."""
         task = asyncio.ensure_future(self._guarded(work))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)

@@ -19,8 +19,7 @@ from bot.privacy.caches import FanCaches
 from bot.privacy.notify import ERASED, EVERY_FAN, KEYS, PREFERENCE, fan_token
 from bot.privacy.turns import Turn
 
-#: How long an erasure announced by another process is remembered (`Changes.erased_since`):
-#: longer than any wait in an intake.
+#: How long an erasure is remembered (`Changes.erased_since`): longer than any wait in an intake.
 ERASED_KEPT_SECONDS = 3600.0
 
 logger = logging.getLogger(__name__)
@@ -35,9 +34,9 @@ class Changes:
         self._caches = caches
         self._on_store_thread = on_store_thread  # (work, *args): queued on the store thread
         self._changed: dict[str, tuple[int, bool]] = {}  # token -> (generation, erased)
-        #: When each erasure announced by another process reached this one (time.monotonic),
-        #: by token, whether or not the fan is held here, for `ERASED_KEPT_SECONDS`: messages
-        #: of the fan that waited in an intake meanwhile are dropped (`erased_since`).
+        #: When each fan was last erased (time.monotonic), by token, for `ERASED_KEPT_SECONDS`:
+        #: here (`note_erased`), or announced by another process, whether or not the fan is held
+        #: here. Messages of the fan that waited in an intake meanwhile are dropped (bot.core).
         self._erasures: dict[str, float] = {}
         self._all_changed = 0  # generation of the last "trust nothing" (the listener reconnected)
         self._erased_callbacks: list[Callable[[str], Awaitable[None]]] = []
@@ -58,15 +57,24 @@ class Changes:
                 before = self._changed.get(token, (0, False))
                 self._changed[token] = (caches.generation, before[1] or kind == ERASED)
                 if kind == ERASED:
-                    now = time.monotonic()
-                    for old in [t for t, at in self._erasures.items() if now - at > ERASED_KEPT_SECONDS]:
-                        del self._erasures[old]
-                    self._erasures[token] = now
+                    self._erased(token, time.monotonic())
         self._on_store_thread(self._drop_changed, kind, token)
 
+    def note_erased(self, fan: str, at: float) -> None:
+        """This process erased the fan, on a request that reached it at `at` (time.monotonic)."""
+        with self._caches.lock:
+            self._erased(fan_token(fan), at)
+
+    def _erased(self, token: str, at: float) -> None:
+        """Caller holds `caches.lock`."""
+        now = time.monotonic()
+        for old in [t for t, when in self._erasures.items() if now - when > ERASED_KEPT_SECONDS]:
+            del self._erasures[old]
+        self._erasures[token] = max(at, self._erasures.get(token, at))
+
     def erased_since(self, fan: str) -> Optional[float]:
-        """When an erasure of the fan announced by another process reached this one (monotonic),
-        within the last `ERASED_KEPT_SECONDS`; None if none did."""
+        """When the fan was last erased (monotonic), here or announced by another process,
+        within the last `ERASED_KEPT_SECONDS`; None if not."""
         with self._caches.lock:
             return self._erasures.get(fan_token(fan))
 

@@ -324,10 +324,14 @@ class TranscriptStore:
         """How many changes announced by other processes (or reconnections) reached this one."""
         return self._caches.generation
 
-    def erased_elsewhere_since(self, fan: str) -> Optional[float]:
-        """When another process's erasure of the fan was announced to this one (time.monotonic),
+    def erased_since(self, fan: str) -> Optional[float]:
+        """When the fan was last erased (time.monotonic), here or announced by another process,
         if within the last hour (`Changes.erased_since`); any thread."""
         return self._changes.erased_since(fan)
+
+    def note_erased(self, fan: str, at: float) -> None:
+        """This process erased the fan on a request that reached it at `at` (time.monotonic)."""
+        self._changes.note_erased(fan, at)
 
     def holds_key(self, fan: str) -> bool:
         """Whether the fan's data key is cached here (for tests and checks)."""
@@ -563,20 +567,7 @@ class TranscriptStore:
         cached = self._caches.logging.get(fan)
         if cached is not None:
             return cached
-
-        generation = self._caches.generation
-        enabled = await self._logging_reads.submit(fan)
-        if generation != self._caches.generation:  # a change was announced meanwhile: do not keep it
-            return enabled
-
-        def keep() -> None:  # on the store thread, which alone tracks when each fan was last used
-            if generation != self._caches.generation:  # a change was announced meanwhile
-                return
-            self._caches.hold_token(fan)
-            self._caches.logging.keep({fan: enabled})
-
-        await self.run(keep)
-        return enabled
+        return await self._logging_reads.submit(fan)  # read and kept by `_read_logging`
 
     def read_logging_choices(self, fans: Iterable[str], connection: Connection) -> None:
         """Reads into the cache the `/privacy` choices of these fans not held yet, in one
@@ -594,9 +585,16 @@ class TranscriptStore:
         self._caches.logging.keep(stored)
 
     def _read_logging(self, fans: list[str]) -> list[bool]:
-        """Store thread: the choices of the fans asked about meanwhile, in one statement."""
+        """Store thread: the choices of the fans asked about meanwhile, in one statement, kept
+        in the cache here (the store thread alone tracks when each fan was last used) unless
+        a change was announced meanwhile."""
+        generation = self._caches.generation
         with self._engine.connect() as connection:
             stored = read_choices(connection, fans)
+        if generation == self._caches.generation:
+            for fan in stored:
+                self._caches.hold_token(fan)
+            self._caches.logging.keep(stored)
         return [stored[fan] for fan in fans]
 
     async def set_logging(self, fan: str, enabled: bool) -> None:
